@@ -1,0 +1,1 @@
+//! weft-benches: benchmark binaries; see benches/README.md.

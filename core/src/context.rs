@@ -1,0 +1,232 @@
+//! [`Context`]: a handler's view of its pipeline, from its own position.
+//!
+//! Contract: `fire_*` methods pass an inbound event to the next interested
+//! handler towards the tail; `write`, `flush`, `read` and `close` start an
+//! outbound operation at the next interested handler towards the head (as
+//! `ctx.write` in Netty), not at the tail. A handler may change the pipeline
+//! through its context at any time, including removing or replacing itself;
+//! after removal its context still forwards to its former neighbours.
+
+use std::fmt;
+
+use crate::handler::UserEvent;
+use crate::pipeline::{Ev, Inner, TAIL};
+use crate::{Channel, Error, Handler, Msg, Promise, WriteFuture};
+
+/// A handler's handle on its pipeline during a callback.
+pub struct Context<'a> {
+    inner: &'a mut Inner,
+    idx: usize,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(inner: &'a mut Inner, idx: usize) -> Context<'a> {
+        Context { inner, idx }
+    }
+
+    /// This handler's name.
+    pub fn name(&self) -> &str {
+        self.inner.name_of(self.idx)
+    }
+
+    /// The channel.
+    pub fn channel(&self) -> &Channel {
+        &self.inner.channel
+    }
+
+    /// Whether the outbound buffer is below its high watermark right now.
+    pub fn is_writable(&self) -> bool {
+        self.inner.head.outbound.is_writable() && !self.inner.head.closed
+    }
+
+    /// Bytes queued in the outbound buffer.
+    pub fn buffered_bytes(&self) -> usize {
+        self.inner.head.outbound.buffered_bytes()
+    }
+
+    /// Whether this handler has been removed from the pipeline.
+    pub fn is_removed(&self) -> bool {
+        !self.inner.is_linked(self.idx)
+    }
+
+    // ---- inbound ----
+
+    /// Passes `channel_active` on.
+    pub fn fire_active(&mut self) {
+        self.inner.forward(self.idx, Ev::Active);
+    }
+
+    /// Passes a message on.
+    pub fn fire_read(&mut self, msg: impl Into<Msg>) {
+        self.inner.forward(self.idx, Ev::Read(msg.into()));
+    }
+
+    /// Passes `channel_read_complete` on.
+    pub fn fire_read_complete(&mut self) {
+        self.inner.forward(self.idx, Ev::ReadComplete);
+    }
+
+    /// Passes a user event on.
+    pub fn fire_user_event(&mut self, event: UserEvent) {
+        self.inner.forward(self.idx, Ev::UserEvent(event));
+    }
+
+    /// Passes a writability change on.
+    pub fn fire_writability_changed(&mut self, writable: bool) {
+        self.inner.forward(self.idx, Ev::Writability(writable));
+    }
+
+    /// Passes an error on.
+    pub fn fire_exception(&mut self, err: Error) {
+        self.inner.forward(self.idx, Ev::Exception(err));
+    }
+
+    /// Passes `channel_inactive` on.
+    pub fn fire_inactive(&mut self) {
+        self.inner.forward(self.idx, Ev::Inactive);
+    }
+
+    // ---- outbound ----
+
+    /// Writes towards the head, without a promise.
+    pub fn write(&mut self, msg: impl Into<Msg>) {
+        self.inner.forward(self.idx, Ev::Write(msg.into(), None));
+    }
+
+    /// Writes towards the head with an optional promise.
+    pub fn write_with(&mut self, msg: Msg, promise: Option<Promise>) {
+        self.inner.forward(self.idx, Ev::Write(msg, promise));
+    }
+
+    /// Writes towards the head; the future tells the outcome.
+    pub fn write_future(&mut self, msg: impl Into<Msg>) -> WriteFuture {
+        let (p, f) = Promise::new();
+        self.write_with(msg.into(), Some(p));
+        f
+    }
+
+    /// Writes, then flushes.
+    pub fn write_and_flush(&mut self, msg: impl Into<Msg>) {
+        self.write(msg);
+        self.flush();
+    }
+
+    /// Writes with a promise, then flushes.
+    pub fn write_and_flush_with(&mut self, msg: Msg, promise: Option<Promise>) {
+        self.write_with(msg, promise);
+        self.flush();
+    }
+
+    /// Flushes towards the head.
+    pub fn flush(&mut self) {
+        self.inner.forward(self.idx, Ev::Flush);
+    }
+
+    /// Requests a read towards the head.
+    pub fn read(&mut self) {
+        self.inner.forward(self.idx, Ev::ReadRequest);
+    }
+
+    /// Closes towards the head.
+    pub fn close(&mut self) {
+        self.inner.forward(self.idx, Ev::Close(None));
+    }
+
+    /// Closes towards the head with an optional promise.
+    pub fn close_with(&mut self, promise: Option<Promise>) {
+        self.inner.forward(self.idx, Ev::Close(promise));
+    }
+
+    // ---- pipeline changes ----
+
+    /// Adds a handler at the head end of the pipeline.
+    pub fn add_first(&mut self, name: &str, handler: impl Handler) -> Result<(), Error> {
+        self.inner
+            .insert_after(crate::pipeline::HEAD, name, Box::new(handler))
+    }
+
+    /// Adds a handler at the tail end of the pipeline.
+    pub fn add_last(&mut self, name: &str, handler: impl Handler) -> Result<(), Error> {
+        self.inner.insert_before(TAIL, name, Box::new(handler))
+    }
+
+    /// Adds a handler right after this one (it sees this handler's next
+    /// `fire_*` call).
+    pub fn add_after_self(&mut self, name: &str, handler: impl Handler) -> Result<(), Error> {
+        self.inner.insert_after(self.idx, name, Box::new(handler))
+    }
+
+    /// Adds a handler right before this one.
+    pub fn add_before_self(&mut self, name: &str, handler: impl Handler) -> Result<(), Error> {
+        self.inner.insert_before(self.idx, name, Box::new(handler))
+    }
+
+    /// Adds a handler after the handler named `base`.
+    pub fn add_after(
+        &mut self,
+        base: &str,
+        name: &str,
+        handler: impl Handler,
+    ) -> Result<(), Error> {
+        let at = self.find(base)?;
+        self.inner.insert_after(at, name, Box::new(handler))
+    }
+
+    /// Adds a handler before the handler named `base`.
+    pub fn add_before(
+        &mut self,
+        base: &str,
+        name: &str,
+        handler: impl Handler,
+    ) -> Result<(), Error> {
+        let at = self.find(base)?;
+        self.inner.insert_before(at, name, Box::new(handler))
+    }
+
+    /// Removes the handler named `name`.
+    pub fn remove(&mut self, name: &str) -> Result<(), Error> {
+        self.inner.remove(name)
+    }
+
+    /// Removes this handler. Its `handler_removed` runs once the current
+    /// callback returns; until then this context still forwards events.
+    pub fn remove_self(&mut self) {
+        self.inner.remove_at(self.idx);
+    }
+
+    /// Replaces this handler with `handler` named `name`.
+    pub fn replace_self(&mut self, name: &str, handler: impl Handler) -> Result<(), Error> {
+        self.inner.replace_at(self.idx, name, Box::new(handler))
+    }
+
+    /// Replaces the handler named `old`.
+    pub fn replace(&mut self, old: &str, name: &str, handler: impl Handler) -> Result<(), Error> {
+        let at = self.find(old)?;
+        self.inner.replace_at(at, name, Box::new(handler))
+    }
+
+    /// Whether a handler named `name` is in the pipeline.
+    pub fn contains(&self, name: &str) -> bool {
+        self.inner.find(name).is_some()
+    }
+
+    /// The handlers' names, head to tail.
+    pub fn names(&self) -> Vec<&str> {
+        self.inner.names()
+    }
+
+    fn find(&self, name: &str) -> Result<usize, Error> {
+        self.inner
+            .find(name)
+            .ok_or_else(|| Error::pipeline(format!("no handler named `{name}` in the pipeline")))
+    }
+}
+
+impl fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("handler", &self.name())
+            .field("channel", &self.inner.channel.id())
+            .finish()
+    }
+}

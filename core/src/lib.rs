@@ -1,0 +1,88 @@
+//! weft-core: the pieces every weft program is made of.
+//!
+//! - [`Msg`]: what flows through a pipeline — [`Bytes`](bytes::Bytes),
+//!   [`CompositeBytes`], [`FileRegion`], or any user type;
+//! - [`CompositeBytes`]: byte slices joined by reference, written with one
+//!   `writev`;
+//! - [`FileRegion`]: a range of a file, written with `sendfile(2)`;
+//! - [`Handler`], [`Pipeline`], [`Context`]: the chain of named stages a
+//!   connection's events and operations travel through;
+//! - [`Channel`]: a handle to a connection, usable from any task;
+//! - [`EmbeddedChannel`]: a pipeline driven by hand, to test handlers without
+//!   a socket;
+//! - [`Error`]: one opaque error type with `is_*()` predicates.
+//!
+//! This crate knows nothing of sockets; `weft-transport` drives pipelines
+//! from tokio sockets.
+//!
+//! # Memory without reference counting by hand
+//!
+//! Netty's `ByteBuf` is reference-counted by hand: every handler must
+//! `retain()` and `release()` correctly, and a leak detector hunts the ones
+//! that do not. In weft a buffer is a [`bytes::Bytes`], freed when its last
+//! owner drops it: there is nothing to release, nothing to leak, and no
+//! `IllegalReferenceCountException` to debug. A slice of a buffer keeps the
+//! buffer alive, and the compiler sees to the rest.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use weft_core::{Context, EmbeddedChannel, Handler, Events, Msg};
+//!
+//! /// Echoes every message back.
+//! #[derive(Debug)]
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     fn interest(&self) -> Events {
+//!         Events::READ | Events::READ_COMPLETE
+//!     }
+//!     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+//!         ctx.write(msg);
+//!     }
+//!     fn channel_read_complete(&mut self, ctx: &mut Context<'_>) {
+//!         ctx.flush();
+//!     }
+//! }
+//!
+//! let mut ch = EmbeddedChannel::with_handler(Echo);
+//! ch.write_inbound("hello");
+//! assert_eq!(ch.read_outbound::<Bytes>().unwrap(), "hello");
+//! ```
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![deny(unsafe_code)]
+
+mod channel;
+mod composite;
+mod context;
+mod embedded;
+mod error;
+mod file_region;
+mod handler;
+mod msg;
+pub mod outbound;
+mod pipeline;
+mod promise;
+mod typed;
+
+pub use bytes;
+
+// The README's example compiles and runs as a doc test.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
+pub use channel::{Address, Channel, ChannelId};
+pub use composite::CompositeBytes;
+pub use context::Context;
+pub use embedded::{EmbeddedBuilder, EmbeddedChannel};
+pub use error::{Error, Result};
+pub use file_region::FileRegion;
+pub use handler::{Events, Handler, UserEvent};
+pub use msg::{AnyMsg, Msg};
+pub use outbound::{OutboundBuffer, WriteBufferWaterMark};
+pub use pipeline::Pipeline;
+pub use promise::{Promise, WriteFuture};
+pub use typed::{from_fn, FnInbound, Typed, TypedInbound};

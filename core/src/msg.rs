@@ -1,0 +1,281 @@
+//! [`Msg`]: what flows through a pipeline.
+//!
+//! Contract: the three kinds the transport understands — [`Bytes`],
+//! [`CompositeBytes`] and [`FileRegion`] — travel as their own variants with
+//! no allocation and no downcast; anything else travels as [`Msg::User`],
+//! which remembers its type's name so that a message reaching a stage that
+//! cannot take it produces an error naming it.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::{CompositeBytes, FileRegion};
+
+/// A message in a pipeline.
+///
+/// ```
+/// use bytes::Bytes;
+/// use weft_core::Msg;
+///
+/// let m = Msg::from(Bytes::from_static(b"hi"));
+/// assert_eq!(m.buffered_len(), 2);
+/// let b: Bytes = m.downcast().unwrap();
+/// assert_eq!(b, "hi");
+///
+/// #[derive(Debug, PartialEq)]
+/// struct Ping(u32);
+/// let m = Msg::user(Ping(7));
+/// assert_eq!(m.type_name(), std::any::type_name::<Ping>());
+/// let m = m.downcast::<String>().unwrap_err(); // a mismatch gives the message back
+/// assert_eq!(m.downcast::<Ping>().unwrap(), Ping(7));
+/// ```
+pub enum Msg {
+    /// A contiguous, reference-counted byte slice.
+    Bytes(Bytes),
+    /// Several byte slices joined by reference.
+    Composite(CompositeBytes),
+    /// A range of a file, sent with `sendfile(2)`.
+    File(FileRegion),
+    /// Any other message: a decoded frame, a request object, ...
+    User(Box<dyn AnyMsg>),
+}
+
+/// A user message: any `Send + 'static` value, with its type name.
+///
+/// Implemented for every such type; you never implement it yourself.
+pub trait AnyMsg: Any + Send {
+    /// The name of the concrete type.
+    fn type_name(&self) -> &'static str;
+    /// Upcast for downcasting.
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+    /// Upcast for downcasting by reference.
+    fn as_any(&self) -> &(dyn Any + Send);
+}
+
+impl<T: Any + Send> AnyMsg for T {
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+    fn as_any(&self) -> &(dyn Any + Send) {
+        self
+    }
+}
+
+impl Msg {
+    /// Wraps a value as a message. `Bytes`, `CompositeBytes`, `FileRegion`
+    /// and `Msg` itself go to their own variants, anything else to `User`.
+    pub fn user<T: Any + Send>(value: T) -> Msg {
+        let mut slot = Some(value);
+        let any = &mut slot as &mut dyn Any;
+        if let Some(b) = any.downcast_mut::<Option<Bytes>>() {
+            return Msg::Bytes(b.take().expect("just set"));
+        }
+        if let Some(c) = any.downcast_mut::<Option<CompositeBytes>>() {
+            return Msg::Composite(c.take().expect("just set"));
+        }
+        if let Some(f) = any.downcast_mut::<Option<FileRegion>>() {
+            return Msg::File(f.take().expect("just set"));
+        }
+        if let Some(m) = any.downcast_mut::<Option<Msg>>() {
+            return m.take().expect("just set");
+        }
+        Msg::User(Box::new(slot.take().expect("just set")))
+    }
+
+    /// Takes the message as a `T`, or gives it back when it is not one.
+    ///
+    /// `T` may be `Bytes`, `CompositeBytes`, `FileRegion`, `Msg`, or a user
+    /// type; no allocation happens for the first four.
+    pub fn downcast<T: Any + Send>(self) -> Result<T, Msg> {
+        let want = TypeId::of::<T>();
+        let mut out: Option<T> = None;
+        {
+            let any = &mut out as &mut dyn Any;
+            if let Some(m) = any.downcast_mut::<Option<Msg>>() {
+                *m = Some(self);
+                return Ok(out.expect("just set"));
+            }
+        }
+        match self {
+            Msg::Bytes(b) if want == TypeId::of::<Bytes>() => {
+                *(&mut out as &mut dyn Any)
+                    .downcast_mut::<Option<Bytes>>()
+                    .expect("checked") = Some(b);
+                Ok(out.expect("just set"))
+            }
+            Msg::Composite(c) if want == TypeId::of::<CompositeBytes>() => {
+                *(&mut out as &mut dyn Any)
+                    .downcast_mut::<Option<CompositeBytes>>()
+                    .expect("checked") = Some(c);
+                Ok(out.expect("just set"))
+            }
+            Msg::File(f) if want == TypeId::of::<FileRegion>() => {
+                *(&mut out as &mut dyn Any)
+                    .downcast_mut::<Option<FileRegion>>()
+                    .expect("checked") = Some(f);
+                Ok(out.expect("just set"))
+            }
+            Msg::User(u) if (*u).as_any().is::<T>() => Ok(*u
+                .into_any()
+                .downcast::<T>()
+                .expect("type checked just before")),
+            other => Err(other),
+        }
+    }
+
+    /// Whether the message is a `T` (see [`downcast`](Self::downcast)).
+    pub fn is<T: Any>(&self) -> bool {
+        let want = TypeId::of::<T>();
+        if want == TypeId::of::<Msg>() {
+            return true;
+        }
+        match self {
+            Msg::Bytes(_) => want == TypeId::of::<Bytes>(),
+            Msg::Composite(_) => want == TypeId::of::<CompositeBytes>(),
+            Msg::File(_) => want == TypeId::of::<FileRegion>(),
+            Msg::User(u) => (**u).as_any().type_id() == want,
+        }
+    }
+
+    /// A reference to the user value, when it is a `T`.
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        match self {
+            Msg::User(u) => (**u).as_any().downcast_ref::<T>(),
+            _ => None,
+        }
+    }
+
+    /// The name of the message's type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Msg::Bytes(_) => std::any::type_name::<Bytes>(),
+            Msg::Composite(_) => std::any::type_name::<CompositeBytes>(),
+            Msg::File(_) => std::any::type_name::<FileRegion>(),
+            Msg::User(u) => (**u).type_name(),
+        }
+    }
+
+    /// The bytes this message holds in memory, which is what write-buffer
+    /// watermarks count.
+    ///
+    /// A [`FileRegion`] counts 0: its bytes stay in the page cache and go
+    /// to the socket with `sendfile`, so they do not grow the process's
+    /// memory; counting them would keep a channel unwritable for the whole
+    /// of a large file and hold back small writes queued behind it. A user
+    /// message counts 0 too: it has no known size and must be encoded before
+    /// it reaches the transport.
+    pub fn buffered_len(&self) -> usize {
+        match self {
+            Msg::Bytes(b) => b.len(),
+            Msg::Composite(c) => c.len(),
+            Msg::File(_) | Msg::User(_) => 0,
+        }
+    }
+
+    /// Whether this is a byte message (`Bytes` or `CompositeBytes`).
+    pub fn is_bytes(&self) -> bool {
+        matches!(self, Msg::Bytes(_) | Msg::Composite(_))
+    }
+}
+
+impl From<Bytes> for Msg {
+    fn from(b: Bytes) -> Msg {
+        Msg::Bytes(b)
+    }
+}
+
+impl From<CompositeBytes> for Msg {
+    fn from(c: CompositeBytes) -> Msg {
+        Msg::Composite(c)
+    }
+}
+
+impl From<FileRegion> for Msg {
+    fn from(f: FileRegion) -> Msg {
+        Msg::File(f)
+    }
+}
+
+impl From<Vec<u8>> for Msg {
+    fn from(v: Vec<u8>) -> Msg {
+        Msg::Bytes(Bytes::from(v))
+    }
+}
+
+impl From<&'static [u8]> for Msg {
+    fn from(v: &'static [u8]) -> Msg {
+        Msg::Bytes(Bytes::from_static(v))
+    }
+}
+
+impl From<&'static str> for Msg {
+    fn from(v: &'static str) -> Msg {
+        Msg::Bytes(Bytes::from_static(v.as_bytes()))
+    }
+}
+
+impl From<String> for Msg {
+    fn from(v: String) -> Msg {
+        Msg::Bytes(Bytes::from(v))
+    }
+}
+
+impl fmt::Debug for Msg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Msg::Bytes(b) => f.debug_tuple("Msg::Bytes").field(&b.len()).finish(),
+            Msg::Composite(c) => f.debug_tuple("Msg::Composite").field(c).finish(),
+            Msg::File(r) => f.debug_tuple("Msg::File").field(r).finish(),
+            Msg::User(u) => f
+                .debug_tuple("Msg::User")
+                .field(&(**u).type_name())
+                .finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_routes_known_kinds_to_their_variants() {
+        assert!(matches!(Msg::user(Bytes::new()), Msg::Bytes(_)));
+        assert!(matches!(
+            Msg::user(CompositeBytes::new()),
+            Msg::Composite(_)
+        ));
+        assert!(matches!(Msg::user(Msg::from("x")), Msg::Bytes(_)));
+        assert!(matches!(Msg::user(5u32), Msg::User(_)));
+    }
+
+    #[test]
+    fn downcast_round_trips() {
+        let m = Msg::from("abc");
+        assert!(m.is::<Bytes>());
+        assert!(!m.is::<u32>());
+        let m = m.downcast::<u32>().unwrap_err();
+        let m = m.downcast::<CompositeBytes>().unwrap_err();
+        assert_eq!(m.downcast::<Bytes>().unwrap(), "abc");
+
+        let m = Msg::user(String::from("s"));
+        assert_eq!(m.type_name(), "alloc::string::String");
+        assert_eq!(m.downcast_ref::<String>().unwrap(), "s");
+        let m = m.downcast::<Msg>().unwrap();
+        assert_eq!(m.downcast::<String>().unwrap(), "s");
+    }
+
+    #[test]
+    fn buffered_len_counts_memory_only() {
+        let c: CompositeBytes = [Bytes::from_static(b"ab"), Bytes::from_static(b"cde")]
+            .into_iter()
+            .collect();
+        assert_eq!(Msg::from(c).buffered_len(), 5);
+        assert_eq!(Msg::user(1u8).buffered_len(), 0);
+    }
+}

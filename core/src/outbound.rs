@@ -1,0 +1,376 @@
+//! The outbound buffer: what a pipeline's head holds between `write` and the
+//! socket.
+//!
+//! Contract:
+//! - [`push`](OutboundBuffer::push) queues an entry as *unflushed*;
+//!   [`flush`](OutboundBuffer::flush) moves every unflushed entry to the
+//!   *flushed* part, which is what a transport drains, strictly in order;
+//! - byte entries at the front of the flushed part are offered as one
+//!   gathered write ([`gather`](OutboundBuffer::gather)); reporting how many
+//!   bytes the kernel took ([`advance`](OutboundBuffer::advance)) completes
+//!   the promises of the entries that are now fully written and leaves the
+//!   rest where a partial write stopped, even inside a slice;
+//! - the buffer counts the bytes it holds in memory
+//!   ([`Msg::buffered_len`]); above the high watermark it turns unwritable,
+//!   and writable again once below the low watermark;
+//! - [`fail_all`](OutboundBuffer::fail_all) fails every pending promise (on
+//!   close).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::IoSlice;
+
+use bytes::Buf;
+
+use crate::promise::complete;
+use crate::{Error, Msg, Promise};
+
+/// Default high write-buffer watermark: 64 KiB.
+pub const DEFAULT_HIGH_WATERMARK: usize = 64 * 1024;
+/// Default low write-buffer watermark: 32 KiB.
+pub const DEFAULT_LOW_WATERMARK: usize = 32 * 1024;
+
+/// High and low write-buffer watermarks.
+///
+/// ```
+/// use weft_core::WriteBufferWaterMark;
+///
+/// let wm = WriteBufferWaterMark::new(8 * 1024, 32 * 1024).unwrap();
+/// assert_eq!(wm.high(), 32 * 1024);
+/// assert!(WriteBufferWaterMark::new(10, 5).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteBufferWaterMark {
+    low: usize,
+    high: usize,
+}
+
+impl WriteBufferWaterMark {
+    /// Watermarks with `low <= high`.
+    pub fn new(low: usize, high: usize) -> Result<WriteBufferWaterMark, Error> {
+        if low > high {
+            return Err(Error::invalid_argument(format!(
+                "low watermark {low} is above the high watermark {high}"
+            )));
+        }
+        Ok(WriteBufferWaterMark { low, high })
+    }
+
+    /// The low watermark.
+    pub fn low(&self) -> usize {
+        self.low
+    }
+
+    /// The high watermark.
+    pub fn high(&self) -> usize {
+        self.high
+    }
+}
+
+impl Default for WriteBufferWaterMark {
+    fn default() -> Self {
+        WriteBufferWaterMark {
+            low: DEFAULT_LOW_WATERMARK,
+            high: DEFAULT_HIGH_WATERMARK,
+        }
+    }
+}
+
+/// One queued write.
+#[derive(Debug)]
+pub struct Entry {
+    /// The message, possibly partly written already.
+    pub msg: Msg,
+    /// Completed when the message's last byte is written.
+    pub promise: Option<Promise>,
+}
+
+/// The queue of writes between the pipeline's head and the socket.
+pub struct OutboundBuffer {
+    unflushed: VecDeque<Entry>,
+    flushed: VecDeque<Entry>,
+    buffered: usize,
+    watermark: WriteBufferWaterMark,
+    writable: bool,
+}
+
+impl Default for OutboundBuffer {
+    fn default() -> Self {
+        OutboundBuffer::new(WriteBufferWaterMark::default())
+    }
+}
+
+impl OutboundBuffer {
+    /// An empty buffer with the given watermarks.
+    pub fn new(watermark: WriteBufferWaterMark) -> OutboundBuffer {
+        OutboundBuffer {
+            unflushed: VecDeque::new(),
+            flushed: VecDeque::new(),
+            buffered: 0,
+            watermark,
+            writable: true,
+        }
+    }
+
+    /// Changes the watermarks; writability is re-evaluated on the next change.
+    pub fn set_watermark(&mut self, watermark: WriteBufferWaterMark) {
+        self.watermark = watermark;
+        self.update_writability();
+    }
+
+    /// Queues a write as unflushed.
+    pub fn push(&mut self, msg: Msg, promise: Option<Promise>) {
+        self.buffered += msg.buffered_len();
+        self.unflushed.push_back(Entry { msg, promise });
+        self.update_writability();
+    }
+
+    /// Moves every unflushed entry to the flushed part.
+    pub fn flush(&mut self) {
+        if self.flushed.is_empty() {
+            std::mem::swap(&mut self.flushed, &mut self.unflushed);
+        } else {
+            self.flushed.extend(self.unflushed.drain(..));
+        }
+    }
+
+    /// Bytes held in memory by all entries, flushed or not.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    /// Whether the buffer is below its high watermark (with hysteresis).
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Whether nothing at all is queued.
+    pub fn is_empty(&self) -> bool {
+        self.flushed.is_empty() && self.unflushed.is_empty()
+    }
+
+    /// Whether nothing flushed is waiting to be written.
+    pub fn flushed_is_empty(&self) -> bool {
+        self.flushed.is_empty()
+    }
+
+    /// Number of flushed entries.
+    pub fn flushed_len(&self) -> usize {
+        self.flushed.len()
+    }
+
+    /// Number of unflushed entries.
+    pub fn unflushed_len(&self) -> usize {
+        self.unflushed.len()
+    }
+
+    /// The first flushed entry.
+    pub fn front(&self) -> Option<&Entry> {
+        self.flushed.front()
+    }
+
+    /// The first flushed entry, to make progress on it (a `FileRegion`).
+    pub fn front_mut(&mut self) -> Option<&mut Entry> {
+        self.flushed.front_mut()
+    }
+
+    /// Removes the first flushed entry without completing its promise.
+    pub fn pop_front(&mut self) -> Option<Entry> {
+        let e = self.flushed.pop_front()?;
+        self.buffered -= e.msg.buffered_len();
+        self.update_writability();
+        Some(e)
+    }
+
+    /// Removes the first flushed entry and completes its promise with `result`.
+    pub fn complete_front(&mut self, result: Result<(), Error>) {
+        if let Some(e) = self.pop_front() {
+            complete(e.promise, result);
+        }
+    }
+
+    /// Fills `iov` with the byte slices of the consecutive byte entries at the
+    /// front of the flushed part (a `Bytes` is one slice, a `CompositeBytes`
+    /// one per chunk) and returns how many slices and bytes it offered.
+    /// Empty byte entries are skipped; it stops at the first non-byte entry.
+    pub fn gather<'a>(&'a self, iov: &mut [IoSlice<'a>]) -> (usize, usize) {
+        let mut n = 0;
+        let mut bytes = 0;
+        for e in &self.flushed {
+            if n == iov.len() {
+                break;
+            }
+            match &e.msg {
+                Msg::Bytes(b) => {
+                    if !b.is_empty() {
+                        iov[n] = IoSlice::new(b);
+                        n += 1;
+                        bytes += b.len();
+                    }
+                }
+                Msg::Composite(c) => {
+                    let k = c.chunks_vectored(&mut iov[n..]);
+                    for s in &iov[n..n + k] {
+                        bytes += s.len();
+                    }
+                    n += k;
+                }
+                _ => break,
+            }
+        }
+        (n, bytes)
+    }
+
+    /// Records that the kernel took `n` bytes from the front byte entries:
+    /// fully written entries are removed and their promises succeed; a partly
+    /// written entry is advanced in place.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is more than the front byte entries hold (a transport bug).
+    pub fn advance(&mut self, mut n: usize) {
+        self.buffered -= n;
+        loop {
+            let Some(front) = self.flushed.front_mut() else {
+                assert!(n == 0, "advanced past the flushed byte entries");
+                break;
+            };
+            let len = match &front.msg {
+                Msg::Bytes(b) => b.len(),
+                Msg::Composite(c) => c.len(),
+                _ => {
+                    assert!(n == 0, "advanced past the flushed byte entries");
+                    break;
+                }
+            };
+            if len <= n {
+                n -= len;
+                let e = self.flushed.pop_front().expect("front exists");
+                complete(e.promise, Ok(()));
+            } else {
+                if n > 0 {
+                    match &mut front.msg {
+                        Msg::Bytes(b) => b.advance(n),
+                        Msg::Composite(c) => c.advance(n),
+                        _ => unreachable!("checked above"),
+                    }
+                }
+                break;
+            }
+        }
+        self.update_writability();
+    }
+
+    /// Fails every queued entry's promise with `err` and empties the buffer.
+    pub fn fail_all(&mut self, err: &Error) {
+        for e in self.flushed.drain(..).chain(self.unflushed.drain(..)) {
+            complete(e.promise, Err(err.clone()));
+        }
+        self.buffered = 0;
+        self.update_writability();
+    }
+
+    /// Fails the flushed entries only (the unflushed stay queued).
+    pub fn fail_flushed(&mut self, err: &Error) {
+        for e in self.flushed.drain(..) {
+            self.buffered -= e.msg.buffered_len();
+            complete(e.promise, Err(err.clone()));
+        }
+        self.update_writability();
+    }
+
+    fn update_writability(&mut self) {
+        if self.writable && self.buffered > self.watermark.high {
+            self.writable = false;
+        } else if !self.writable && self.buffered < self.watermark.low {
+            self.writable = true;
+        }
+    }
+}
+
+impl fmt::Debug for OutboundBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboundBuffer")
+            .field("flushed", &self.flushed.len())
+            .field("unflushed", &self.unflushed.len())
+            .field("buffered", &self.buffered)
+            .field("writable", &self.writable)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CompositeBytes;
+    use bytes::Bytes;
+
+    fn gathered(ob: &OutboundBuffer, max: usize) -> (usize, usize, Vec<u8>) {
+        let mut iov = vec![IoSlice::new(&[]); max];
+        let (n, bytes) = ob.gather(&mut iov);
+        let first = iov.first().map(|s| s.to_vec()).unwrap_or_default();
+        (n, bytes, if n > 0 { first } else { Vec::new() })
+    }
+
+    #[test]
+    fn gather_and_partial_advance() {
+        let mut ob = OutboundBuffer::default();
+        let (p1, mut f1) = Promise::new();
+        let (p2, mut f2) = Promise::new();
+        ob.push(Msg::from(Bytes::from_static(b"abc")), Some(p1));
+        let c: CompositeBytes = [Bytes::from_static(b"de"), Bytes::from_static(b"fgh")]
+            .into_iter()
+            .collect();
+        ob.push(Msg::from(c), Some(p2));
+        assert_eq!(gathered(&ob, 8).0, 0, "nothing flushed yet");
+        ob.flush();
+        assert_eq!(gathered(&ob, 8), (3, 8, b"abc".to_vec()));
+        ob.advance(4); // abc + d
+        assert!(f1.try_result().unwrap().is_ok());
+        assert!(f2.try_result().is_none());
+        assert_eq!(gathered(&ob, 8), (2, 4, b"e".to_vec()));
+        ob.advance(4);
+        assert!(f2.try_result().unwrap().is_ok());
+        assert!(ob.is_empty());
+        assert_eq!(ob.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn gather_respects_slice_limit() {
+        let mut ob = OutboundBuffer::default();
+        let c: CompositeBytes = (0..2000).map(|_| Bytes::from_static(b"x")).collect();
+        ob.push(Msg::from(c), None);
+        ob.flush();
+        assert_eq!(gathered(&ob, 1024).0, 1024);
+        ob.advance(1024);
+        assert_eq!(gathered(&ob, 1024).0, 976);
+    }
+
+    #[test]
+    fn watermarks_have_hysteresis() {
+        let mut ob = OutboundBuffer::new(WriteBufferWaterMark::new(10, 20).unwrap());
+        ob.push(Msg::from(vec![0u8; 15]), None);
+        assert!(ob.is_writable());
+        ob.push(Msg::from(vec![0u8; 6]), None);
+        assert!(!ob.is_writable());
+        ob.flush();
+        ob.advance(11); // 10 left: not below low yet
+        assert!(!ob.is_writable());
+        ob.advance(1);
+        assert!(ob.is_writable());
+    }
+
+    #[test]
+    fn fail_all_fails_every_promise() {
+        let mut ob = OutboundBuffer::default();
+        let (p1, mut f1) = Promise::new();
+        let (p2, mut f2) = Promise::new();
+        ob.push(Msg::from("a"), Some(p1));
+        ob.flush();
+        ob.push(Msg::from("b"), Some(p2));
+        ob.fail_all(&Error::closed());
+        assert!(f1.try_result().unwrap().unwrap_err().is_closed());
+        assert!(f2.try_result().unwrap().unwrap_err().is_closed());
+        assert!(ob.is_empty());
+    }
+}

@@ -1,0 +1,1 @@
+//! weft-examples: runnable servers and clients. (Not written yet: this crate only compiles.)

@@ -1,0 +1,1 @@
+//! weft-transport: tokio transports for weft. (Not written yet: this crate only compiles.)
