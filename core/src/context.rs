@@ -58,7 +58,7 @@ impl<'a> Context<'a> {
 
     /// Passes a message on.
     pub fn fire_read(&mut self, msg: impl Into<Msg>) {
-        self.inner.forward(self.idx, Ev::Read(msg.into()));
+        self.inner.forward_read(self.idx, msg.into());
     }
 
     /// Passes `channel_read_complete` on.
@@ -90,12 +90,12 @@ impl<'a> Context<'a> {
 
     /// Writes towards the head, without a promise.
     pub fn write(&mut self, msg: impl Into<Msg>) {
-        self.inner.forward(self.idx, Ev::Write(msg.into(), None));
+        self.inner.forward_write(self.idx, msg.into(), None);
     }
 
     /// Writes towards the head with an optional promise.
     pub fn write_with(&mut self, msg: Msg, promise: Option<Promise>) {
-        self.inner.forward(self.idx, Ev::Write(msg, promise));
+        self.inner.forward_write(self.idx, msg, promise);
     }
 
     /// Writes towards the head; the future tells the outcome.

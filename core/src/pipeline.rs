@@ -38,6 +38,13 @@ use crate::{Channel, Context, Error, Events, Handler, Msg, OutboundBuffer, Promi
 pub(crate) const HEAD: usize = 0;
 pub(crate) const TAIL: usize = 1;
 
+/// Number of event kinds (bits of [`Events`]).
+const KINDS: usize = 11;
+/// Bits 0..7 are inbound, 7..11 outbound.
+const INBOUND_KINDS: usize = 7;
+const HOP_READ: usize = Events::READ.bits().trailing_zeros() as usize;
+const HOP_WRITE: usize = Events::WRITE.bits().trailing_zeros() as usize;
+
 pub(crate) enum Ev {
     Active,
     Read(Msg),
@@ -71,10 +78,6 @@ impl Ev {
             Ev::Added => 0,
         }
     }
-
-    fn is_inbound(&self) -> bool {
-        self.bit() & Events::INBOUND.bits() != 0
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -88,10 +91,18 @@ struct Slot {
     name: Box<str>,
     handler: Option<Box<dyn Handler>>,
     interest: u16,
+    /// For each event kind, the slot it goes to from here: the next
+    /// interested slot towards the tail (inbound) or head (outbound).
+    /// Recomputed whenever the pipeline's structure changes, so that
+    /// skipping handlers costs nothing per event.
+    hop: [u32; KINDS],
     prev: usize,
     next: usize,
     state: State,
-    busy: bool,
+    /// The handler was lost to a panic: the slot passes events through.
+    /// (A slot whose handler is out while not dead is busy: its callback is
+    /// running further up the stack.)
+    dead: bool,
     queued: VecDeque<Ev>,
 }
 
@@ -101,10 +112,11 @@ impl Slot {
             name: name.into(),
             handler: None,
             interest: 0,
+            hop: [TAIL as u32; KINDS],
             prev,
             next,
             state: State::Linked,
-            busy: false,
+            dead: true,
             queued: VecDeque::new(),
         }
     }
@@ -167,7 +179,7 @@ pub struct Pipeline {
 
 impl Inner {
     fn new(channel: Channel) -> Inner {
-        Inner {
+        let mut inner = Inner {
             slots: vec![
                 Slot::sentinel("head", HEAD, TAIL),
                 Slot::sentinel("tail", HEAD, TAIL),
@@ -183,7 +195,9 @@ impl Inner {
                 notified_writable: true,
             },
             tail: Tail::default(),
-        }
+        };
+        inner.rehop();
+        inner
     }
 
     // ---- routing ----
@@ -194,33 +208,49 @@ impl Inner {
         if bit == 0 {
             return;
         }
-        if ev.is_inbound() {
-            let mut i = self.slots[from].next;
-            while i != TAIL {
-                let s = &self.slots[i];
-                if s.interest & bit != 0 {
-                    return self.invoke(i, ev);
-                }
-                i = s.next;
-            }
-            self.at_tail(ev);
-        } else {
-            let mut i = self.slots[from].prev;
-            while i != HEAD {
-                let s = &self.slots[i];
-                if s.interest & bit != 0 {
-                    return self.invoke(i, ev);
-                }
-                i = s.prev;
-            }
-            self.at_head(ev);
+        let to = self.slots[from].hop[bit.trailing_zeros() as usize] as usize;
+        match to {
+            TAIL => self.at_tail(ev),
+            HEAD => self.at_head(ev),
+            _ => self.invoke(to, ev),
         }
+    }
+
+    /// Fast path for `channel_read`, the hottest event: no `Ev` is built
+    /// unless the target is busy.
+    #[inline]
+    pub(crate) fn forward_read(&mut self, from: usize, msg: Msg) {
+        let i = self.slots[from].hop[HOP_READ] as usize;
+        if i == TAIL {
+            return self.at_tail(Ev::Read(msg));
+        }
+        let s = &mut self.slots[i];
+        let Some(mut h) = s.handler.take() else {
+            return self.invoke(i, Ev::Read(msg));
+        };
+        h.channel_read(&mut Context::new(self, i), msg);
+        self.finish_call(i, h);
+    }
+
+    /// Fast path for `write`, the hottest outbound operation.
+    #[inline]
+    pub(crate) fn forward_write(&mut self, from: usize, msg: Msg, promise: Option<Promise>) {
+        let i = self.slots[from].hop[HOP_WRITE] as usize;
+        if i == HEAD {
+            return self.at_head(Ev::Write(msg, promise));
+        }
+        let s = &mut self.slots[i];
+        let Some(mut h) = s.handler.take() else {
+            return self.invoke(i, Ev::Write(msg, promise));
+        };
+        h.write(&mut Context::new(self, i), msg, promise);
+        self.finish_call(i, h);
     }
 
     fn invoke(&mut self, idx: usize, ev: Ev) {
         let slot = &mut self.slots[idx];
         let Some(mut h) = slot.handler.take() else {
-            if slot.busy {
+            if !slot.dead {
                 slot.queued.push_back(ev);
             } else {
                 // A handler lost to a panic: pass everything through.
@@ -228,14 +258,25 @@ impl Inner {
             }
             return;
         };
-        slot.busy = true;
         self.call(&mut *h, idx, ev);
         self.finish_call(idx, h);
     }
 
     /// After a callback: deliver what queued up meanwhile, then put the
     /// handler back, or finish removing it.
-    fn finish_call(&mut self, idx: usize, mut h: Box<dyn Handler>) {
+    #[inline]
+    fn finish_call(&mut self, idx: usize, h: Box<dyn Handler>) {
+        let slot = &mut self.slots[idx];
+        if slot.queued.is_empty() && slot.state == State::Linked {
+            slot.handler = Some(h);
+        } else {
+            self.finish_call_slow(idx, h);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn finish_call_slow(&mut self, idx: usize, mut h: Box<dyn Handler>) {
         while let Some(ev) = self.slots[idx].queued.pop_front() {
             if self.slots[idx].state == State::Linked {
                 self.call(&mut *h, idx, ev);
@@ -244,7 +285,6 @@ impl Inner {
             }
         }
         let slot = &mut self.slots[idx];
-        slot.busy = false;
         if slot.state == State::Linked {
             slot.handler = Some(h);
         } else {
@@ -271,7 +311,6 @@ impl Inner {
     }
 
     fn call_removed(&mut self, idx: usize, mut h: Box<dyn Handler>) {
-        self.slots[idx].busy = true;
         h.handler_removed(&mut Context::new(self, idx));
         while let Some(ev) = self.slots[idx].queued.pop_front() {
             self.forward(idx, ev);
@@ -398,10 +437,11 @@ impl Inner {
             name: name.into(),
             handler: None,
             interest: handler.interest().bits(),
+            hop: [TAIL as u32; KINDS],
             prev,
             next,
             state: State::Linked,
-            busy: true,
+            dead: false,
             queued: VecDeque::new(),
         };
         let idx = match self.free.pop() {
@@ -416,6 +456,7 @@ impl Inner {
         };
         self.slots[prev].next = idx;
         self.slots[next].prev = idx;
+        self.rehop();
         self.call(&mut *handler, idx, Ev::Added);
         self.finish_call(idx, handler);
     }
@@ -447,6 +488,62 @@ impl Inner {
                 }
             }
         }
+        self.rehop();
+    }
+
+    /// Recomputes every slot's `hop` table after a structural change.
+    fn rehop(&mut self) {
+        // Inbound kinds: walk tail → head; `acc` holds, for the slot being
+        // visited, the nearest interested slot after it.
+        let mut acc = [TAIL as u32; KINDS];
+        let mut i = TAIL;
+        loop {
+            let s = &mut self.slots[i];
+            s.hop[..INBOUND_KINDS].copy_from_slice(&acc[..INBOUND_KINDS]);
+            if i == HEAD {
+                break;
+            }
+            for (b, a) in acc.iter_mut().enumerate().take(INBOUND_KINDS) {
+                if s.interest & (1 << b) != 0 {
+                    *a = i as u32;
+                }
+            }
+            i = s.prev;
+        }
+        // Outbound kinds: walk head → tail.
+        let mut acc = [HEAD as u32; KINDS];
+        let mut i = HEAD;
+        loop {
+            let s = &mut self.slots[i];
+            s.hop[INBOUND_KINDS..].copy_from_slice(&acc[INBOUND_KINDS..]);
+            if i == TAIL {
+                break;
+            }
+            for (b, a) in acc.iter_mut().enumerate().skip(INBOUND_KINDS) {
+                if s.interest & (1 << b) != 0 {
+                    *a = i as u32;
+                }
+            }
+            i = s.next;
+        }
+        // Removed slots whose callback is still running forward from their
+        // old position: their neighbours are live slots (see `unlink`).
+        for r in 0..self.slots.len() {
+            if self.slots[r].state != State::Removed {
+                continue;
+            }
+            let (prev, next) = (self.slots[r].prev, self.slots[r].next);
+            let mut hop = [0u32; KINDS];
+            for (b, h) in hop.iter_mut().enumerate() {
+                let n = if b < INBOUND_KINDS { next } else { prev };
+                *h = if self.slots[n].interest & (1 << b) != 0 {
+                    n as u32
+                } else {
+                    self.slots[n].hop[b]
+                };
+            }
+            self.slots[r].hop = hop;
+        }
     }
 
     pub(crate) fn remove_at(&mut self, idx: usize) {
@@ -454,8 +551,8 @@ impl Inner {
             return;
         }
         self.unlink(idx);
-        if self.slots[idx].busy {
-            return; // finished when its callback returns
+        if self.slots[idx].handler.is_none() && !self.slots[idx].dead {
+            return; // busy: finished when its callback returns
         }
         match self.slots[idx].handler.take() {
             Some(h) => self.call_removed(idx, h),
@@ -490,7 +587,7 @@ impl Inner {
         let s = &mut self.slots[idx];
         s.state = State::Free;
         s.handler = None;
-        s.busy = false;
+        s.dead = false;
         s.name = "".into();
         s.queued.clear();
         self.free.push(idx);
@@ -520,9 +617,10 @@ impl Inner {
             .unwrap_or_else(|| "non-string panic payload".to_string());
         let mut dead = Vec::new();
         for (i, s) in self.slots.iter_mut().enumerate() {
-            if s.busy {
-                s.busy = false;
+            let busy = i != HEAD && i != TAIL && s.handler.is_none() && !s.dead;
+            if busy && s.state != State::Free {
                 s.queued.clear();
+                s.dead = true;
                 if s.state == State::Removed {
                     dead.push(i);
                 }
@@ -675,7 +773,7 @@ impl Pipeline {
     /// Fires `channel_read`.
     pub fn fire_read(&mut self, msg: impl Into<Msg>) {
         let msg = msg.into();
-        self.enter(|p| p.forward(HEAD, Ev::Read(msg)));
+        self.enter(|p| p.forward_read(HEAD, msg));
     }
 
     /// Fires `channel_read_complete`.
@@ -707,7 +805,7 @@ impl Pipeline {
 
     /// Writes a message from the tail with an optional promise.
     pub fn write_with(&mut self, msg: Msg, promise: Option<Promise>) {
-        self.enter(|p| p.forward(TAIL, Ev::Write(msg, promise)));
+        self.enter(|p| p.forward_write(TAIL, msg, promise));
     }
 
     /// Writes and flushes from the tail; the future tells the outcome.
