@@ -25,6 +25,12 @@ use crate::{Context, Error, Msg, Promise};
 /// (Netty's `userEventTriggered` object), such as an idle-state event.
 pub type UserEvent = Box<dyn Any + Send>;
 
+/// The user event a transport fires when the peer shut its output down
+/// (end of input) and the channel allows half-closure: the channel stays
+/// open for writing. Decoders run their end-of-input decoding on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputShutdown;
+
 /// The set of events a handler takes part in.
 ///
 /// ```

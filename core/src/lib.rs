@@ -80,7 +80,7 @@ pub use context::Context;
 pub use embedded::{EmbeddedBuilder, EmbeddedChannel};
 pub use error::{Error, Result};
 pub use file_region::FileRegion;
-pub use handler::{Events, Handler, UserEvent};
+pub use handler::{Events, Handler, InputShutdown, UserEvent};
 pub use msg::{AnyMsg, Msg};
 pub use outbound::{OutboundBuffer, WriteBufferWaterMark};
 pub use pipeline::Pipeline;

@@ -1,1 +1,63 @@
-//! weft-transport: tokio transports for weft. (Not written yet: this crate only compiles.)
+//! weft-transport: run weft pipelines over tokio TCP and Unix-domain sockets.
+//!
+//! - [`ServerBootstrap`] binds a listener and gives each accepted connection
+//!   its own task and [`Pipeline`](weft_core::Pipeline);
+//! - [`Bootstrap`] connects as a client;
+//! - the connection task reads into adaptive buffers, hands each read on as
+//!   a `Bytes` without copying, and writes the outbound buffer with one
+//!   `writev` per run of byte messages and `sendfile(2)` for each
+//!   [`FileRegion`](weft_core::FileRegion);
+//! - [`ChannelGroup`] broadcasts to many channels.
+//!
+//! # Watermarks and file bytes
+//!
+//! Writability follows the bytes the outbound buffer holds **in memory**
+//! (`Bytes` and `CompositeBytes`). A `FileRegion` counts 0: its bytes stay in
+//! the page cache until `sendfile` moves them, so they cost the process no
+//! memory, and counting them would keep a channel unwritable for the whole
+//! of a large file. When a region must be streamed instead (no `sendfile`),
+//! only one chunk of it is in memory at a time.
+//!
+//! # Example: an echo server
+//!
+//! ```no_run
+//! use weft_core::{Context, Events, Handler, Msg};
+//! use weft_transport::ServerBootstrap;
+//!
+//! struct Echo;
+//! impl Handler for Echo {
+//!     fn interest(&self) -> Events {
+//!         Events::READ | Events::READ_COMPLETE
+//!     }
+//!     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+//!         ctx.write(msg);
+//!     }
+//!     fn channel_read_complete(&mut self, ctx: &mut Context<'_>) {
+//!         ctx.flush();
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), weft_core::Error> {
+//! let server = ServerBootstrap::new()
+//!     .child_handler(|p| p.add_last("echo", Echo))
+//!     .bind("127.0.0.1:7000")
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![deny(unsafe_code)]
+
+mod client;
+mod driver;
+mod group;
+mod options;
+mod server;
+mod stream;
+
+pub use client::Bootstrap;
+pub use driver::{FALLBACK_CHUNK, IOV_MAX, SENDFILE_STEP};
+pub use group::ChannelGroup;
+pub use options::ChannelOptions;
+pub use server::{Server, ServerBootstrap};

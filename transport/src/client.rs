@@ -1,0 +1,114 @@
+//! [`Bootstrap`]: connect to a server and run a pipeline for the connection.
+//!
+//! Contract: `connect` resolves the address, connects within the timeout
+//! (default 10 s), fills the pipeline with the initializer, spawns the
+//! connection's task in the caller's runtime and returns its [`Channel`].
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use weft_core::{Channel, Error, Pipeline};
+
+use crate::options::{channel_option_setters, ChannelOptions};
+use crate::server::{spawn_connection, Initializer};
+
+/// Configures and opens client connections.
+///
+/// ```no_run
+/// use weft_transport::Bootstrap;
+///
+/// # async fn run() -> Result<(), weft_core::Error> {
+/// let ch = Bootstrap::new()
+///     .handler(|_p| Ok(()))
+///     .connect("127.0.0.1:7000")
+///     .await?;
+/// ch.write_and_flush("hello\n").await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Bootstrap {
+    opts: ChannelOptions,
+    init: Option<Initializer>,
+    connect_timeout: Duration,
+}
+
+impl Default for Bootstrap {
+    fn default() -> Self {
+        Bootstrap::new()
+    }
+}
+
+impl Bootstrap {
+    /// A bootstrap with default options.
+    pub fn new() -> Bootstrap {
+        Bootstrap {
+            opts: ChannelOptions::default(),
+            init: None,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Fills the connection's pipeline.
+    pub fn handler<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&mut Pipeline) -> Result<(), Error> + Send + Sync + 'static,
+    {
+        self.init = Some(Arc::new(f));
+        self
+    }
+
+    /// How long `connect` may take (default 10 s).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    channel_option_setters!();
+
+    fn check(&self) -> Result<Initializer, Error> {
+        self.opts.validate()?;
+        Ok(self.init.clone().unwrap_or_else(|| Arc::new(|_| Ok(()))))
+    }
+
+    /// Connects over TCP.
+    pub async fn connect(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<Channel, Error> {
+        let init = self.check()?;
+        let stream =
+            tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(addr))
+                .await
+                .map_err(|_| {
+                    Error::timeout(format!(
+                        "connect took longer than {:?}",
+                        self.connect_timeout
+                    ))
+                })??;
+        spawn_connection(stream, &Arc::new(self.opts.clone()), &init, None)
+    }
+
+    /// Connects to a Unix-domain socket.
+    pub async fn connect_unix(&self, path: impl AsRef<Path>) -> Result<Channel, Error> {
+        let init = self.check()?;
+        let stream =
+            tokio::time::timeout(self.connect_timeout, tokio::net::UnixStream::connect(path))
+                .await
+                .map_err(|_| {
+                    Error::timeout(format!(
+                        "connect took longer than {:?}",
+                        self.connect_timeout
+                    ))
+                })??;
+        spawn_connection(stream, &Arc::new(self.opts.clone()), &init, None)
+    }
+}
+
+impl fmt::Debug for Bootstrap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bootstrap")
+            .field("opts", &self.opts)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,415 @@
+//! The connection task: one per channel, owning its pipeline and socket.
+//!
+//! Contract:
+//! - reads: when the socket is readable (and auto-read is on, or a `read()`
+//!   was requested), up to `max_reads_per_wakeup` reads into an adaptive
+//!   buffer; each read is handed on as one `Bytes` split off the buffer (no
+//!   copy), then `channel_read_complete`. The buffer grows when a read fills
+//!   it and shrinks after two short reads in a row; it is released when the
+//!   burst ends, so an idle connection holds no read buffer;
+//! - writes: flushed entries leave strictly in order. Consecutive byte
+//!   entries go out in one `writev` of at most [`IOV_MAX`] slices (a single
+//!   slice with a plain `write`); a `FileRegion` goes out with `sendfile`
+//!   from its current position in steps of at most [`SENDFILE_STEP`] bytes.
+//!   After `write_spin` system calls the task yields so that one busy
+//!   channel does not starve the others on its thread;
+//! - `sendfile` returning 0 before the region's end means the file shrank:
+//!   that write fails with [`Error::is_file_shrank`], the error is fired,
+//!   and the channel closes (the peer's framing can no longer be trusted);
+//!   it never spins;
+//! - `sendfile` refused by the kernel (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`):
+//!   the region is streamed in chunks read from the file instead, one chunk
+//!   in memory at a time;
+//! - a user message reaching the socket fails its promise with an error
+//!   naming its type and suggesting a missing encoder;
+//! - end of input closes the channel, or fires
+//!   [`InputShutdown`](weft_core::InputShutdown) when half-closure is allowed;
+//! - on close, the socket is closed first, then every pending promise fails
+//!   and `channel_inactive` fires.
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::task::Poll;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::Interest;
+use weft_core::{Error, InputShutdown, Msg, Pipeline};
+
+use crate::options::ChannelOptions;
+use crate::server::ServerCtl;
+use crate::stream::Stream;
+
+/// Most slices in one `writev` (Linux's IOV_MAX; 1025 gives EINVAL).
+pub const IOV_MAX: usize = 1024;
+/// Most bytes asked of one `sendfile` call.
+pub const SENDFILE_STEP: usize = 1 << 20;
+/// Size of one chunk when a `FileRegion` is streamed instead of sent.
+pub const FALLBACK_CHUNK: usize = 64 * 1024;
+
+enum Flushed {
+    /// Nothing flushed is left.
+    Done,
+    /// The socket's send buffer is full: wait for writability.
+    Blocked,
+    /// The write budget for this wake-up is spent.
+    Budget,
+}
+
+enum Wake {
+    Commands,
+    Readable(io::Result<()>),
+    Writable(io::Result<()>),
+}
+
+struct State {
+    read_size: usize,
+    short_reads: u8,
+    read_requested: bool,
+    input_closed: bool,
+    write_blocked: bool,
+    sendfile_refused: bool,
+    /// A chunk of a streamed `FileRegion`, partly written.
+    chunk: Option<Bytes>,
+}
+
+/// Runs a connection until it closes.
+pub(crate) async fn drive<S: Stream>(
+    stream: S,
+    mut pipeline: Pipeline,
+    opts: Arc<ChannelOptions>,
+    ctl: Option<Arc<ServerCtl>>,
+) {
+    let channel = pipeline.channel().clone();
+    tracing::debug!("channel active");
+    pipeline.fire_active();
+    let mut st = State {
+        read_size: opts.read_initial,
+        short_reads: 0,
+        read_requested: false,
+        input_closed: false,
+        write_blocked: false,
+        sendfile_refused: false,
+        chunk: None,
+    };
+    let mut draining = false;
+    loop {
+        pipeline.run_commands();
+        if pipeline.take_read_request() {
+            st.read_requested = true;
+        }
+        if let Some(ctl) = &ctl {
+            match ctl.phase() {
+                crate::server::Phase::Running => {}
+                crate::server::Phase::Draining => draining = true,
+                crate::server::Phase::Abort => break,
+            }
+        }
+        if pipeline.close_requested() {
+            break;
+        }
+
+        let mut yield_now = false;
+        if !st.write_blocked && !pipeline.outbound().flushed_is_empty() {
+            match flush(&stream, &mut pipeline, &mut st, &opts) {
+                Ok(Flushed::Done) => {}
+                Ok(Flushed::Blocked) => st.write_blocked = true,
+                Ok(Flushed::Budget) => yield_now = true,
+                Err(e) => {
+                    // The writes that were under way fail with the cause.
+                    pipeline.outbound().fail_flushed(&e);
+                    fail(&mut pipeline, e);
+                    break;
+                }
+            }
+            pipeline.sync_writability();
+        }
+        if let Some(cap) = opts.max_outbound_bytes {
+            let held = pipeline.outbound().buffered_bytes();
+            if held > cap {
+                fail(
+                    &mut pipeline,
+                    Error::closed_because(format!(
+                        "the outbound buffer holds {held} bytes, over the cap of {cap}: \
+                         the peer is not reading"
+                    )),
+                );
+                break;
+            }
+        }
+        if pipeline.close_requested() {
+            break;
+        }
+        if draining && pipeline.outbound().flushed_is_empty() {
+            break;
+        }
+        if yield_now {
+            tokio::task::yield_now().await;
+            continue;
+        }
+
+        let want_read = !st.input_closed && !draining && (opts.auto_read || st.read_requested);
+        let want_write = st.write_blocked;
+        let wake = poll_fn(|cx| {
+            if channel.poll_commands(cx).is_ready() {
+                return Poll::Ready(Wake::Commands);
+            }
+            if want_write {
+                if let Poll::Ready(r) = stream.poll_write_ready(cx) {
+                    return Poll::Ready(Wake::Writable(r));
+                }
+            }
+            if want_read {
+                if let Poll::Ready(r) = stream.poll_read_ready(cx) {
+                    return Poll::Ready(Wake::Readable(r));
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        match wake {
+            Wake::Commands => {}
+            Wake::Writable(Ok(())) => st.write_blocked = false,
+            Wake::Readable(Ok(())) => {
+                if let Err(e) = read_burst(&stream, &mut pipeline, &mut st, &opts) {
+                    fail(&mut pipeline, e);
+                    break;
+                }
+                if st.input_closed && !opts.allow_half_closure {
+                    break;
+                }
+            }
+            Wake::Writable(Err(e)) | Wake::Readable(Err(e)) => {
+                fail(&mut pipeline, Error::io(e));
+                break;
+            }
+        }
+    }
+    drop(stream);
+    pipeline.finish_close();
+    tracing::debug!("channel inactive");
+}
+
+/// Fires an error that ends the channel.
+fn fail(pipeline: &mut Pipeline, err: Error) {
+    if err.is_io()
+        && matches!(
+            err.io_kind(),
+            Some(io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe)
+        )
+    {
+        tracing::debug!(error = %err, "connection reset by peer");
+    } else {
+        tracing::debug!(error = %err, "channel failed");
+    }
+    pipeline.fire_exception(err);
+}
+
+fn read_burst<S: Stream>(
+    stream: &S,
+    pipeline: &mut Pipeline,
+    st: &mut State,
+    opts: &ChannelOptions,
+) -> Result<(), Error> {
+    let mut buf = BytesMut::new();
+    let mut reads = 0;
+    let mut got_any = false;
+    while reads < opts.max_reads_per_wakeup {
+        if buf.capacity() - buf.len() < opts.read_min.max(st.read_size / 4) {
+            buf.reserve(st.read_size);
+        }
+        let offered = buf.capacity() - buf.len();
+        match stream.try_read_buf(&mut buf) {
+            Ok(0) => {
+                st.input_closed = true;
+                break;
+            }
+            Ok(n) => {
+                reads += 1;
+                got_any = true;
+                // Adapt the next read's size.
+                if n == offered {
+                    st.read_size = (st.read_size * 2).min(opts.read_max);
+                    st.short_reads = 0;
+                } else if n < st.read_size / 2 {
+                    st.short_reads += 1;
+                    if st.short_reads >= 2 {
+                        st.read_size = (st.read_size / 2).max(opts.read_min);
+                        st.short_reads = 0;
+                    }
+                } else {
+                    st.short_reads = 0;
+                }
+                pipeline.fire_read(buf.split().freeze());
+                if pipeline.close_requested() || pipeline.is_closed() {
+                    break;
+                }
+                if !opts.auto_read {
+                    break;
+                }
+                if n < offered {
+                    break; // drained: the next read would block
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(e)),
+        }
+    }
+    if got_any {
+        st.read_requested = false;
+        pipeline.fire_read_complete();
+    }
+    if st.input_closed {
+        if opts.allow_half_closure {
+            tracing::debug!("input shut down by peer");
+            pipeline.fire_user_event(Box::new(InputShutdown));
+        } else {
+            tracing::debug!("end of input");
+        }
+    }
+    Ok(())
+}
+
+fn flush<S: Stream>(
+    stream: &S,
+    pipeline: &mut Pipeline,
+    st: &mut State,
+    opts: &ChannelOptions,
+) -> Result<Flushed, Error> {
+    let mut budget = opts.write_spin;
+    loop {
+        let ob = pipeline.outbound();
+        let Some(front) = ob.front_mut() else {
+            return Ok(Flushed::Done);
+        };
+        match &mut front.msg {
+            Msg::Bytes(_) | Msg::Composite(_) => {
+                let mut iov = [IoSlice::new(&[]); IOV_MAX];
+                let (n, total) = ob.gather(&mut iov);
+                if n == 0 {
+                    ob.advance(0); // completes empty entries
+                    continue;
+                }
+                let r = if n == 1 {
+                    stream.try_write(&iov[0])
+                } else {
+                    stream.try_write_vectored(&iov[..n])
+                };
+                match r {
+                    Ok(k) => {
+                        ob.advance(k);
+                        if k < total {
+                            // The send buffer is (nearly) full; the next
+                            // attempt would most likely block.
+                            return Ok(Flushed::Blocked);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Blocked),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(Error::io(e)),
+                }
+            }
+            Msg::File(region) => {
+                if region.is_done() && st.chunk.is_none() {
+                    ob.complete_front(Ok(()));
+                    continue;
+                }
+                if st.sendfile_refused || st.chunk.is_some() {
+                    // Streamed: one chunk read from the file at a time.
+                    if st.chunk.is_none() {
+                        match region.read_chunk(FALLBACK_CHUNK) {
+                            Ok(c) => st.chunk = Some(c),
+                            Err(e) => {
+                                ob.complete_front(Err(e.clone()));
+                                return Err(e);
+                            }
+                        }
+                    }
+                    let chunk = st.chunk.as_mut().expect("set above");
+                    match stream.try_write(chunk) {
+                        Ok(k) => {
+                            let _ = chunk.split_to(k);
+                            if chunk.is_empty() {
+                                st.chunk = None;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            return Ok(Flushed::Blocked)
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(Error::io(e)),
+                    }
+                } else {
+                    let file = region.file().clone();
+                    let mut offset = region.position() as i64;
+                    let count = region.remaining().min(SENDFILE_STEP as u64) as usize;
+                    let r = stream.try_io(Interest::WRITABLE, || {
+                        nix::sys::sendfile::sendfile(
+                            stream.as_fd(),
+                            file.as_fd(),
+                            Some(&mut offset),
+                            count,
+                        )
+                        .map_err(io::Error::from)
+                    });
+                    match r {
+                        Ok(0) => {
+                            let err = region.shrank_error();
+                            ob.complete_front(Err(err.clone()));
+                            return Err(err);
+                        }
+                        Ok(k) => {
+                            region.advance(k as u64);
+                            if region.is_done() {
+                                ob.complete_front(Ok(()));
+                            } else if k < count {
+                                return Ok(Flushed::Blocked);
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            return Ok(Flushed::Blocked)
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e)
+                            if matches!(
+                                e.raw_os_error(),
+                                Some(
+                                    libc_errno::EINVAL
+                                        | libc_errno::ENOSYS
+                                        | libc_errno::EOPNOTSUPP
+                                )
+                            ) =>
+                        {
+                            tracing::debug!(error = %e, "sendfile refused; streaming the file in chunks");
+                            st.sendfile_refused = true;
+                            continue;
+                        }
+                        Err(e) => return Err(Error::io(e)),
+                    }
+                }
+            }
+            Msg::User(u) => {
+                let name = (**u).type_name();
+                ob.complete_front(Err(Error::unsupported_message(
+                    name,
+                    "reached the transport, which writes only Bytes, CompositeBytes and \
+                     FileRegion: is an encoder missing from the pipeline?",
+                )));
+                tracing::debug!(msg_type = name, "user message reached the transport");
+                continue;
+            }
+        }
+        budget -= 1;
+        if budget == 0 {
+            return Ok(Flushed::Budget);
+        }
+    }
+}
+
+mod libc_errno {
+    pub(super) const EINVAL: i32 = nix::errno::Errno::EINVAL as i32;
+    pub(super) const ENOSYS: i32 = nix::errno::Errno::ENOSYS as i32;
+    pub(super) const EOPNOTSUPP: i32 = nix::errno::Errno::EOPNOTSUPP as i32;
+}

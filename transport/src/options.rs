@@ -1,0 +1,138 @@
+//! Per-channel options, shared by [`ServerBootstrap`](crate::ServerBootstrap)
+//! (for accepted children) and [`Bootstrap`](crate::Bootstrap).
+//!
+//! Contract: every option has a finite, documented default; sizes are
+//! validated when the bootstrap binds or connects, so a bad combination is an
+//! [`Error::is_invalid_argument`] error, never a misbehaving channel.
+
+use weft_core::{Error, WriteBufferWaterMark};
+
+/// Options applied to each connection.
+#[derive(Clone, Debug)]
+pub struct ChannelOptions {
+    pub(crate) tcp_nodelay: bool,
+    pub(crate) keepalive: bool,
+    pub(crate) recv_buffer_size: Option<usize>,
+    pub(crate) send_buffer_size: Option<usize>,
+    pub(crate) watermark: WriteBufferWaterMark,
+    pub(crate) auto_read: bool,
+    pub(crate) allow_half_closure: bool,
+    pub(crate) max_reads_per_wakeup: usize,
+    pub(crate) read_min: usize,
+    pub(crate) read_initial: usize,
+    pub(crate) read_max: usize,
+    pub(crate) write_spin: usize,
+    pub(crate) max_outbound_bytes: Option<usize>,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        ChannelOptions {
+            tcp_nodelay: true,
+            keepalive: false,
+            recv_buffer_size: None,
+            send_buffer_size: None,
+            watermark: WriteBufferWaterMark::default(),
+            auto_read: true,
+            allow_half_closure: false,
+            max_reads_per_wakeup: 16,
+            read_min: 64,
+            read_initial: 2048,
+            read_max: 64 * 1024,
+            write_spin: 16,
+            max_outbound_bytes: None,
+        }
+    }
+}
+
+impl ChannelOptions {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if !(self.read_min >= 1
+            && self.read_min <= self.read_initial
+            && self.read_initial <= self.read_max)
+        {
+            return Err(Error::invalid_argument(format!(
+                "read buffer sizes must satisfy 1 <= min <= initial <= max (got {}, {}, {})",
+                self.read_min, self.read_initial, self.read_max
+            )));
+        }
+        if self.max_reads_per_wakeup == 0 || self.write_spin == 0 {
+            return Err(Error::invalid_argument(
+                "max reads per wake-up and write spin count must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The option setters both bootstraps share.
+macro_rules! channel_option_setters {
+    () => {
+        /// TCP_NODELAY (default: on).
+        pub fn tcp_nodelay(mut self, on: bool) -> Self {
+            self.opts.tcp_nodelay = on;
+            self
+        }
+        /// SO_KEEPALIVE (default: off).
+        pub fn keepalive(mut self, on: bool) -> Self {
+            self.opts.keepalive = on;
+            self
+        }
+        /// SO_RCVBUF (default: the kernel's).
+        pub fn recv_buffer_size(mut self, bytes: usize) -> Self {
+            self.opts.recv_buffer_size = Some(bytes);
+            self
+        }
+        /// SO_SNDBUF (default: the kernel's).
+        pub fn send_buffer_size(mut self, bytes: usize) -> Self {
+            self.opts.send_buffer_size = Some(bytes);
+            self
+        }
+        /// Write-buffer watermarks (default 32 KiB / 64 KiB).
+        pub fn write_buffer_watermark(mut self, wm: weft_core::WriteBufferWaterMark) -> Self {
+            self.opts.watermark = wm;
+            self
+        }
+        /// Whether the channel reads on its own (default: on). When off, it
+        /// reads one burst per `read()` request.
+        pub fn auto_read(mut self, on: bool) -> Self {
+            self.opts.auto_read = on;
+            self
+        }
+        /// Whether end of input keeps the channel open for writing, with an
+        /// [`InputShutdown`](weft_core::InputShutdown) user event (default: off;
+        /// end of input closes the channel).
+        pub fn allow_half_closure(mut self, on: bool) -> Self {
+            self.opts.allow_half_closure = on;
+            self
+        }
+        /// Most reads in one wake-up before `channel_read_complete` and a
+        /// turn for other work (default 16).
+        pub fn max_reads_per_wakeup(mut self, n: usize) -> Self {
+            self.opts.max_reads_per_wakeup = n;
+            self
+        }
+        /// Adaptive read-buffer bounds: minimum, initial and maximum size of
+        /// one read (default 64 B, 2 KiB, 64 KiB).
+        pub fn read_buffer_sizes(mut self, min: usize, initial: usize, max: usize) -> Self {
+            self.opts.read_min = min;
+            self.opts.read_initial = initial;
+            self.opts.read_max = max;
+            self
+        }
+        /// Most write system calls per wake-up before giving other channels
+        /// a turn (default 16).
+        pub fn write_spin_count(mut self, n: usize) -> Self {
+            self.opts.write_spin = n;
+            self
+        }
+        /// Opt-in cap on the bytes the outbound buffer may hold; a channel
+        /// over it is closed with an error (for peers that never read).
+        pub fn max_outbound_bytes(mut self, bytes: usize) -> Self {
+            self.opts.max_outbound_bytes = Some(bytes);
+            self
+        }
+    };
+}
+
+pub(crate) use channel_option_setters;

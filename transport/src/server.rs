@@ -1,0 +1,505 @@
+//! [`ServerBootstrap`] and [`Server`]: accept connections and run a pipeline
+//! for each.
+//!
+//! Contract:
+//! - `bind` binds a TCP (IPv4 or IPv6) or Unix-domain listener in the
+//!   caller's tokio runtime and starts accepting; each accepted connection
+//!   gets its own task, its own [`Pipeline`] filled by the child
+//!   initializer, and the child options;
+//! - accept errors never end the server: running out of descriptors
+//!   (`EMFILE`, `ENFILE`) or memory makes it back off (10 ms, doubling to
+//!   1 s) and try again; per-connection errors are logged and skipped;
+//! - with a connection limit, connections over it are accepted and closed at
+//!   once (so the peer learns at once instead of waiting in the backlog);
+//! - [`Server::shutdown`] stops accepting, lets every channel finish writing
+//!   what it had flushed (reading no more), and after the timeout closes
+//!   whatever is left; it returns once every channel is closed.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket, UnixListener};
+use tokio::sync::Notify;
+use tracing::Instrument;
+use weft_core::{Address, Channel, ChannelId, Error, Pipeline};
+
+use crate::options::{channel_option_setters, ChannelOptions};
+use crate::stream::Stream;
+
+/// Fills a new channel's pipeline.
+pub(crate) type Initializer = Arc<dyn Fn(&mut Pipeline) -> Result<(), Error> + Send + Sync>;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Phase {
+    Running = 0,
+    Draining = 1,
+    Abort = 2,
+}
+
+/// What a server shares with its connection tasks.
+pub(crate) struct ServerCtl {
+    phase: AtomicU8,
+    channels: Mutex<HashMap<ChannelId, Channel>>,
+    /// Notified when the phase changes.
+    changed: Notify,
+    /// Notified when the last channel closes.
+    drained: Notify,
+}
+
+impl ServerCtl {
+    pub(crate) fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Running,
+            1 => Phase::Draining,
+            _ => Phase::Abort,
+        }
+    }
+
+    fn set_phase(&self, p: Phase) {
+        self.phase.store(p as u8, Ordering::Release);
+        self.changed.notify_waiters();
+        // Wake every connection task so it sees the new phase.
+        for ch in self
+            .channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            ch.execute(|_| {});
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+}
+
+/// Configures and binds a server.
+///
+/// ```no_run
+/// use weft_core::{from_fn, Context};
+/// use weft_transport::ServerBootstrap;
+///
+/// # async fn run() -> Result<(), weft_core::Error> {
+/// let server = ServerBootstrap::new()
+///     .child_handler(|p| {
+///         p.add_last("echo", from_fn(|ctx: &mut Context<'_>, msg: bytes::Bytes| {
+///             ctx.write_and_flush(msg)
+///         }))
+///     })
+///     .bind("127.0.0.1:0")
+///     .await?;
+/// println!("listening on {}", server.local_addr());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ServerBootstrap {
+    opts: ChannelOptions,
+    init: Option<Initializer>,
+    reuse_address: bool,
+    reuse_port: bool,
+    backlog: u32,
+    max_connections: Option<usize>,
+}
+
+impl Default for ServerBootstrap {
+    fn default() -> Self {
+        ServerBootstrap::new()
+    }
+}
+
+impl ServerBootstrap {
+    /// A bootstrap with default options and no initializer.
+    pub fn new() -> ServerBootstrap {
+        ServerBootstrap {
+            opts: ChannelOptions::default(),
+            init: None,
+            reuse_address: true,
+            reuse_port: false,
+            backlog: 1024,
+            max_connections: None,
+        }
+    }
+
+    /// The child initializer: fills each accepted connection's pipeline.
+    /// An error closes that connection.
+    pub fn child_handler<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&mut Pipeline) -> Result<(), Error> + Send + Sync + 'static,
+    {
+        self.init = Some(Arc::new(f));
+        self
+    }
+
+    /// SO_REUSEADDR on the listener (default: on).
+    pub fn reuse_address(mut self, on: bool) -> Self {
+        self.reuse_address = on;
+        self
+    }
+
+    /// SO_REUSEPORT on the listener (default: off).
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
+    }
+
+    /// The listen backlog (default 1024).
+    pub fn backlog(mut self, n: u32) -> Self {
+        self.backlog = n;
+        self
+    }
+
+    /// Most connections open at once; connections over it are accepted and
+    /// closed at once (default: no limit).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = Some(n);
+        self
+    }
+
+    channel_option_setters!();
+
+    fn check(&self) -> Result<Initializer, Error> {
+        self.opts.validate()?;
+        self.init
+            .clone()
+            .ok_or_else(|| Error::invalid_argument("ServerBootstrap needs a child_handler"))
+    }
+
+    /// Binds a TCP listener (IPv4 or IPv6) and starts accepting.
+    pub async fn bind(self, addr: impl tokio::net::ToSocketAddrs) -> Result<Server, Error> {
+        let init = self.check()?;
+        let mut last = None;
+        for a in tokio::net::lookup_host(addr).await? {
+            match self.listen_tcp(a) {
+                Ok(l) => {
+                    let local = l.local_addr()?;
+                    return Ok(self.start(Listener::Tcp(l), Address::Inet(local), init));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::invalid_argument("address resolved to nothing")))
+    }
+
+    fn listen_tcp(&self, a: SocketAddr) -> Result<TcpListener, Error> {
+        let s = if a.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        s.set_reuseaddr(self.reuse_address)?;
+        s.set_reuseport(self.reuse_port)?;
+        s.bind(a)?;
+        Ok(s.listen(self.backlog)?)
+    }
+
+    /// Binds a Unix-domain listener at `path` and starts accepting.
+    pub async fn bind_unix(self, path: impl AsRef<Path>) -> Result<Server, Error> {
+        let init = self.check()?;
+        let path: PathBuf = path.as_ref().to_path_buf();
+        let l = UnixListener::bind(&path)?;
+        Ok(self.start(Listener::Unix(l), Address::Unix(Some(path)), init))
+    }
+
+    fn start(self, listener: Listener, local: Address, init: Initializer) -> Server {
+        let ctl = Arc::new(ServerCtl {
+            phase: AtomicU8::new(Phase::Running as u8),
+            channels: Mutex::new(HashMap::new()),
+            changed: Notify::new(),
+            drained: Notify::new(),
+        });
+        let opts = Arc::new(self.opts);
+        let task = tokio::spawn(
+            accept_loop(listener, ctl.clone(), opts, init, self.max_connections)
+                .instrument(tracing::debug_span!("server", local = %local)),
+        );
+        tracing::debug!(local = %local, "listening");
+        Server {
+            local,
+            ctl,
+            accept: Some(task),
+        }
+    }
+}
+
+impl fmt::Debug for ServerBootstrap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBootstrap")
+            .field("opts", &self.opts)
+            .field("backlog", &self.backlog)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+async fn accept_loop(
+    listener: Listener,
+    ctl: Arc<ServerCtl>,
+    opts: Arc<ChannelOptions>,
+    init: Initializer,
+    max: Option<usize>,
+) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let stopped = ctl.changed.notified();
+        tokio::pin!(stopped);
+        stopped.as_mut().enable();
+        if ctl.phase() != Phase::Running {
+            return;
+        }
+        let accepted = tokio::select! {
+            _ = &mut stopped => return,
+            r = accept(&listener) => r,
+        };
+        match accepted {
+            Ok(conn) => {
+                backoff = Duration::from_millis(10);
+                if let Some(max) = max {
+                    if ctl.count() >= max {
+                        tracing::debug!(
+                            max,
+                            "connection limit reached; closing the new connection"
+                        );
+                        drop(conn);
+                        continue;
+                    }
+                }
+                match conn {
+                    Accepted::Tcp(s) => spawn_child(s, &ctl, &opts, &init),
+                    Accepted::Unix(s) => spawn_child(s, &ctl, &opts, &init),
+                }
+            }
+            Err(e) if is_resource_exhaustion(&e) => {
+                tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed; backing off");
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => tracing::debug!(error = %e, "accept failed"),
+        }
+    }
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(l: &Listener) -> std::io::Result<Accepted> {
+    match l {
+        Listener::Tcp(l) => l.accept().await.map(|(s, _)| Accepted::Tcp(s)),
+        Listener::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+    }
+}
+
+fn is_resource_exhaustion(e: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    matches!(
+        e.raw_os_error().map(Errno::from_raw),
+        Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)
+    )
+}
+
+pub(crate) trait Configure {
+    fn configure(&self, opts: &ChannelOptions) -> std::io::Result<()>;
+}
+
+impl Configure for tokio::net::TcpStream {
+    fn configure(&self, opts: &ChannelOptions) -> std::io::Result<()> {
+        use nix::sys::socket::{setsockopt, sockopt};
+        self.set_nodelay(opts.tcp_nodelay)?;
+        if opts.keepalive {
+            setsockopt(self, sockopt::KeepAlive, &true)?;
+        }
+        if let Some(n) = opts.recv_buffer_size {
+            setsockopt(self, sockopt::RcvBuf, &n)?;
+        }
+        if let Some(n) = opts.send_buffer_size {
+            setsockopt(self, sockopt::SndBuf, &n)?;
+        }
+        Ok(())
+    }
+}
+
+impl Configure for tokio::net::UnixStream {
+    fn configure(&self, opts: &ChannelOptions) -> std::io::Result<()> {
+        use nix::sys::socket::{setsockopt, sockopt};
+        if let Some(n) = opts.recv_buffer_size {
+            setsockopt(self, sockopt::RcvBuf, &n)?;
+        }
+        if let Some(n) = opts.send_buffer_size {
+            setsockopt(self, sockopt::SndBuf, &n)?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds a channel's pipeline and spawns its task.
+pub(crate) fn spawn_connection<S: Stream + Configure>(
+    stream: S,
+    opts: &Arc<ChannelOptions>,
+    init: &Initializer,
+    ctl: Option<&Arc<ServerCtl>>,
+) -> Result<Channel, Error> {
+    stream.configure(opts)?;
+    let (local, remote) = stream.addresses();
+    let span = tracing::debug_span!(
+        "channel",
+        id = tracing::field::Empty,
+        peer = %remote.as_ref().map(|a| a.to_string()).unwrap_or_default()
+    );
+    let channel = Channel::new(local, remote);
+    span.record("id", tracing::field::display(channel.id()));
+    let mut pipeline = Pipeline::new(channel.clone());
+    pipeline.set_watermark(opts.watermark);
+    let init_result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init(&mut pipeline)))
+            .unwrap_or_else(|_| Err(Error::panic("the channel initializer panicked")));
+    init_result?;
+    if let Some(ctl) = ctl {
+        ctl.channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(channel.id(), channel.clone());
+    }
+    let ctl = ctl.cloned();
+    let opts = opts.clone();
+    let id = channel.id();
+    tokio::spawn(
+        async move {
+            crate::driver::drive(stream, pipeline, opts, ctl.clone()).await;
+            if let Some(ctl) = ctl {
+                let mut chans = ctl.channels.lock().unwrap_or_else(|e| e.into_inner());
+                chans.remove(&id);
+                if chans.is_empty() {
+                    drop(chans);
+                    ctl.drained.notify_waiters();
+                }
+            }
+        }
+        .instrument(span),
+    );
+    Ok(channel)
+}
+
+fn spawn_child<S: Stream + Configure>(
+    stream: S,
+    ctl: &Arc<ServerCtl>,
+    opts: &Arc<ChannelOptions>,
+    init: &Initializer,
+) {
+    if let Err(e) = spawn_connection(stream, opts, init, Some(ctl)) {
+        tracing::warn!(error = %e, "could not set up an accepted connection");
+    }
+}
+
+/// A running server.
+///
+/// Dropping it stops accepting but leaves open connections running; call
+/// [`shutdown`](Server::shutdown) to close them gracefully.
+pub struct Server {
+    local: Address,
+    ctl: Arc<ServerCtl>,
+    accept: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> &Address {
+        &self.local
+    }
+
+    /// The TCP address, for a TCP server.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        match &self.local {
+            Address::Inet(a) => Some(*a),
+            _ => None,
+        }
+    }
+
+    /// Number of open connections.
+    pub fn connections(&self) -> usize {
+        self.ctl.count()
+    }
+
+    /// Handles to the open connections.
+    pub fn channels(&self) -> Vec<Channel> {
+        self.ctl
+            .channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Stops accepting; lets each channel finish writing what it flushed
+    /// (reading nothing more) for at most `timeout`; then closes the rest.
+    /// Returns once every channel is closed.
+    pub async fn shutdown(mut self, timeout: Duration) {
+        self.ctl.set_phase(Phase::Draining);
+        if let Some(t) = self.accept.take() {
+            let _ = t.await;
+        }
+        if let Address::Unix(Some(p)) = &self.local {
+            let _ = std::fs::remove_file(p);
+        }
+        let drained = tokio::time::timeout(timeout, self.all_closed()).await;
+        if drained.is_err() {
+            tracing::debug!(
+                left = self.ctl.count(),
+                "shutdown timeout: closing the remaining channels"
+            );
+            self.ctl.set_phase(Phase::Abort);
+            self.all_closed().await;
+        }
+    }
+
+    async fn all_closed(&self) {
+        loop {
+            let n = self.ctl.drained.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if self.ctl.count() == 0 {
+                return;
+            }
+            n.await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(t) = self.accept.take() {
+            t.abort();
+            if let Address::Unix(Some(p)) = &self.local {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local", &self.local)
+            .field("connections", &self.connections())
+            .finish()
+    }
+}

@@ -1,0 +1,67 @@
+//! The socket operations the connection driver needs, over tokio's TCP and
+//! Unix streams, through their readiness API (not `AsyncRead`/`AsyncWrite`),
+//! so that the driver can pick `writev` or `sendfile` per entry.
+
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, AsRawFd};
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use tokio::io::Interest;
+use tokio::net::{TcpStream, UnixStream};
+
+use weft_core::Address;
+
+pub(crate) trait Stream: AsFd + AsRawFd + Send + Sync + 'static {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize>;
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
+    fn addresses(&self) -> (Option<Address>, Option<Address>);
+}
+
+macro_rules! impl_stream {
+    ($t:ty, $addr:expr) => {
+        impl Stream for $t {
+            fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                <$t>::poll_read_ready(self, cx)
+            }
+            fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                <$t>::poll_write_ready(self, cx)
+            }
+            fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+                <$t>::try_read_buf(self, buf)
+            }
+            fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+                <$t>::try_write(self, buf)
+            }
+            fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+                <$t>::try_write_vectored(self, bufs)
+            }
+            fn try_io<R>(
+                &self,
+                interest: Interest,
+                f: impl FnOnce() -> io::Result<R>,
+            ) -> io::Result<R> {
+                <$t>::try_io(self, interest, f)
+            }
+            fn addresses(&self) -> (Option<Address>, Option<Address>) {
+                #[allow(clippy::redundant_closure_call)]
+                ($addr)(self)
+            }
+        }
+    };
+}
+
+impl_stream!(TcpStream, |s: &TcpStream| (
+    s.local_addr().ok().map(Address::Inet),
+    s.peer_addr().ok().map(Address::Inet)
+));
+
+impl_stream!(UnixStream, |s: &UnixStream| {
+    let conv =
+        |a: tokio::net::unix::SocketAddr| Address::Unix(a.as_pathname().map(|p| p.to_path_buf()));
+    (s.local_addr().ok().map(conv), s.peer_addr().ok().map(conv))
+});

@@ -1,0 +1,154 @@
+//! Echo over TCP (IPv4, IPv6) and Unix sockets; Bootstrap against ServerBootstrap.
+
+mod common;
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use common::{bounded, random_bytes, Collect, Echo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use weft_core::{Context, Msg};
+use weft_transport::{Bootstrap, ServerBootstrap};
+
+async fn echo_roundtrip(mut s: impl AsyncReadExt + AsyncWriteExt + Unpin) {
+    let data = random_bytes(1, 300_000);
+    let (mut r, mut w) = tokio::io::split(&mut s);
+    let expected = data.clone();
+    let writer = async move {
+        for chunk in data.chunks(7000) {
+            w.write_all(chunk).await.unwrap();
+        }
+        w
+    };
+    let reader = async move {
+        let mut got = vec![0u8; expected.len()];
+        r.read_exact(&mut got).await.unwrap();
+        assert!(got == expected, "echoed bytes differ");
+    };
+    tokio::join!(writer, reader);
+}
+
+#[tokio::test]
+async fn echo_over_tcp_v4_and_v6() {
+    bounded(async {
+        for addr in ["127.0.0.1:0", "[::1]:0"] {
+            let server = ServerBootstrap::new()
+                .child_handler(|p| p.add_last("echo", Echo))
+                .bind(addr)
+                .await;
+            let server = match server {
+                Ok(s) => s,
+                Err(e) if addr.starts_with('[') => {
+                    eprintln!("IPv6 loopback unavailable here: {e}");
+                    continue;
+                }
+                Err(e) => panic!("{e}"),
+            };
+            let s = tokio::net::TcpStream::connect(server.tcp_addr().unwrap())
+                .await
+                .unwrap();
+            echo_roundtrip(s).await;
+            server.shutdown(std::time::Duration::from_secs(5)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn echo_over_unix_socket() {
+    bounded(async {
+        let path = std::env::temp_dir().join(format!("weft-echo-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let server = ServerBootstrap::new()
+            .child_handler(|p| p.add_last("echo", Echo))
+            .bind_unix(&path)
+            .await
+            .unwrap();
+        let s = tokio::net::UnixStream::connect(&path).await.unwrap();
+        echo_roundtrip(s).await;
+        // And a weft client over the same socket.
+        let (collect, done) = Collect::new(true);
+        let collect = Mutex::new(Some(collect));
+        let ch = Bootstrap::new()
+            .handler(move |p| p.add_last("collect", collect.lock().unwrap().take().unwrap()))
+            .connect_unix(&path)
+            .await
+            .unwrap();
+        ch.write_and_flush("over unix").await.unwrap();
+        ch.close().await.unwrap();
+        let _ = done.await;
+        server.shutdown(std::time::Duration::from_secs(5)).await;
+        assert!(!path.exists(), "shutdown removes the socket file");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bootstrap_client_against_server() {
+    bounded(async {
+        let server = ServerBootstrap::new()
+            .child_handler(|p| p.add_last("echo", Echo))
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let client = Bootstrap::new()
+            .handler(move |p| {
+                let tx = tx.clone();
+                p.add_last(
+                    "sink",
+                    weft_core::from_fn(move |_ctx: &mut Context<'_>, b: Bytes| {
+                        let _ = tx.send(b);
+                    }),
+                )
+            })
+            .connect(server.tcp_addr().unwrap())
+            .await
+            .unwrap();
+        assert!(client.is_open());
+        let mut want = Vec::new();
+        for i in 0..100u32 {
+            let m = format!("message {i};");
+            want.extend_from_slice(m.as_bytes());
+            client.write_and_flush(Msg::from(m)).await.unwrap();
+        }
+        let mut got = Vec::new();
+        while got.len() < want.len() {
+            got.extend_from_slice(&rx.recv().await.unwrap());
+        }
+        assert_eq!(got, want);
+        client.close().await.unwrap();
+        assert!(!client.is_open());
+        assert!(client
+            .write_and_flush("late")
+            .await
+            .unwrap_err()
+            .is_closed());
+        server.shutdown(std::time::Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connect_refused_and_bad_options_are_errors() {
+    bounded(async {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let e = Bootstrap::new().connect(addr).await.unwrap_err();
+        assert!(e.is_io(), "{e}");
+        let e = ServerBootstrap::new()
+            .child_handler(|_| Ok(()))
+            .read_buffer_sizes(100, 10, 1000)
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap_err();
+        assert!(e.is_invalid_argument());
+        let e = ServerBootstrap::new()
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap_err();
+        assert!(e.is_invalid_argument(), "no child handler: {e}");
+    })
+    .await;
+}
