@@ -148,6 +148,11 @@ pub(crate) async fn drive<S: Stream>(
             tokio::task::yield_now().await;
             continue;
         }
+        if !st.write_blocked && !pipeline.outbound().flushed_is_empty() {
+            // A handler flushed more while reacting to the last write (a
+            // writability change, an error): write it before waiting.
+            continue;
+        }
 
         let want_read = !st.input_closed && !draining && (opts.auto_read || st.read_requested);
         let want_write = st.write_blocked;
