@@ -24,8 +24,11 @@
 //!   naming its type and suggesting a missing encoder;
 //! - end of input closes the channel, or fires
 //!   [`InputShutdown`](weft_core::InputShutdown) when half-closure is allowed;
-//! - on close, the socket is closed first, then every pending promise fails
-//!   and `channel_inactive` fires.
+//! - on close, what was flushed before the close gets one non-blocking
+//!   attempt to reach the kernel (Netty writes on flush, so
+//!   `write_and_flush` then `close` delivers what fits in the socket
+//!   buffer); then the socket is closed, every pending promise fails and
+//!   `channel_inactive` fires.
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
@@ -90,7 +93,7 @@ pub(crate) async fn drive<S: Stream>(
         read_requested: false,
         input_closed: false,
         write_blocked: false,
-        sendfile_refused: false,
+        sendfile_refused: !opts.sendfile,
         chunk: None,
     };
     let mut draining = false;
@@ -189,6 +192,13 @@ pub(crate) async fn drive<S: Stream>(
                 fail(&mut pipeline, Error::io(e));
                 break;
             }
+        }
+    }
+    if pipeline.close_requested() && !st.write_blocked {
+        // As in Netty, where a flush writes at once: what was flushed before
+        // the close gets one non-blocking attempt to reach the kernel.
+        if let Err(e) = flush(&stream, &mut pipeline, &mut st, &opts) {
+            pipeline.outbound().fail_flushed(&e);
         }
     }
     drop(stream);

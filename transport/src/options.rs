@@ -23,6 +23,7 @@ pub struct ChannelOptions {
     pub(crate) read_max: usize,
     pub(crate) write_spin: usize,
     pub(crate) max_outbound_bytes: Option<usize>,
+    pub(crate) sendfile: bool,
 }
 
 impl Default for ChannelOptions {
@@ -41,6 +42,7 @@ impl Default for ChannelOptions {
             read_max: 64 * 1024,
             write_spin: 16,
             max_outbound_bytes: None,
+            sendfile: true,
         }
     }
 }
@@ -130,6 +132,13 @@ macro_rules! channel_option_setters {
         /// over it is closed with an error (for peers that never read).
         pub fn max_outbound_bytes(mut self, bytes: usize) -> Self {
             self.opts.max_outbound_bytes = Some(bytes);
+            self
+        }
+        /// Whether a `FileRegion` goes out with `sendfile` (default: on). Off,
+        /// files are streamed in chunks read from the file, as when the
+        /// kernel refuses `sendfile`: useful to measure what `sendfile` saves.
+        pub fn sendfile(mut self, on: bool) -> Self {
+            self.opts.sendfile = on;
             self
         }
     };

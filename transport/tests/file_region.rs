@@ -14,7 +14,7 @@ use weft_transport::{Bootstrap, ServerBootstrap};
 
 /// Client writes 1 KiB as bytes, an empty region, then a region from an
 /// offset; the server checks every byte and the exact total.
-async fn file_region_transfer(auto_read: bool) {
+async fn file_region_transfer(auto_read: bool, sendfile: bool) {
     let prefix_len = 1234usize;
     let suffix_len = 4321usize;
     let body = random_bytes(7, 10 * 1024 * 1024);
@@ -41,6 +41,7 @@ async fn file_region_transfer(auto_read: bool) {
 
     let client = Bootstrap::new()
         .auto_read(auto_read)
+        .sendfile(sendfile)
         .connect(server.tcp_addr().unwrap())
         .await
         .unwrap();
@@ -64,12 +65,17 @@ async fn file_region_transfer(auto_read: bool) {
 
 #[tokio::test]
 async fn file_region_auto_read() {
-    bounded(file_region_transfer(true)).await;
+    bounded(file_region_transfer(true, true)).await;
 }
 
 #[tokio::test]
 async fn file_region_auto_read_off() {
-    bounded(file_region_transfer(false)).await;
+    bounded(file_region_transfer(false, true)).await;
+}
+
+#[tokio::test]
+async fn file_region_streamed_when_sendfile_is_off() {
+    bounded(file_region_transfer(true, false)).await;
 }
 
 #[tokio::test]
@@ -95,9 +101,12 @@ async fn writes_leave_in_order() {
         let a = Bytes::from_static(b"first;");
         let b = Bytes::from_static(b"second;");
         let c = Bytes::from_static(b"third;");
-        let comp: CompositeBytes = [Bytes::from_static(b"comp-1;"), Bytes::from_static(b"comp-2;")]
-            .into_iter()
-            .collect();
+        let comp: CompositeBytes = [
+            Bytes::from_static(b"comp-1;"),
+            Bytes::from_static(b"comp-2;"),
+        ]
+        .into_iter()
+        .collect();
         ch.write(a.clone());
         ch.write(b.clone());
         ch.write(FileRegion::open(&file.path).unwrap());
@@ -112,7 +121,12 @@ async fn writes_leave_in_order() {
         want.extend_from_slice(&file_data);
         want.extend_from_slice(&c);
         want.extend_from_slice(b"comp-1;comp-2;");
-        assert!(got == want, "order or content differs ({} vs {} bytes)", got.len(), want.len());
+        assert!(
+            got == want,
+            "order or content differs ({} vs {} bytes)",
+            got.len(),
+            want.len()
+        );
         let _ = addr;
         server.shutdown(Duration::from_secs(5)).await;
     })
@@ -136,7 +150,10 @@ async fn truncated_file_fails_the_write_without_spinning() {
                     weft_core::from_fn(move |ctx: &mut weft_core::Context<'_>, m: Bytes| {
                         if &m[..] == b"file" {
                             let (promise, fut) = weft_core::Promise::new();
-                            ctx.write_and_flush_with(Msg::from(FileRegion::open(&path).unwrap()), Some(promise));
+                            ctx.write_and_flush_with(
+                                Msg::from(FileRegion::open(&path).unwrap()),
+                                Some(promise),
+                            );
                             let _ = tx.send(fut);
                         } else {
                             ctx.write_and_flush(m);
@@ -154,7 +171,12 @@ async fn truncated_file_fails_the_write_without_spinning() {
         // Read a little, so that the transfer is under way, then shrink the file.
         let mut buf = vec![0u8; 256 * 1024];
         slow.read_exact(&mut buf).await.unwrap();
-        std::fs::OpenOptions::new().write(true).open(&file.path).unwrap().set_len(1024 * 1024).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file.path)
+            .unwrap()
+            .set_len(1024 * 1024)
+            .unwrap();
         // Drain what the kernel still delivers.
         let drain = tokio::spawn(async move {
             let mut total = buf.len();
@@ -170,7 +192,10 @@ async fn truncated_file_fails_the_write_without_spinning() {
         assert!(err.is_file_shrank(), "{err}");
         assert!(err.to_string().contains("file ended"), "{err}");
         let received = drain.await.unwrap();
-        assert!(received < data.len(), "the peer cannot have received the whole file");
+        assert!(
+            received < data.len(),
+            "the peer cannot have received the whole file"
+        );
         // Other connections are still served.
         let mut other = tokio::net::TcpStream::connect(addr).await.unwrap();
         other.write_all(b"ping").await.unwrap();
@@ -203,11 +228,17 @@ async fn user_message_at_the_transport_names_its_type() {
             .bind("127.0.0.1:0")
             .await
             .unwrap();
-        let ch = Bootstrap::new().connect(server.tcp_addr().unwrap()).await.unwrap();
+        let ch = Bootstrap::new()
+            .connect(server.tcp_addr().unwrap())
+            .await
+            .unwrap();
         let err = ch.write_and_flush(Msg::user(NotEncoded)).await.unwrap_err();
         assert!(err.is_unsupported_message());
         let text = err.to_string();
-        assert!(text.contains("NotEncoded") && text.contains("encoder"), "{text}");
+        assert!(
+            text.contains("NotEncoded") && text.contains("encoder"),
+            "{text}"
+        );
         // The channel is still usable.
         ch.write_and_flush("still fine").await.unwrap();
         ch.close().await.unwrap();

@@ -1,0 +1,271 @@
+//! Half-closure, graceful shutdown, descriptor hygiene, panics, ChannelGroup.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{bounded, fd_count, random_bytes, Echo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use weft_core::{from_fn, Context, Events, Handler, InputShutdown, Msg, UserEvent};
+use weft_transport::{ChannelGroup, ServerBootstrap};
+
+/// Counts the bytes it reads; on end of input answers with the count and closes.
+struct CountThenReply(usize);
+impl Handler for CountThenReply {
+    fn interest(&self) -> Events {
+        Events::READ | Events::USER_EVENT
+    }
+    fn channel_read(&mut self, _ctx: &mut Context<'_>, msg: Msg) {
+        self.0 += msg.buffered_len();
+    }
+    fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) {
+        if event.is::<InputShutdown>() {
+            let (p, _f) = weft_core::Promise::new();
+            ctx.write_and_flush_with(Msg::from(format!("got {}", self.0)), Some(p));
+            ctx.close();
+        } else {
+            ctx.fire_user_event(event);
+        }
+    }
+}
+
+#[tokio::test]
+async fn half_closure_keeps_the_channel_writable() {
+    bounded(async {
+        let server = ServerBootstrap::new()
+            .allow_half_closure(true)
+            .child_handler(|p| p.add_last("count", CountThenReply(0)))
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let mut s = tokio::net::TcpStream::connect(server.tcp_addr().unwrap())
+            .await
+            .unwrap();
+        s.write_all(&[7u8; 12345]).await.unwrap();
+        s.shutdown().await.unwrap(); // our output ends; the server may still write
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).await.unwrap();
+        assert_eq!(reply, "got 12345");
+        server.shutdown(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_half_closure_end_of_input_closes() {
+    bounded(async {
+        let server = ServerBootstrap::new()
+            .child_handler(|p| p.add_last("echo", Echo))
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let mut s = tokio::net::TcpStream::connect(server.tcp_addr().unwrap())
+            .await
+            .unwrap();
+        s.write_all(b"abc").await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut v = Vec::new();
+        s.read_to_end(&mut v).await.unwrap();
+        assert!(v.len() <= 3);
+        server.shutdown(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_delivers_flushed_writes() {
+    bounded(async {
+        let payload = Bytes::from(random_bytes(11, 8 * 1024 * 1024));
+        let p2 = payload.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let server = ServerBootstrap::new()
+            .child_handler(move |p| {
+                let payload = p2.clone();
+                let tx = tx.clone();
+                p.add_last(
+                    "send",
+                    from_fn(move |ctx: &mut Context<'_>, _m: Bytes| {
+                        let (promise, fut) = weft_core::Promise::new();
+                        ctx.write_and_flush_with(Msg::from(payload.clone()), Some(promise));
+                        let _ = tx.send(fut);
+                    }),
+                )
+            })
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            let mut s = tokio::net::TcpStream::connect(server.tcp_addr().unwrap())
+                .await
+                .unwrap();
+            s.write_all(b"go").await.unwrap();
+            clients.push(s);
+        }
+        let mut promises = Vec::new();
+        for _ in 0..4 {
+            promises.push(rx.recv().await.unwrap());
+        }
+        // Shut down while the 8 MiB writes are in flight (nobody reads yet).
+        let shutdown = tokio::spawn(server.shutdown(Duration::from_secs(30)));
+        let mut readers = Vec::new();
+        for mut s in clients {
+            readers.push(tokio::spawn(async move {
+                let mut v = Vec::new();
+                s.read_to_end(&mut v).await.unwrap();
+                v
+            }));
+        }
+        for r in readers {
+            let got = r.await.unwrap();
+            assert_eq!(got.len(), payload.len());
+            assert!(got[..] == payload[..]);
+        }
+        for p in promises {
+            p.await.unwrap();
+        }
+        shutdown.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn shutdown_timeout_closes_what_is_left() {
+    bounded(async {
+        let server = ServerBootstrap::new()
+            .child_handler(move |p| {
+                p.add_last(
+                    "send",
+                    from_fn(move |ctx: &mut Context<'_>, _m: Bytes| {
+                        ctx.write_and_flush(Bytes::from(vec![0u8; 32 * 1024 * 1024]));
+                    }),
+                )
+            })
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let mut s = tokio::net::TcpStream::connect(server.tcp_addr().unwrap())
+            .await
+            .unwrap();
+        s.write_all(b"go").await.unwrap();
+        // Wait until the server has the connection, then shut down with a
+        // peer that never reads: the timeout must close it.
+        while server.connections() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let t = std::time::Instant::now();
+        server.shutdown(Duration::from_millis(200)).await;
+        assert!(t.elapsed() < Duration::from_secs(10));
+        drop(s);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn thousand_connections_leave_no_descriptors_behind() {
+    bounded(async {
+        let server = ServerBootstrap::new()
+            .child_handler(|p| p.add_last("echo", Echo))
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let addr = server.tcp_addr().unwrap();
+        let before = fd_count();
+        for _ in 0..10 {
+            let mut batch = Vec::new();
+            for _ in 0..100 {
+                batch.push(tokio::spawn(async move {
+                    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+                    s.write_all(b"x").await.unwrap();
+                    let mut b = [0u8; 1];
+                    s.read_exact(&mut b).await.unwrap();
+                }));
+            }
+            for t in batch {
+                t.await.unwrap();
+            }
+        }
+        // The server closes its side when it sees EOF; wait for all of them.
+        while server.connections() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(fd_count(), before, "descriptors leaked");
+        server.shutdown(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_panicking_handler_closes_only_its_connection() {
+    bounded(async {
+        let server = ServerBootstrap::new()
+            .child_handler(|p| {
+                p.add_last(
+                    "maybe-panic",
+                    from_fn(|ctx: &mut Context<'_>, m: Bytes| {
+                        if &m[..] == b"panic" {
+                            panic!("handler panicked on purpose");
+                        }
+                        ctx.write_and_flush(m);
+                    }),
+                )
+            })
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let addr = server.tcp_addr().unwrap();
+        let mut good = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut bad = tokio::net::TcpStream::connect(addr).await.unwrap();
+        bad.write_all(b"panic").await.unwrap();
+        let mut v = Vec::new();
+        bad.read_to_end(&mut v).await.unwrap(); // closed by the server
+        assert!(v.is_empty());
+        good.write_all(b"hello").await.unwrap();
+        let mut b = [0u8; 5];
+        good.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"hello");
+        server.shutdown(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn channel_group_broadcasts_and_forgets_closed_channels() {
+    bounded(async {
+        let group = ChannelGroup::new();
+        let g = group.clone();
+        let server = ServerBootstrap::new()
+            .child_handler(move |p| {
+                g.add(p.channel().clone());
+                Ok(())
+            })
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let addr = server.tcp_addr().unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            clients.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        while group.len() < 3 {
+            tokio::task::yield_now().await;
+        }
+        group
+            .write_and_flush(Bytes::from_static(b"all"))
+            .await
+            .unwrap();
+        for c in &mut clients {
+            let mut b = [0u8; 3];
+            c.read_exact(&mut b).await.unwrap();
+            assert_eq!(&b, b"all");
+        }
+        drop(clients.pop());
+        while group.len() > 2 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(group.len(), 2);
+        server.shutdown(Duration::from_secs(5)).await;
+    })
+    .await;
+}
