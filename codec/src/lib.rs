@@ -1,1 +1,46 @@
-//! weft-codec: decoders and encoders for weft pipelines. (Not written yet: this crate only compiles.)
+//! weft-codec: decoders and encoders for weft pipelines, zero-copy.
+//!
+//! - [`Decoder`] + [`DecoderHandler`]: bytes → messages, from a
+//!   [`Cumulation`] that takes each read by reference; frames come out as
+//!   slices of the bytes the transport read;
+//! - [`Encoder`] + [`EncoderHandler`]: messages → bytes, appended to a
+//!   `CompositeBytes` so headers go in front of payloads without copying;
+//! - [`MessageDecoder`] / [`MessageEncoder`]: typed message transformations;
+//! - frame codecs: [`LengthFieldBasedFrameDecoder`], [`LengthFieldPrepender`],
+//!   [`LineBasedFrameDecoder`], [`DelimiterBasedFrameDecoder`],
+//!   [`FixedLengthFrameDecoder`]; text: [`StringDecoder`], [`StringEncoder`],
+//!   [`LineEncoder`];
+//! - with the `tokio-util` feature, any `tokio_util::codec` decoder or
+//!   encoder goes into a pipeline unchanged (see `tokio_util_codec`).
+//!
+//! Every limit has a finite default, and every builder checks its options.
+//! Errors are `weft_core::Error`s: `is_too_long_frame()`,
+//! `is_corrupted_frame()`, `is_codec()`.
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![deny(unsafe_code)]
+
+mod cumulation;
+mod decoder;
+mod delimiter;
+mod encoder;
+mod fixed;
+mod length_field;
+mod line;
+mod message;
+mod string;
+#[cfg(feature = "tokio-util")]
+pub mod tokio_util_codec;
+
+pub use cumulation::Cumulation;
+pub use decoder::{Decoder, DecoderHandler};
+pub use delimiter::DelimiterBasedFrameDecoder;
+pub use encoder::{Encoder, EncoderHandler};
+pub use fixed::FixedLengthFrameDecoder;
+pub use length_field::{
+    ByteOrder, LengthFieldBasedFrameDecoder, LengthFieldBasedFrameDecoderBuilder,
+    LengthFieldPrepender, LengthFieldPrependerBuilder, DEFAULT_MAX_FRAME_LENGTH,
+};
+pub use line::{LineBasedFrameDecoder, DEFAULT_MAX_LINE_LENGTH};
+pub use message::{MessageDecoder, MessageDecoderHandler, MessageEncoder, MessageEncoderHandler};
+pub use string::{LineEncoder, StringDecoder, StringEncoder};

@@ -1,0 +1,205 @@
+//! [`Decoder`] and [`DecoderHandler`]: turning received bytes into messages.
+//!
+//! Contract:
+//! - the handler accumulates inbound `Bytes` (and the chunks of
+//!   `CompositeBytes`) in a [`Cumulation`] and calls
+//!   [`Decoder::decode`] until it returns `Ok(None)` without having consumed
+//!   anything; every message it returns is fired on. Other messages pass
+//!   through untouched;
+//! - a decoder that returns a message without consuming anything is a bug
+//!   that would loop forever: it is reported as an error instead and
+//!   decoding stops;
+//! - an error is fired as `exception_caught`; then, by default, the channel
+//!   is closed ([`DecoderHandler::close_on_error`] turns that off, and
+//!   decoding resumes with whatever the decoder left);
+//! - at end of input (`channel_inactive`, or the
+//!   [`InputShutdown`](weft_core::InputShutdown) event)
+//!   [`Decoder::decode_eof`] runs until it yields nothing;
+//! - when the handler is removed (protocol switching), the bytes it has not
+//!   decoded are handed to the next handler, so nothing is lost.
+
+use std::fmt;
+
+use weft_core::{Context, Error, Events, Handler, InputShutdown, Msg, UserEvent};
+
+use crate::Cumulation;
+
+/// Decodes messages from a stream of bytes.
+///
+/// ```
+/// use bytes::Bytes;
+/// use weft_codec::{Cumulation, Decoder, DecoderHandler};
+/// use weft_core::{EmbeddedChannel, Error};
+///
+/// /// Frames of one length byte followed by that many bytes.
+/// struct Tiny;
+/// impl Decoder for Tiny {
+///     type Item = Bytes;
+///     fn decode(&mut self, src: &mut Cumulation) -> Result<Option<Bytes>, Error> {
+///         let Some(&n) = src.first() else { return Ok(None) };
+///         if src.len() < 1 + n as usize {
+///             return Ok(None);
+///         }
+///         src.advance(1);
+///         Ok(Some(src.split_to(n as usize)))
+///     }
+/// }
+///
+/// let mut ch = EmbeddedChannel::with_handler(DecoderHandler::new(Tiny));
+/// ch.write_inbound(&b"\x02hi\x03yo"[..]);
+/// ch.write_inbound(&b"u"[..]);
+/// assert_eq!(ch.read_inbound::<Bytes>().unwrap(), "hi");
+/// assert_eq!(ch.read_inbound::<Bytes>().unwrap(), "you");
+/// ```
+pub trait Decoder: Send + 'static {
+    /// The message type it produces.
+    type Item: Send + 'static;
+
+    /// Decodes one message from the front of `src`, consuming its bytes, or
+    /// returns `Ok(None)` when more bytes are needed.
+    fn decode(&mut self, src: &mut Cumulation) -> Result<Option<Self::Item>, Error>;
+
+    /// Decodes at end of input. The default calls [`decode`](Self::decode);
+    /// bytes left after it are dropped.
+    fn decode_eof(&mut self, src: &mut Cumulation) -> Result<Option<Self::Item>, Error> {
+        self.decode(src)
+    }
+}
+
+/// Runs a [`Decoder`] in a pipeline (Netty's `ByteToMessageDecoder`).
+pub struct DecoderHandler<D> {
+    decoder: D,
+    cum: Cumulation,
+    close_on_error: bool,
+    failed: bool,
+}
+
+impl<D: Decoder> DecoderHandler<D> {
+    /// Wraps `decoder`; errors close the channel.
+    pub fn new(decoder: D) -> DecoderHandler<D> {
+        DecoderHandler {
+            decoder,
+            cum: Cumulation::new(),
+            close_on_error: true,
+            failed: false,
+        }
+    }
+
+    /// Whether a decode error closes the channel after the error event
+    /// (default: yes). When not, decoding goes on with what the decoder
+    /// left in the buffer (frame decoders skip the bad frame).
+    pub fn close_on_error(mut self, close: bool) -> Self {
+        self.close_on_error = close;
+        self
+    }
+
+    /// The decoder.
+    pub fn decoder(&self) -> &D {
+        &self.decoder
+    }
+
+    /// Bytes received and not yet decoded.
+    pub fn buffered(&self) -> usize {
+        self.cum.len()
+    }
+
+    fn run(&mut self, ctx: &mut Context<'_>, eof: bool) {
+        while !self.failed {
+            let before = self.cum.len();
+            let r = if eof {
+                self.decoder.decode_eof(&mut self.cum)
+            } else {
+                self.decoder.decode(&mut self.cum)
+            };
+            let consumed = before - self.cum.len();
+            match r {
+                Ok(Some(item)) => {
+                    if consumed == 0 {
+                        self.fail(
+                            ctx,
+                            Error::decode(format!(
+                                "{} returned a message without consuming any input",
+                                std::any::type_name::<D>()
+                            )),
+                        );
+                        return;
+                    }
+                    ctx.fire_read(Msg::user(item));
+                    if ctx.is_removed() {
+                        return;
+                    }
+                }
+                // As in Netty: a decoder that consumed input without
+                // producing a message (skipping, discarding) gets another go.
+                Ok(None) if consumed > 0 && !self.cum.is_empty() => continue,
+                Ok(None) => return,
+                Err(e) => {
+                    self.fail(ctx, e);
+                    if consumed == 0 || self.cum.is_empty() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, ctx: &mut Context<'_>, err: Error) {
+        ctx.fire_exception(err);
+        if self.close_on_error {
+            self.failed = true;
+            self.cum = Cumulation::new();
+            ctx.close();
+        }
+    }
+}
+
+impl<D: Decoder> Handler for DecoderHandler<D> {
+    fn interest(&self) -> Events {
+        Events::READ | Events::USER_EVENT | Events::INACTIVE
+    }
+
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+        if self.failed {
+            return;
+        }
+        match msg {
+            Msg::Bytes(b) => self.cum.push(b),
+            Msg::Composite(c) => {
+                for chunk in c {
+                    self.cum.push(chunk);
+                }
+            }
+            other => return ctx.fire_read(other),
+        }
+        self.run(ctx, false);
+    }
+
+    fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) {
+        if event.is::<InputShutdown>() {
+            self.run(ctx, true);
+        }
+        ctx.fire_user_event(event);
+    }
+
+    fn channel_inactive(&mut self, ctx: &mut Context<'_>) {
+        self.run(ctx, true);
+        ctx.fire_inactive();
+    }
+
+    fn handler_removed(&mut self, ctx: &mut Context<'_>) {
+        let rest = self.cum.take_all();
+        if !rest.is_empty() {
+            ctx.fire_read(rest);
+            ctx.fire_read_complete();
+        }
+    }
+}
+
+impl<D> fmt::Debug for DecoderHandler<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecoderHandler")
+            .field("decoder", &std::any::type_name::<D>())
+            .field("buffered", &self.cum.len())
+            .finish()
+    }
+}
