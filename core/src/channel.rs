@@ -86,6 +86,7 @@ struct Shared {
     remote: Option<Address>,
     writable: AtomicBool,
     open: AtomicBool,
+    auto_read: AtomicBool,
     /// Commands from other tasks; `None` once the channel is closed.
     queue: Mutex<Option<Vec<Command>>>,
     has_commands: AtomicBool,
@@ -120,6 +121,7 @@ impl Channel {
                 remote,
                 writable: AtomicBool::new(true),
                 open: AtomicBool::new(true),
+                auto_read: AtomicBool::new(true),
                 queue: Mutex::new(Some(Vec::new())),
                 has_commands: AtomicBool::new(false),
                 waker: AtomicWaker::new(),
@@ -152,6 +154,21 @@ impl Channel {
     /// Whether the channel is still open.
     pub fn is_open(&self) -> bool {
         self.shared.open.load(Ordering::Acquire)
+    }
+
+    /// Whether the channel reads on its own (Netty's `autoRead`).
+    pub fn is_auto_read(&self) -> bool {
+        self.shared.auto_read.load(Ordering::Acquire)
+    }
+
+    /// Switches auto-read on or off. Off, the channel reads only when asked
+    /// with [`read`](Self::read) (or `ctx.read()`): the way to hold a fast
+    /// peer back while a slow one catches up (proxy backpressure).
+    pub fn set_auto_read(&self, on: bool) {
+        if self.shared.auto_read.swap(on, Ordering::AcqRel) != on {
+            // Wake the channel's task so that it sees the change.
+            let _ = self.push(Command::Exec(Box::new(|_| {})));
+        }
     }
 
     fn push(&self, cmd: Command) -> Result<(), Command> {

@@ -221,6 +221,39 @@ impl OutboundBuffer {
         (n, bytes)
     }
 
+    /// How many slices [`gather`](Self::gather) would offer, counting up to
+    /// `max`: lets a transport size its slice array (and skip it for one).
+    pub fn gather_count(&self, max: usize) -> usize {
+        let mut n = 0;
+        for e in &self.flushed {
+            match &e.msg {
+                Msg::Bytes(b) => n += usize::from(!b.is_empty()),
+                Msg::Composite(c) => n += c.chunk_count(),
+                _ => break,
+            }
+            if n >= max {
+                return max;
+            }
+        }
+        n
+    }
+
+    /// The first non-empty byte slice at the front of the flushed part.
+    pub fn first_slice(&self) -> Option<&[u8]> {
+        for e in &self.flushed {
+            match &e.msg {
+                Msg::Bytes(b) if b.is_empty() => continue,
+                Msg::Bytes(b) => return Some(b),
+                Msg::Composite(c) => match c.chunks().next() {
+                    Some(ch) => return Some(ch),
+                    None => continue,
+                },
+                _ => return None,
+            }
+        }
+        None
+    }
+
     /// Records that the kernel took `n` bytes from the front byte entries:
     /// fully written entries are removed and their promises succeed; a partly
     /// written entry is advanced in place.

@@ -1,1 +1,84 @@
-//! weft-examples: runnable servers and clients. (Not written yet: this crate only compiles.)
+//! weft-examples: runnable servers and clients built on weft, and what they
+//! share (command-line plumbing, signal handling, graceful shutdown).
+//!
+//! Each binary in `src/bin` is a complete program and a how-to; see
+//! `examples/README.md`.
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![deny(unsafe_code)]
+
+pub mod http;
+pub mod resp;
+
+use std::io::Write;
+use std::time::Duration;
+
+use weft_core::Error;
+use weft_transport::Server;
+
+/// Builds the tokio runtime: `threads == 1` is a current-thread runtime,
+/// `0` tokio's default (one worker per core).
+pub fn runtime(threads: usize) -> tokio::runtime::Runtime {
+    let mut b = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if threads > 1 {
+            b.worker_threads(threads);
+        }
+        b
+    };
+    b.enable_all()
+        .build()
+        .expect("cannot build the tokio runtime")
+}
+
+/// Sends `tracing` output to stderr, filtered by `RUST_LOG` (default `warn`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Prints `listening on ADDR` (the first line on stdout, so that tests can
+/// start a server on port 0), serves until Ctrl-C or SIGTERM, then shuts
+/// down gracefully.
+pub async fn serve(server: Server) -> Result<(), Error> {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "listening on {}", server.local_addr());
+    let _ = out.flush();
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("cannot listen for SIGTERM");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Exits with a message when `r` is an error.
+pub fn exit_on_error<T>(r: Result<T, Error>) -> T {
+    match r {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}

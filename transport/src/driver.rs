@@ -46,6 +46,8 @@ use crate::stream::Stream;
 
 /// Most slices in one `writev` (Linux's IOV_MAX; 1025 gives EINVAL).
 pub const IOV_MAX: usize = 1024;
+/// Slices gathered on the stack; more than this use a heap array.
+const SMALL_IOV: usize = 64;
 /// Most bytes asked of one `sendfile` call.
 pub const SENDFILE_STEP: usize = 1 << 20;
 /// Size of one chunk when a `FileRegion` is streamed instead of sent.
@@ -157,7 +159,8 @@ pub(crate) async fn drive<S: Stream>(
             continue;
         }
 
-        let want_read = !st.input_closed && !draining && (opts.auto_read || st.read_requested);
+        let want_read =
+            !st.input_closed && !draining && (channel.is_auto_read() || st.read_requested);
         let want_write = st.write_blocked;
         let wake = poll_fn(|cx| {
             if channel.poll_commands(cx).is_ready() {
@@ -260,7 +263,7 @@ fn read_burst<S: Stream>(
                 if pipeline.close_requested() || pipeline.is_closed() {
                     break;
                 }
-                if !opts.auto_read {
+                if !pipeline.channel().is_auto_read() {
                     break;
                 }
                 if n < offered {
@@ -301,19 +304,29 @@ fn flush<S: Stream>(
         };
         match &mut front.msg {
             Msg::Bytes(_) | Msg::Composite(_) => {
-                let mut iov = [IoSlice::new(&[]); IOV_MAX];
-                let (n, total) = ob.gather(&mut iov);
-                if n == 0 {
-                    ob.advance(0); // completes empty entries
-                    continue;
-                }
-                let r = if n == 1 {
-                    stream.try_write(&iov[0])
-                } else {
-                    stream.try_write_vectored(&iov[..n])
+                let slices = ob.gather_count(IOV_MAX);
+                let r = match slices {
+                    0 => {
+                        ob.advance(0); // completes empty entries
+                        continue;
+                    }
+                    1 => {
+                        let b = ob.first_slice().expect("counted one slice");
+                        stream.try_write(b).map(|k| (k, b.len()))
+                    }
+                    2..=SMALL_IOV => {
+                        let mut iov = [IoSlice::new(&[]); SMALL_IOV];
+                        let (n, total) = ob.gather(&mut iov);
+                        stream.try_write_vectored(&iov[..n]).map(|k| (k, total))
+                    }
+                    _ => {
+                        let mut iov = vec![IoSlice::new(&[]); IOV_MAX];
+                        let (n, total) = ob.gather(&mut iov);
+                        stream.try_write_vectored(&iov[..n]).map(|k| (k, total))
+                    }
                 };
                 match r {
-                    Ok(k) => {
+                    Ok((k, total)) => {
                         ob.advance(k);
                         if k < total {
                             // The send buffer is (nearly) full; the next

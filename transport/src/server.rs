@@ -365,6 +365,7 @@ pub(crate) fn spawn_connection<S: Stream + Configure>(
         peer = %remote.as_ref().map(|a| a.to_string()).unwrap_or_default()
     );
     let channel = Channel::new(local, remote);
+    channel.set_auto_read(opts.auto_read);
     span.record("id", tracing::field::display(channel.id()));
     let mut pipeline = Pipeline::new(channel.clone());
     pipeline.set_watermark(opts.watermark);
@@ -381,20 +382,23 @@ pub(crate) fn spawn_connection<S: Stream + Configure>(
     let ctl = ctl.cloned();
     let opts = opts.clone();
     let id = channel.id();
-    tokio::spawn(
-        async move {
-            crate::driver::drive(stream, pipeline, opts, ctl.clone()).await;
-            if let Some(ctl) = ctl {
-                let mut chans = ctl.channels.lock().unwrap_or_else(|e| e.into_inner());
-                chans.remove(&id);
-                if chans.is_empty() {
-                    drop(chans);
-                    ctl.drained.notify_waiters();
-                }
+    let task = async move {
+        crate::driver::drive(stream, pipeline, opts, ctl.clone()).await;
+        if let Some(ctl) = ctl {
+            let mut chans = ctl.channels.lock().unwrap_or_else(|e| e.into_inner());
+            chans.remove(&id);
+            if chans.is_empty() {
+                drop(chans);
+                ctl.drained.notify_waiters();
             }
         }
-        .instrument(span),
-    );
+    };
+    // The span costs a little on every poll; skip it when nobody listens.
+    if span.is_disabled() {
+        tokio::spawn(task);
+    } else {
+        tokio::spawn(task.instrument(span));
+    }
     Ok(channel)
 }
 

@@ -1,0 +1,55 @@
+//! echo-server: writes back every byte it reads.
+//!
+//! Reads are written back as they come (the very `Bytes` the transport read,
+//! no copy) and flushed once per burst of reads. When the peer does not read
+//! fast enough and the channel turns unwritable, the server stops reading
+//! from it until it is writable again, so memory stays bounded.
+
+use clap::Parser;
+use weft_core::{Context, Events, Handler, Msg};
+use weft_transport::ServerBootstrap;
+
+/// A TCP echo server.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7007")]
+    addr: String,
+    /// Worker threads (1: a current-thread runtime; 0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+struct Echo;
+
+impl Handler for Echo {
+    fn interest(&self) -> Events {
+        Events::READ | Events::READ_COMPLETE | Events::WRITABILITY
+    }
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+        ctx.write(msg);
+    }
+    fn channel_read_complete(&mut self, ctx: &mut Context<'_>) {
+        ctx.flush();
+    }
+    fn writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) {
+        // Backpressure: read no more than the peer takes back.
+        ctx.channel().set_auto_read(writable);
+        ctx.fire_writability_changed(writable);
+    }
+}
+
+fn main() {
+    weft_examples::init_tracing();
+    let args = Args::parse();
+    weft_examples::runtime(args.threads).block_on(async {
+        let server = weft_examples::exit_on_error(
+            ServerBootstrap::new()
+                .child_handler(|p| p.add_last("echo", Echo))
+                .bind(&args.addr)
+                .await,
+        );
+        weft_examples::exit_on_error(weft_examples::serve(server).await);
+    });
+}

@@ -1,0 +1,1 @@
+//! HTTP pieces for http-file-server.

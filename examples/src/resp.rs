@@ -1,0 +1,1 @@
+//! RESP (Redis protocol) pieces for resp-server. (Filled in with resp-server.)
