@@ -1,0 +1,198 @@
+//! http-file-server against curl, a client nobody here wrote.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{random_bytes, run_bounded, start, TempDir};
+
+const EXE: &str = env!("CARGO_BIN_EXE_http-file-server");
+
+fn sha256_of(path: &std::path::Path) -> String {
+    let (ok, out) = run_bounded(Command::new("sha256sum").arg(path), 30);
+    assert!(ok, "{out}");
+    out.split_whitespace().next().unwrap().to_string()
+}
+
+fn curl(args: &[&str]) -> String {
+    let (ok, out) = run_bounded(
+        Command::new("curl")
+            .args(["-s", "--max-time", "30"])
+            .args(args),
+        40,
+    );
+    assert!(ok, "curl {args:?} failed: {out}");
+    out
+}
+
+struct Site {
+    dir: TempDir,
+    outside: TempDir,
+    server: common::Running,
+}
+
+fn site() -> Site {
+    let dir = TempDir::new("http-root");
+    let outside = TempDir::new("http-outside");
+    std::fs::write(dir.0.join("big.bin"), random_bytes(1, 20 * 1024 * 1024)).unwrap();
+    std::fs::write(dir.0.join("hello.txt"), b"hello, world\n").unwrap();
+    std::fs::create_dir(dir.0.join("sub")).unwrap();
+    std::fs::write(dir.0.join("sub/a.html"), b"<p>a</p>").unwrap();
+    std::fs::write(outside.0.join("secret.txt"), b"SECRET-OUTSIDE-ROOT").unwrap();
+    std::os::unix::fs::symlink(outside.0.join("secret.txt"), dir.0.join("escape")).unwrap();
+    std::os::unix::fs::symlink(&outside.0, dir.0.join("escape-dir")).unwrap();
+    let server = start(EXE, &["--root", dir.0.to_str().unwrap(), "--threads", "2"]);
+    Site {
+        dir,
+        outside,
+        server,
+    }
+}
+
+#[test]
+fn curl_downloads_match_and_errors_are_right() {
+    let s = site();
+    let base = format!("http://{}", s.server.addr);
+    let out = s.dir.0.join("download.tmp");
+    curl(&["-o", out.to_str().unwrap(), &format!("{base}/big.bin")]);
+    assert_eq!(sha256_of(&out), sha256_of(&s.dir.0.join("big.bin")));
+    std::fs::remove_file(&out).unwrap();
+
+    // HEAD: headers, no body.
+    let head = curl(&["-I", &format!("{base}/hello.txt")]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("Content-Length: 13"), "{head}");
+    assert!(head.contains("Content-Type: text/plain"), "{head}");
+    assert!(head.contains("Last-Modified:"), "{head}");
+
+    // A range.
+    let r = curl(&[
+        "-i",
+        "-H",
+        "Range: bytes=7-11",
+        &format!("{base}/hello.txt"),
+    ]);
+    assert!(r.starts_with("HTTP/1.1 206"), "{r}");
+    assert!(r.contains("Content-Range: bytes 7-11/13"), "{r}");
+    assert!(r.ends_with("world"), "{r}");
+    let r = curl(&[
+        "-i",
+        "-H",
+        "Range: bytes=100-",
+        &format!("{base}/hello.txt"),
+    ]);
+    assert!(r.starts_with("HTTP/1.1 416"), "{r}");
+
+    // If-Modified-Since.
+    let lm = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Last-Modified: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let r = curl(&[
+        "-i",
+        "-H",
+        &format!("If-Modified-Since: {lm}"),
+        &format!("{base}/hello.txt"),
+    ]);
+    assert!(r.starts_with("HTTP/1.1 304"), "{r}");
+
+    // 404, 405, directory index.
+    let code = |args: &[&str]| curl(&[&["-o", "/dev/null", "-w", "%{http_code}"], args].concat());
+    assert_eq!(code(&[&format!("{base}/missing")]), "404");
+    assert_eq!(code(&["-X", "DELETE", &format!("{base}/hello.txt")]), "405");
+    let index = curl(&[&format!("{base}/sub/")]);
+    assert!(index.contains("a.html"), "{index}");
+    assert_eq!(code(&[&format!("{base}/sub")]), "301");
+}
+
+#[test]
+fn traversal_never_leaks_a_byte_from_outside() {
+    let s = site();
+    let base = format!("http://{}", s.server.addr);
+    let secret_dir = s
+        .outside
+        .0
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let attempts = [
+        "/../etc/passwd".to_string(),
+        "/%2e%2e/etc/passwd".to_string(),
+        "/%2E%2E/%2E%2E/etc/passwd".to_string(),
+        "/sub/../../etc/passwd".to_string(),
+        "/..%2fetc%2fpasswd".to_string(),
+        format!("/../{secret_dir}/secret.txt"),
+        "/escape".to_string(),
+        "/escape-dir/secret.txt".to_string(),
+        "//etc/passwd".to_string(),
+        "/%00".to_string(),
+    ];
+    for a in &attempts {
+        let out = curl(&["--path-as-is", "-i", &format!("{base}{a}")]);
+        let status: u16 = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(matches!(status, 400 | 403 | 404), "{a}: {out}");
+        assert!(
+            !out.contains("SECRET") && !out.contains("root:"),
+            "{a} leaked: {out}"
+        );
+    }
+    // An absolute-form target and a raw request with `..` over a plain socket.
+    for raw in [
+        "GET http://x/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let mut sock = std::net::TcpStream::connect(&s.server.addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        sock.write_all(raw.as_bytes()).unwrap();
+        let mut buf = [0u8; 512];
+        let n = sock.read(&mut buf).unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            text.starts_with("HTTP/1.1 400") || text.starts_with("HTTP/1.1 403"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn pipelined_requests_on_one_connection() {
+    let s = site();
+    let mut sock = std::net::TcpStream::connect(&s.server.addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    sock.write_all(
+        b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /sub/a.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    sock.read_to_end(&mut all).unwrap();
+    let text = String::from_utf8_lossy(&all);
+    let first = text.find("hello, world").expect(&text);
+    let second = text.find("<p>a</p>").expect(&text);
+    assert!(first < second, "answered in order");
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
+}
+
+#[test]
+fn oversized_heads_get_414_and_431() {
+    let s = site();
+    let long_target = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(9000));
+    let many_headers = format!("GET / HTTP/1.1\r\n{}\r\n", "X-A: b\r\n".repeat(100));
+    for (req, want) in [(long_target, "414"), (many_headers, "431")] {
+        let mut sock = std::net::TcpStream::connect(&s.server.addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        sock.write_all(req.as_bytes()).unwrap();
+        let mut all = Vec::new();
+        let _ = sock.read_to_end(&mut all);
+        let text = String::from_utf8_lossy(&all);
+        assert!(text.starts_with(&format!("HTTP/1.1 {want}")), "{text}");
+    }
+}
