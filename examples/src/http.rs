@@ -356,7 +356,7 @@ impl Response {
             let ch = ctx.channel().clone();
             tokio::spawn(async move {
                 let _ = done.await;
-                let _ = ch.close();
+                let _ = ch.close().await;
             });
             p
         });

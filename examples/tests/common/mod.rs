@@ -59,16 +59,26 @@ pub fn peers_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers")
 }
 
-/// A load generator built by `.ci/run` into `target/peers`.
+/// A load generator from `../shared/peers/loadgen`, built into
+/// `target/peers` on first use (as `.ci/run` does) so that a fresh checkout
+/// runs the suite with nothing to prepare.
 pub fn loadgen(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/peers/release")
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: build it with `cargo build --release --locked --manifest-path ../shared/peers/loadgen/Cargo.toml --target-dir target/peers`",
-        p.display()
-    );
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let p = repo.join("target/peers/release").join(name);
+    BUILD.call_once(|| {
+        if !p.exists() {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--release", "--locked", "--manifest-path"])
+                .arg(peers_dir().join("loadgen/Cargo.toml"))
+                .arg("--target-dir")
+                .arg(repo.join("target/peers"))
+                .status()
+                .expect("cannot run cargo to build the load generators");
+            assert!(status.success(), "building the load generators failed");
+        }
+    });
+    assert!(p.exists(), "{} is missing", p.display());
     p
 }
 
