@@ -255,11 +255,31 @@ impl Channel {
     /// Registers the task to wake when commands arrive and tells whether
     /// some are waiting. Transports call this from their connection task.
     pub fn poll_commands(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut registered = false;
+        self.poll_commands_registered(cx, &mut registered)
+    }
+
+    /// [`poll_commands`](Self::poll_commands) for a task that polls often:
+    /// `registered` (kept by the caller, initially `false`) remembers that
+    /// the task's waker is in place, so it is not stored again on every poll.
+    /// The waker is consumed only by a command's arrival, which this call
+    /// reports, so the flag is cleared exactly then.
+    pub fn poll_commands_registered(
+        &self,
+        cx: &mut Context<'_>,
+        registered: &mut bool,
+    ) -> Poll<()> {
         if self.shared.has_commands.load(Ordering::Acquire) {
+            *registered = false;
             return Poll::Ready(());
         }
+        if *registered {
+            return Poll::Pending;
+        }
         self.shared.waker.register(cx.waker());
+        *registered = true;
         if self.shared.has_commands.load(Ordering::Acquire) {
+            *registered = false;
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -272,7 +292,9 @@ impl Channel {
     }
 
     pub(crate) fn take_commands(&self) -> Vec<Command> {
-        if !self.shared.has_commands.swap(false, Ordering::AcqRel) {
+        if !self.shared.has_commands.load(Ordering::Acquire)
+            || !self.shared.has_commands.swap(false, Ordering::AcqRel)
+        {
             return Vec::new();
         }
         let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());

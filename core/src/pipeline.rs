@@ -664,9 +664,11 @@ impl Pipeline {
                     .recover(Box::new("a handler panicked in exception_caught"));
             }
         }
-        let inner = &mut self.inner;
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| inner.sync_writability())) {
-            let _ = self.inner.recover(payload);
+        if self.inner.head.outbound.is_writable() != self.inner.head.notified_writable {
+            let inner = &mut self.inner;
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| inner.sync_writability())) {
+                let _ = self.inner.recover(payload);
+            }
         }
     }
 

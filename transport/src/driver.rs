@@ -5,8 +5,9 @@
 //!   was requested), up to `max_reads_per_wakeup` reads into an adaptive
 //!   buffer; each read is handed on as one `Bytes` split off the buffer (no
 //!   copy), then `channel_read_complete`. The buffer grows when a read fills
-//!   it and shrinks after two short reads in a row; it is released when the
-//!   burst ends, so an idle connection holds no read buffer;
+//!   it and shrinks after two short reads in a row; it comes from a
+//!   per-thread pool and goes back when the burst ends, so an idle
+//!   connection holds no read buffer and steady-state reads allocate nothing;
 //! - writes: flushed entries leave strictly in order. Consecutive byte
 //!   entries go out in one `writev` of at most [`IOV_MAX`] slices (a single
 //!   slice with a plain `write`); a `FileRegion` goes out with `sendfile`
@@ -36,7 +37,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::task::Poll;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::Interest;
 use weft_core::{Error, InputShutdown, Msg, Pipeline};
 
@@ -99,6 +100,7 @@ pub(crate) async fn drive<S: Stream>(
         chunk: None,
     };
     let mut draining = false;
+    let mut waker_registered = false;
     loop {
         pipeline.run_commands();
         if pipeline.take_read_request() {
@@ -163,7 +165,10 @@ pub(crate) async fn drive<S: Stream>(
             !st.input_closed && !draining && (channel.is_auto_read() || st.read_requested);
         let want_write = st.write_blocked;
         let wake = poll_fn(|cx| {
-            if channel.poll_commands(cx).is_ready() {
+            if channel
+                .poll_commands_registered(cx, &mut waker_registered)
+                .is_ready()
+            {
                 return Poll::Ready(Wake::Commands);
             }
             if want_write {
@@ -230,7 +235,7 @@ fn read_burst<S: Stream>(
     st: &mut State,
     opts: &ChannelOptions,
 ) -> Result<(), Error> {
-    let mut buf = BytesMut::new();
+    let mut buf = crate::recv_pool::take(st.read_size);
     let mut reads = 0;
     let mut got_any = false;
     while reads < opts.max_reads_per_wakeup {
@@ -275,6 +280,7 @@ fn read_burst<S: Stream>(
             Err(e) => return Err(Error::io(e)),
         }
     }
+    crate::recv_pool::give(buf);
     if got_any {
         st.read_requested = false;
         pipeline.fire_read_complete();

@@ -53,6 +53,7 @@ mod client;
 mod driver;
 mod group;
 mod options;
+mod recv_pool;
 mod server;
 mod stream;
 

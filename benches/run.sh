@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# weft benchmark suite: one command measures weft against every peer, side by side.
+#
+# usage: benches/run.sh [--quick] [SCENARIO...]
+#   scenarios (default: all): echo file file1g http alloc idle pipeline codec
+#   --quick   one pair per comparison, short loads: a smoke test of the suite
+#
+# It builds what it needs (weft's examples and bench binaries, the peers' load generators, the C
+# file server, the Netty peers), installs missing Debian packages with apt-get (and says so),
+# starts every server on 127.0.0.1, runs the loads as alternating A/B pairs (peers/bench/ab.sh),
+# stops everything it started, and writes benches/RESULTS.md (benches/RESULTS-quick.md with
+# --quick): the machine, the date, each figure as median (min-max), and the ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PEERS=$(cd ../shared/peers && pwd)
+T=$ROOT/target/peers
+L=$T/release
+FILES=/tmp/peers-files
+QUICK=0
+SCENARIOS=()
+for a in "$@"; do
+  case "$a" in
+    --quick) QUICK=1 ;;
+    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
+    *) SCENARIOS+=("$a") ;;
+  esac
+done
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(echo file file1g http alloc idle pipeline codec)
+if [ $QUICK = 1 ]; then RUNS=1; SECS=1; WRK_SECS=2; OUT=$ROOT/benches/RESULTS-quick.md
+else RUNS=5; SECS=3; WRK_SECS=5; OUT=$ROOT/benches/RESULTS.md; fi
+WORK=$(mktemp -d /tmp/weft-bench.XXXXXX)
+PIDS=()
+
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+log() { echo "== $*" >&2; }
+
+# ---------------------------------------------------------------- setup
+setup() {
+  local need=()
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+  command -v wrk >/dev/null || need+=(wrk)
+  [ -d /usr/share/java ] && ls /usr/share/java/netty-*.jar >/dev/null 2>&1 || need+=(libnetty-java)
+  command -v javac >/dev/null || need+=(default-jdk-headless)
+  command -v gcc >/dev/null || need+=(gcc)
+  if [ ${#need[@]} -gt 0 ]; then
+    log "installing with apt-get: ${need[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  log "building weft (release) and the load generators"
+  cargo build --release -q -p weft-examples -p weft-benches
+  cargo build --release -q --locked --manifest-path "$PEERS/loadgen/Cargo.toml" --target-dir "$T"
+  mkdir -p "$T"
+  gcc -O2 -pthread -o "$T/sendfile-server" "$PEERS/phys/sendfile-server.c"
+  # shellcheck disable=SC1091
+  . "$PEERS/netty/classpath.sh"
+  rm -rf "$T/netty-classes" && mkdir -p "$T/netty-classes"
+  javac -d "$T/netty-classes" -cp "$NETTY_CP" "$PEERS"/netty/src/peers/*.java
+  [ -f $FILES/1g.bin ] && [ -f $FILES/100m.bin ] && [ -f $FILES/4k.bin ] || "$PEERS/mkfiles.sh" >/dev/null
+  cat $FILES/100m.bin $FILES/1g.bin > /dev/null   # warm the page cache
+  # netty.sh CLASS ARGS...: a Netty peer from our own build of the peers' sources.
+  {
+    echo '#!/bin/sh'
+    echo ". '$PEERS/netty/classpath.sh'"
+    echo 'exec java ${JAVA_OPTS:--Xms256m -Xmx1g -XX:+UseParallelGC} -Dio.netty.leakDetection.level=disabled \'
+    echo "  -cp '$T/netty-classes':\"\$NETTY_CP\" \"peers.\$1\" \"\$2\" \"\$3\" \"\$4\" \"\$5\""
+  } > "$WORK/netty.sh"
+  # wrk.sh ARGS...: wrk, then one "wrk rps=N bytes/s=X" line for ratio.py.
+  cp "$ROOT/benches/wrk-line.sh" "$WORK/wrk.sh"
+  chmod +x "$WORK/netty.sh" "$WORK/wrk.sh"
+}
+
+# ---------------------------------------------------------------- servers
+# start NAME PORT CMD...: runs CMD in the background, waits until PORT accepts.
+start() {
+  local name=$1 port=$2; shift 2
+  "$@" > "$WORK/$name.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 1 300); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
+      echo "$pid"; return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || { cat "$WORK/$name.log" >&2; echo "server $name died" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "server $name did not listen on $port" >&2; exit 1
+}
+
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# ---------------------------------------------------------------- A/B and the report
+ROWS=()
+# ab LABEL KEYS A_NAME A_PID A_CMD B_NAME B_PID B_CMD
+ab() {
+  local label=$1 keys=$2 an=$3 apid=$4 acmd=$5 bn=$6 bpid=$7 bcmd=$8
+  local a="$WORK/a.txt" b="$WORK/b.txt"
+  rm -f "$a" "$b"
+  log "$label: $an vs $bn ($RUNS pairs)"
+  sh "$PEERS/bench/ab.sh" "$RUNS" "$a" "$b" "sh $PEERS/bench/cpu-of.sh $apid $acmd" "sh $PEERS/bench/cpu-of.sh $bpid $bcmd" || true
+  for k in $keys; do
+    local line
+    line=$(python3 "$PEERS/bench/ratio.py" "$a" "$b" "$k" 2>&1 || true)
+    ROWS+=("| $label | $an vs $bn | $line |")
+    echo "   $line" >&2
+  done
+  cp "$a" "$WORK/raw-$(echo "$label-$an" | tr ' /' '__').txt"
+  cp "$b" "$WORK/raw-$(echo "$label-$bn" | tr ' /' '__').txt"
+}
+
+NOTES=()
+note() { NOTES+=("$*"); echo "   $*" >&2; }
+
+# ---------------------------------------------------------------- scenarios
+sc_echo() {
+  local w t n
+  w=$(start weft-echo 19101 "$ROOT/target/release/echo-server" --addr 127.0.0.1:19101)
+  t=$(start tokio-echo 19102 "$L/tokio-echo" --addr 127.0.0.1:19102)
+  n=$(start netty-echo 19103 "$WORK/netty.sh" EchoServer 19103 nio 0)
+  for size in 64 4096; do
+    local load="$L/echo-load --conns 50 --msg-size $size --pipeline 16 --secs $SECS --warmup 1"
+    ab "echo ${size}B" "msgs/s p99 server_cpu" weft "$w" "$load --addr 127.0.0.1:19101" tokio-echo "$t" "$load --addr 127.0.0.1:19102"
+    ab "echo ${size}B" "msgs/s p99 server_cpu" weft "$w" "$load --addr 127.0.0.1:19101" netty-nio "$n" "$load --addr 127.0.0.1:19103"
+  done
+  stop "$w"; stop "$t"; stop "$n"
+}
+
+sc_file() {
+  local w c n k
+  w=$(start weft-file 19111 "$ROOT/target/release/file-server" --addr 127.0.0.1:19111 --root $FILES)
+  c=$(start c-sendfile 19112 "$T/sendfile-server" 19112 $FILES sendfile)
+  n=$(start netty-file 19113 "$WORK/netty.sh" FileServer 19113 $FILES nio 0)
+  k=$(start c-copy 19114 "$T/sendfile-server" 19114 $FILES copy)
+  for conns in 1 4; do
+    local load="$L/file-load --file 100m.bin --conns $conns --requests 10"
+    ab "file 100MiB x$conns" "rate server_cpu" weft "$w" "$load --addr 127.0.0.1:19111" c-sendfile "$c" "$load --addr 127.0.0.1:19112"
+    ab "file 100MiB x$conns" "rate server_cpu" weft "$w" "$load --addr 127.0.0.1:19111" netty-fileregion "$n" "$load --addr 127.0.0.1:19113"
+    ab "file 100MiB x$conns" "rate server_cpu" weft "$w" "$load --addr 127.0.0.1:19111" c-copy-loop "$k" "$load --addr 127.0.0.1:19114"
+  done
+  stop "$w"; stop "$c"; stop "$n"; stop "$k"
+}
+
+sc_file1g() {
+  local w c k
+  w=$(start weft-file 19121 "$ROOT/target/release/file-server" --addr 127.0.0.1:19121 --root $FILES)
+  c=$(start c-sendfile 19122 "$T/sendfile-server" 19122 $FILES sendfile)
+  k=$(start c-copy 19124 "$T/sendfile-server" 19124 $FILES copy)
+  local load="$L/file-load --file 1g.bin --conns 1 --requests 3"
+  ab "file 1GiB" "rate server_cpu" weft "$w" "$load --addr 127.0.0.1:19121" c-sendfile "$c" "$load --addr 127.0.0.1:19122"
+  ab "file 1GiB" "rate server_cpu" weft "$w" "$load --addr 127.0.0.1:19121" c-copy-loop "$k" "$load --addr 127.0.0.1:19124"
+  # Server user CPU alone, weft: sendfile keeps it near zero.
+  local u
+  u=$(sh "$PEERS/bench/cpu-of.sh" "$w" $load --addr 127.0.0.1:19121 | grep server_cpu)
+  note "weft file-server, 3 x 1 GiB: $u"
+  stop "$w"; stop "$c"; stop "$k"
+}
+
+sc_http() {
+  local w x
+  w=$(start weft-http 19131 bash -c "cd $FILES && exec $ROOT/target/release/http-file-server --addr 127.0.0.1:19131 --threads 1")
+  x=$(start nginx 19132 sh "$PEERS/nginx/run.sh" 19132 $FILES 1)
+  local xw
+  xw=$(ps -o pid= --ppid "$x" | head -1 | tr -d ' '); [ -n "$xw" ] || xw=$x
+  for spec in "4k.bin 50" "100m.bin 4"; do
+    set -- $spec
+    ab "http $1 c$2" "rps bytes/s server_cpu" \
+      weft "$w" "$WORK/wrk.sh -t1 -c$2 -d${WRK_SECS}s http://127.0.0.1:19131/$1" \
+      nginx "$xw" "$WORK/wrk.sh -t1 -c$2 -d${WRK_SECS}s http://127.0.0.1:19132/$1"
+  done
+  stop "$w"; kill "$(cat /tmp/peers-nginx-19132/nginx.pid 2>/dev/null)" 2>/dev/null || true; stop "$x"
+}
+
+sc_alloc() {
+  log "allocations per echoed message"
+  local line
+  line=$("$ROOT/target/release/echo-alloc" --secs "$SECS" 2>&1 | tail -1)
+  note "allocations (echo path, steady state): $line"
+}
+
+sc_idle() {
+  log "memory per idle connection (10,000 connections)"
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+  local n=10000
+  [ $QUICK = 1 ] && n=2000
+  local w t
+  w=$(start weft-echo 19141 "$ROOT/target/release/echo-server" --addr 127.0.0.1:19141)
+  t=$(start tokio-echo 19142 "$L/tokio-echo" --addr 127.0.0.1:19142)
+  for pair in "weft:$w:19141" "tokio-echo:$t:19142"; do
+    IFS=: read -r name pid port <<<"$pair"
+    local line
+    line=$(python3 "$ROOT/benches/idle.py" "$pid" "$port" "$n")
+    note "idle connections, $name: $line"
+  done
+  stop "$w"; stop "$t"
+}
+
+sc_pipeline() {
+  log "pipeline overhead"
+  note "pipeline: $("$ROOT/target/release/pipeline" 2>&1 | tail -3 | tr '\n' ';')"
+}
+
+sc_codec() {
+  log "decode throughput"
+  note "codec: $("$ROOT/target/release/decode" 2>&1 | tail -4 | tr '\n' ';')"
+}
+
+# ---------------------------------------------------------------- main
+setup
+for s in "${SCENARIOS[@]}"; do
+  case "$s" in
+    echo|file|file1g|http|alloc|idle|pipeline|codec) "sc_$s" ;;
+    *) echo "unknown scenario: $s" >&2; exit 2 ;;
+  esac
+done
+
+{
+  echo "# weft benchmark results"
+  echo
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr)"
+  echo "- command: benches/run.sh $*"
+  echo "- runs: $RUNS alternating A/B pairs per comparison after one warm-up pair; server and load share the 2 cores"
+  echo
+  if [ ${#ROWS[@]} -gt 0 ]; then
+    echo "| scenario | A vs B | figure: A median (min, max) \| B median (min, max) \| A/B ratio: median min max |"
+    echo "|---|---|---|"
+    printf '%s\n' "${ROWS[@]}"
+    echo
+  fi
+  if [ ${#NOTES[@]} -gt 0 ]; then
+    echo "## Single-side figures"
+    echo
+    for n in "${NOTES[@]}"; do echo "- $n"; done
+  fi
+} > "$OUT"
+log "wrote $OUT"
