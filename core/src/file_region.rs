@@ -62,16 +62,28 @@ impl FileRegion {
     pub fn new(file: impl Into<Arc<File>>, offset: u64, len: u64) -> Result<FileRegion, Error> {
         let file = file.into();
         let size = file.metadata()?.len();
+        FileRegion::with_known_size(file, offset, len, size)
+    }
+
+    /// A region of a file whose size the caller has just read (from the
+    /// same `fstat` that told it the file exists), saving a second `fstat`.
+    /// The range is checked against `file_size`.
+    pub fn with_known_size(
+        file: impl Into<Arc<File>>,
+        offset: u64,
+        len: u64,
+        file_size: u64,
+    ) -> Result<FileRegion, Error> {
         let end = offset.checked_add(len).ok_or_else(|| {
             Error::invalid_argument(format!("file region {offset}+{len} overflows"))
         })?;
-        if end > size {
+        if end > file_size {
             return Err(Error::invalid_argument(format!(
-                "file region {offset}..{end} lies outside the file ({size} bytes)"
+                "file region {offset}..{end} lies outside the file ({file_size} bytes)"
             )));
         }
         Ok(FileRegion {
-            file,
+            file: file.into(),
             offset,
             len,
             transferred: 0,

@@ -238,6 +238,21 @@ impl OutboundBuffer {
         n
     }
 
+    /// Whether the run of byte entries at the front of the flushed part is
+    /// followed by a `FileRegion` (a header before a file body): a transport
+    /// can then tell the kernel more data follows (`MSG_MORE`), so that the
+    /// header and the start of the body share a segment.
+    pub fn file_follows_bytes(&self) -> bool {
+        for e in &self.flushed {
+            match &e.msg {
+                Msg::Bytes(_) | Msg::Composite(_) => continue,
+                Msg::File(f) => return !f.is_done(),
+                Msg::User(_) => return false,
+            }
+        }
+        false
+    }
+
     /// The first non-empty byte slice at the front of the flushed part.
     pub fn first_slice(&self) -> Option<&[u8]> {
         for e in &self.flushed {

@@ -157,15 +157,144 @@ impl Decoder for RequestDecoder {
 #[derive(Debug, Clone)]
 pub struct FileHandler {
     root: PathBuf,
+    root_dir: std::sync::Arc<std::fs::File>,
 }
 
 impl FileHandler {
     /// Serves `root`, which must exist (it is canonicalised).
     pub fn new(root: impl AsRef<Path>) -> std::io::Result<FileHandler> {
-        Ok(FileHandler {
-            root: root.as_ref().canonicalize()?,
-        })
+        let root = root.as_ref().canonicalize()?;
+        let root_dir = std::sync::Arc::new(std::fs::File::open(&root)?);
+        Ok(FileHandler { root, root_dir })
     }
+}
+
+/// What opening a request path under the root gave.
+enum Opened {
+    File(std::fs::File),
+    Refused(u16),
+}
+
+/// Opens `rel` (a relative path without `..`) beneath `root_dir` with
+/// `openat2(RESOLVE_BENEATH)`: one system call, and the kernel refuses any
+/// resolution, symlinks included, that would leave the root.
+#[allow(unsafe_code)]
+fn open_beneath(root_dir: &std::fs::File, rel: &str) -> Result<std::fs::File, nix::errno::Errno> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = openat2(root_dir.as_raw_fd(), rel, how)?;
+    // SAFETY: `fd` was just returned by openat2, is open, and nothing else
+    // owns it: the File takes sole ownership and closes it on drop.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// How long an open file (and what `fstat` said of it) is reused before the
+/// path is opened again (nginx's `open_file_cache_valid`, shorter).
+const OPEN_FILE_VALID: Duration = Duration::from_secs(1);
+/// Most files kept open per thread (nginx's `open_file_cache max`).
+const OPEN_FILE_MAX: usize = 100;
+
+struct CachedFile {
+    file: std::sync::Arc<std::fs::File>,
+    meta: std::fs::Metadata,
+    at: std::time::Instant,
+}
+
+thread_local! {
+    static OPEN_FILES: std::cell::RefCell<std::collections::HashMap<(PathBuf, String), CachedFile>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+impl FileHandler {
+    /// Opens `rel` and stats it, through a small per-thread cache of open
+    /// files (as nginx's `open_file_cache`): a hot file costs no `open`,
+    /// `fstat` or `close` per request. Only regular files are cached.
+    fn open_cached(
+        &self,
+        rel: &str,
+    ) -> Result<(std::sync::Arc<std::fs::File>, std::fs::Metadata), u16> {
+        let key = (self.root.clone(), rel.to_string());
+        let now = std::time::Instant::now();
+        let hit = OPEN_FILES.with(|c| {
+            c.borrow()
+                .get(&key)
+                .filter(|e| now.duration_since(e.at) < OPEN_FILE_VALID)
+                .map(|e| (e.file.clone(), e.meta.clone()))
+        });
+        if let Some(hit) = hit {
+            return Ok(hit);
+        }
+        let file = match self.open(rel) {
+            Opened::File(f) => f,
+            Opened::Refused(code) => return Err(code),
+        };
+        let meta = file.metadata().map_err(|_| 404u16)?;
+        let file = std::sync::Arc::new(file);
+        if meta.is_file() {
+            OPEN_FILES.with(|c| {
+                let mut c = c.borrow_mut();
+                if c.len() >= OPEN_FILE_MAX {
+                    c.retain(|_, e| now.duration_since(e.at) < OPEN_FILE_VALID);
+                    if c.len() >= OPEN_FILE_MAX {
+                        c.clear();
+                    }
+                }
+                c.insert(
+                    key,
+                    CachedFile {
+                        file: file.clone(),
+                        meta: meta.clone(),
+                        at: now,
+                    },
+                );
+            });
+        }
+        Ok((file, meta))
+    }
+
+    fn open(&self, rel: &str) -> Opened {
+        use nix::errno::Errno;
+        match open_beneath(&self.root_dir, if rel.is_empty() { "." } else { rel }) {
+            Ok(f) => Opened::File(f),
+            Err(Errno::EXDEV | Errno::ELOOP | Errno::EACCES | Errno::EPERM) => Opened::Refused(403),
+            Err(Errno::ENOSYS) => {
+                // A kernel without openat2 (before 5.6): resolve and check.
+                let path = self.root.join(rel);
+                match path.canonicalize() {
+                    Ok(p) if p.starts_with(&self.root) => match std::fs::File::open(&p) {
+                        Ok(f) => Opened::File(f),
+                        Err(_) => Opened::Refused(403),
+                    },
+                    Ok(_) => Opened::Refused(403),
+                    Err(_) => Opened::Refused(404),
+                }
+            }
+            Err(_) => Opened::Refused(404),
+        }
+    }
+}
+
+thread_local! {
+    static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+}
+
+/// The `Date` header's value, formatted once per second per thread.
+fn http_date_now() -> String {
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 != secs || d.1.is_empty() {
+            *d = (secs, httpdate::fmt_http_date(now));
+        }
+        d.1.clone()
+    })
 }
 
 fn status_text(code: u16) -> &'static str {
@@ -342,7 +471,7 @@ impl Response {
             "HTTP/1.1 {} {}\r\nServer: weft\r\nDate: {}\r\nContent-Length: {}\r\n{}",
             self.status,
             status_text(self.status),
-            httpdate::fmt_http_date(SystemTime::now()),
+            http_date_now(),
             self.body_len,
             self.headers
         );
@@ -386,35 +515,34 @@ impl FileHandler {
         let Ok(decoded) = String::from_utf8(decoded) else {
             return Response::text(400);
         };
-        let mut path = self.root.clone();
+        let mut rel = String::with_capacity(decoded.len());
         for seg in decoded.split('/') {
             match seg {
                 "" | "." => {}
                 ".." => return Response::text(403),
                 s if s.contains('\\') => return Response::text(400),
-                s => path.push(s),
+                s => {
+                    if !rel.is_empty() {
+                        rel.push('/');
+                    }
+                    rel.push_str(s);
+                }
             }
         }
-        let resolved = match path.canonicalize() {
-            Ok(p) => p,
-            Err(_) => return Response::text(404),
-        };
-        if !resolved.starts_with(&self.root) {
-            return Response::text(403); // a symlink leading out of the root
-        }
-        let meta = match std::fs::metadata(&resolved) {
-            Ok(m) => m,
-            Err(_) => return Response::text(404),
+        let (file, meta) = match self.open_cached(&rel) {
+            Ok(x) => x,
+            Err(code) => return Response::text(code),
         };
         if meta.is_dir() {
             if !decoded.ends_with('/') {
                 return Response::text(301).header("Location", format!("{target}/"));
             }
-            return self.index(&resolved, &decoded);
+            return self.index(&self.root.join(&rel), &decoded);
         }
         if !meta.is_file() {
             return Response::text(403);
         }
+        let resolved = Path::new(&rel);
         let len = meta.len();
         let mtime = meta.modified().ok();
         if let (Some(m), Some(ims)) = (mtime, req.header("if-modified-since")) {
@@ -433,10 +561,6 @@ impl FileHandler {
                 }
             }
         }
-        let file = match std::fs::File::open(&resolved) {
-            Ok(f) => std::sync::Arc::new(f),
-            Err(_) => return Response::text(403),
-        };
         let range = match req.header("range") {
             Some(v) => match parse_range(v, len) {
                 Ok(r) => r,
@@ -450,12 +574,12 @@ impl FileHandler {
             Some((a, b)) => (206, a, b - a + 1),
             None => (200, 0, len),
         };
-        let region = match FileRegion::new(file, start, count) {
+        let region = match FileRegion::with_known_size(file, start, count, len) {
             Ok(r) => r,
             Err(_) => return Response::text(404),
         };
         let mut r = Response::new(status)
-            .header("Content-Type", content_type(&resolved))
+            .header("Content-Type", content_type(resolved))
             .header("Accept-Ranges", "bytes");
         if let Some(m) = mtime {
             r = r.header("Last-Modified", httpdate::fmt_http_date(m));

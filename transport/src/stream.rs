@@ -20,11 +20,14 @@ pub(crate) trait Stream: AsFd + AsRawFd + Send + Sync + 'static {
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
     fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
     fn addresses(&self) -> (Option<Address>, Option<Address>);
+    /// Whether `send(MSG_MORE)` means something on this socket (TCP).
+    const CORKS: bool;
 }
 
 macro_rules! impl_stream {
-    ($t:ty, $addr:expr) => {
+    ($t:ty, $corks:expr, $addr:expr) => {
         impl Stream for $t {
+            const CORKS: bool = $corks;
             fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 <$t>::poll_read_ready(self, cx)
             }
@@ -55,12 +58,12 @@ macro_rules! impl_stream {
     };
 }
 
-impl_stream!(TcpStream, |s: &TcpStream| (
+impl_stream!(TcpStream, true, |s: &TcpStream| (
     s.local_addr().ok().map(Address::Inet),
     s.peer_addr().ok().map(Address::Inet)
 ));
 
-impl_stream!(UnixStream, |s: &UnixStream| {
+impl_stream!(UnixStream, false, |s: &UnixStream| {
     let conv =
         |a: tokio::net::unix::SocketAddr| Address::Unix(a.as_pathname().map(|p| p.to_path_buf()));
     (s.local_addr().ok().map(conv), s.peer_addr().ok().map(conv))
