@@ -106,7 +106,8 @@ ab() {
   sh "$PEERS/bench/ab.sh" "$RUNS" "$a" "$b" "sh $PEERS/bench/cpu-of.sh $apid $acmd" "sh $PEERS/bench/cpu-of.sh $bpid $bcmd" || true
   for k in $keys; do
     local line
-    line=$(python3 "$PEERS/bench/ratio.py" "$a" "$b" "$k" 2>&1 || true)
+    line=$(python3 "$PEERS/bench/ratio.py" "$a" "$b" "$k" 2>/dev/null) \
+      || line="$k: no usable figures (a side reported none or only zeros)"
     ROWS+=("| $label | $an vs $bn | $line |")
     echo "   $line" >&2
   done

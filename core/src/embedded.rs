@@ -190,12 +190,16 @@ impl EmbeddedChannel {
 
     /// Takes the next message that reached the tail.
     pub fn read_inbound_msg(&mut self) -> Option<Msg> {
-        self.pipeline.inner_mut().tail.inbound.pop_front()
+        self.pipeline.inner_mut().tail.as_mut()?.inbound.pop_front()
     }
 
     /// Number of messages waiting at the tail.
     pub fn inbound_len(&self) -> usize {
-        self.pipeline.inner().tail.inbound.len()
+        self.pipeline
+            .inner()
+            .tail
+            .as_ref()
+            .map_or(0, |t| t.inbound.len())
     }
 
     /// Takes the next user event that reached the tail, as an `E`.
@@ -204,7 +208,13 @@ impl EmbeddedChannel {
     ///
     /// If the event is of another type.
     pub fn read_user_event<E: Any>(&mut self) -> Option<E> {
-        let e: UserEvent = self.pipeline.inner_mut().tail.events.pop_front()?;
+        let e: UserEvent = self
+            .pipeline
+            .inner_mut()
+            .tail
+            .as_mut()?
+            .events
+            .pop_front()?;
         match e.downcast::<E>() {
             Ok(e) => Some(*e),
             Err(_) => panic!(
@@ -216,7 +226,13 @@ impl EmbeddedChannel {
 
     /// Returns the first error that reached the tail, if any, and forgets it.
     pub fn check_exception(&mut self) -> Result<(), Error> {
-        match self.pipeline.inner_mut().tail.errors.pop_front() {
+        match self
+            .pipeline
+            .inner_mut()
+            .tail
+            .as_mut()
+            .and_then(|t| t.errors.pop_front())
+        {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -402,7 +418,7 @@ impl EmbeddedBuilder {
     pub fn build(self) -> EmbeddedChannel {
         let channel = Channel::new(Some(Address::Embedded), Some(Address::Embedded));
         let mut pipeline = Pipeline::new(channel);
-        pipeline.inner_mut().tail.collect = true;
+        pipeline.inner_mut().tail = Some(Box::default());
         for (name, h) in self.handlers {
             if let Err(e) = pipeline.add_last_boxed(&name, h) {
                 panic!("EmbeddedChannel: {e}");

@@ -95,7 +95,7 @@ struct Slot {
     /// interested slot towards the tail (inbound) or head (outbound).
     /// Recomputed whenever the pipeline's structure changes, so that
     /// skipping handlers costs nothing per event.
-    hop: [u32; KINDS],
+    hop: [u16; KINDS],
     prev: usize,
     next: usize,
     state: State,
@@ -103,21 +103,24 @@ struct Slot {
     /// (A slot whose handler is out while not dead is busy: its callback is
     /// running further up the stack.)
     dead: bool,
-    queued: VecDeque<Ev>,
+    /// Events that arrived while the handler's callback was running
+    /// (boxed: rarely used, and a slot should stay small).
+    queued: Option<Box<VecDeque<Ev>>>,
 }
 
 impl Slot {
-    fn sentinel(name: &str, prev: usize, next: usize) -> Slot {
+    fn sentinel(prev: usize, next: usize) -> Slot {
         Slot {
-            name: name.into(),
+            // Sentinels are never looked up by name; an empty name allocates nothing.
+            name: Box::default(),
             handler: None,
             interest: 0,
-            hop: [TAIL as u32; KINDS],
+            hop: [TAIL as u16; KINDS],
             prev,
             next,
             state: State::Linked,
             dead: true,
-            queued: VecDeque::new(),
+            queued: None,
         }
     }
 }
@@ -131,9 +134,9 @@ pub(crate) struct Head {
     notified_writable: bool,
 }
 
+/// What an EmbeddedChannel collects at the end of its pipeline.
 #[derive(Default)]
 pub(crate) struct Tail {
-    pub(crate) collect: bool,
     pub(crate) inbound: VecDeque<Msg>,
     pub(crate) events: VecDeque<UserEvent>,
     pub(crate) errors: VecDeque<Error>,
@@ -144,7 +147,9 @@ pub(crate) struct Inner {
     free: Vec<usize>,
     pub(crate) channel: Channel,
     pub(crate) head: Head,
-    pub(crate) tail: Tail,
+    /// Collected at the tail (EmbeddedChannel only; boxed so that a socket
+    /// channel pays one pointer for it).
+    pub(crate) tail: Option<Box<Tail>>,
 }
 
 /// A channel's pipeline of handlers.
@@ -180,10 +185,7 @@ pub struct Pipeline {
 impl Inner {
     fn new(channel: Channel) -> Inner {
         let mut inner = Inner {
-            slots: vec![
-                Slot::sentinel("head", HEAD, TAIL),
-                Slot::sentinel("tail", HEAD, TAIL),
-            ],
+            slots: vec![Slot::sentinel(HEAD, TAIL), Slot::sentinel(HEAD, TAIL)],
             free: Vec::new(),
             channel,
             head: Head {
@@ -194,7 +196,7 @@ impl Inner {
                 closed: false,
                 notified_writable: true,
             },
-            tail: Tail::default(),
+            tail: None,
         };
         inner.rehop();
         inner
@@ -251,7 +253,9 @@ impl Inner {
         let slot = &mut self.slots[idx];
         let Some(mut h) = slot.handler.take() else {
             if !slot.dead {
-                slot.queued.push_back(ev);
+                slot.queued
+                    .get_or_insert_with(Default::default)
+                    .push_back(ev);
             } else {
                 // A handler lost to a panic: pass everything through.
                 self.forward(idx, ev);
@@ -267,7 +271,7 @@ impl Inner {
     #[inline]
     fn finish_call(&mut self, idx: usize, h: Box<dyn Handler>) {
         let slot = &mut self.slots[idx];
-        if slot.queued.is_empty() && slot.state == State::Linked {
+        if slot.queued.as_ref().is_none_or(|q| q.is_empty()) && slot.state == State::Linked {
             slot.handler = Some(h);
         } else {
             self.finish_call_slow(idx, h);
@@ -277,7 +281,7 @@ impl Inner {
     #[cold]
     #[inline(never)]
     fn finish_call_slow(&mut self, idx: usize, mut h: Box<dyn Handler>) {
-        while let Some(ev) = self.slots[idx].queued.pop_front() {
+        while let Some(ev) = self.slots[idx].queued.as_mut().and_then(|q| q.pop_front()) {
             if self.slots[idx].state == State::Linked {
                 self.call(&mut *h, idx, ev);
             } else {
@@ -312,7 +316,7 @@ impl Inner {
 
     fn call_removed(&mut self, idx: usize, mut h: Box<dyn Handler>) {
         h.handler_removed(&mut Context::new(self, idx));
-        while let Some(ev) = self.slots[idx].queued.pop_front() {
+        while let Some(ev) = self.slots[idx].queued.as_mut().and_then(|q| q.pop_front()) {
             self.forward(idx, ev);
         }
         drop(h);
@@ -346,30 +350,28 @@ impl Inner {
 
     fn at_tail(&mut self, ev: Ev) {
         match ev {
-            Ev::Read(msg) => {
-                if self.tail.collect {
-                    self.tail.inbound.push_back(msg);
-                } else {
-                    tracing::debug!(
-                        channel = %self.channel.id(),
-                        msg_type = msg.type_name(),
-                        "a message reached the end of the pipeline and was dropped; \
-                         add a handler that consumes it"
-                    );
+            Ev::Read(msg) => match &mut self.tail {
+                Some(t) => t.inbound.push_back(msg),
+                None => tracing::debug!(
+                    channel = %self.channel.id(),
+                    msg_type = msg.type_name(),
+                    "a message reached the end of the pipeline and was dropped; \
+                     add a handler that consumes it"
+                ),
+            },
+            Ev::UserEvent(e) => {
+                if let Some(t) = &mut self.tail {
+                    t.events.push_back(e);
                 }
             }
-            Ev::UserEvent(e) if self.tail.collect => self.tail.events.push_back(e),
-            Ev::Exception(e) => {
-                if self.tail.collect {
-                    self.tail.errors.push_back(e);
-                } else {
-                    tracing::warn!(
-                        channel = %self.channel.id(),
-                        error = %e,
-                        "an error reached the end of the pipeline unhandled"
-                    );
-                }
-            }
+            Ev::Exception(e) => match &mut self.tail {
+                Some(t) => t.errors.push_back(e),
+                None => tracing::warn!(
+                    channel = %self.channel.id(),
+                    error = %e,
+                    "an error reached the end of the pipeline unhandled"
+                ),
+            },
             _ => {}
         }
     }
@@ -437,12 +439,12 @@ impl Inner {
             name: name.into(),
             handler: None,
             interest: handler.interest().bits(),
-            hop: [TAIL as u32; KINDS],
+            hop: [TAIL as u16; KINDS],
             prev,
             next,
             state: State::Linked,
             dead: false,
-            queued: VecDeque::new(),
+            queued: None,
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -450,6 +452,8 @@ impl Inner {
                 i
             }
             None => {
+                // Pipelines are short and long-lived: grow one slot at a time.
+                self.slots.reserve_exact(1);
                 self.slots.push(slot);
                 self.slots.len() - 1
             }
@@ -495,7 +499,7 @@ impl Inner {
     fn rehop(&mut self) {
         // Inbound kinds: walk tail → head; `acc` holds, for the slot being
         // visited, the nearest interested slot after it.
-        let mut acc = [TAIL as u32; KINDS];
+        let mut acc = [TAIL as u16; KINDS];
         let mut i = TAIL;
         loop {
             let s = &mut self.slots[i];
@@ -505,13 +509,13 @@ impl Inner {
             }
             for (b, a) in acc.iter_mut().enumerate().take(INBOUND_KINDS) {
                 if s.interest & (1 << b) != 0 {
-                    *a = i as u32;
+                    *a = i as u16;
                 }
             }
             i = s.prev;
         }
         // Outbound kinds: walk head → tail.
-        let mut acc = [HEAD as u32; KINDS];
+        let mut acc = [HEAD as u16; KINDS];
         let mut i = HEAD;
         loop {
             let s = &mut self.slots[i];
@@ -521,7 +525,7 @@ impl Inner {
             }
             for (b, a) in acc.iter_mut().enumerate().skip(INBOUND_KINDS) {
                 if s.interest & (1 << b) != 0 {
-                    *a = i as u32;
+                    *a = i as u16;
                 }
             }
             i = s.next;
@@ -533,11 +537,11 @@ impl Inner {
                 continue;
             }
             let (prev, next) = (self.slots[r].prev, self.slots[r].next);
-            let mut hop = [0u32; KINDS];
+            let mut hop = [0u16; KINDS];
             for (b, h) in hop.iter_mut().enumerate() {
                 let n = if b < INBOUND_KINDS { next } else { prev };
                 *h = if self.slots[n].interest & (1 << b) != 0 {
-                    n as u32
+                    n as u16
                 } else {
                     self.slots[n].hop[b]
                 };
@@ -589,7 +593,7 @@ impl Inner {
         s.handler = None;
         s.dead = false;
         s.name = "".into();
-        s.queued.clear();
+        s.queued = None;
         self.free.push(idx);
     }
 
@@ -619,7 +623,7 @@ impl Inner {
         for (i, s) in self.slots.iter_mut().enumerate() {
             let busy = i != HEAD && i != TAIL && s.handler.is_none() && !s.dead;
             if busy && s.state != State::Free {
-                s.queued.clear();
+                s.queued = None;
                 s.dead = true;
                 if s.state == State::Removed {
                     dead.push(i);
