@@ -146,6 +146,10 @@ pub(crate) struct Tail {
 pub(crate) struct Inner {
     slots: Vec<Slot>,
     free: Vec<usize>,
+    /// Slots holding queued events. While any exists, every event checks
+    /// whether its path crosses one and, if so, queues behind it, so that
+    /// events keep their order even when some skip the busy handler.
+    pending_queues: usize,
     pub(crate) channel: Channel,
     pub(crate) head: Head,
     /// Collected at the tail (EmbeddedChannel only; boxed so that a socket
@@ -188,6 +192,7 @@ impl Inner {
         let mut inner = Inner {
             slots: vec![Slot::sentinel(HEAD, TAIL), Slot::sentinel(HEAD, TAIL)],
             free: Vec::new(),
+            pending_queues: 0,
             channel,
             head: Head {
                 outbound: OutboundBuffer::default(),
@@ -212,6 +217,11 @@ impl Inner {
             return;
         }
         let to = self.slots[from].hop[bit.trailing_zeros() as usize] as usize;
+        if self.pending_queues > 0 {
+            if let Some(q) = self.queue_on_path(from, to, bit) {
+                return self.enqueue(q, ev);
+            }
+        }
         match to {
             TAIL => self.at_tail(ev),
             HEAD => self.at_head(ev),
@@ -219,10 +229,61 @@ impl Inner {
         }
     }
 
+    /// The first slot strictly between `from` and `to`, on the event's way,
+    /// that holds queued events.
+    #[cold]
+    fn queue_on_path(&self, from: usize, to: usize, bit: u16) -> Option<usize> {
+        let inbound = bit & Events::INBOUND.bits() != 0;
+        let step = |i: usize| {
+            if inbound {
+                self.slots[i].next
+            } else {
+                self.slots[i].prev
+            }
+        };
+        let mut i = step(from);
+        while i != to && i != HEAD && i != TAIL {
+            if self.slots[i].queued.as_ref().is_some_and(|q| !q.is_empty()) {
+                return Some(i);
+            }
+            i = step(i);
+        }
+        None
+    }
+
+    fn enqueue(&mut self, idx: usize, ev: Ev) {
+        let q = self.slots[idx].queued.get_or_insert_with(Default::default);
+        if q.is_empty() {
+            self.pending_queues += 1;
+        }
+        q.push_back(ev);
+    }
+
+    fn dequeue(&mut self, idx: usize) -> Option<Ev> {
+        let q = self.slots[idx].queued.as_mut()?;
+        let ev = q.pop_front()?;
+        if q.is_empty() {
+            self.pending_queues -= 1;
+        }
+        Some(ev)
+    }
+
+    /// Drops a slot's queue (its events' promises fail as they drop).
+    fn clear_queue(&mut self, idx: usize) {
+        if let Some(q) = self.slots[idx].queued.take() {
+            if !q.is_empty() {
+                self.pending_queues -= 1;
+            }
+        }
+    }
+
     /// Fast path for `channel_read`, the hottest event: no `Ev` is built
     /// unless the target is busy.
     #[inline]
     pub(crate) fn forward_read(&mut self, from: usize, msg: Msg) {
+        if self.pending_queues > 0 {
+            return self.forward(from, Ev::Read(msg));
+        }
         let i = self.slots[from].hop[HOP_READ] as usize;
         if i == TAIL {
             return self.at_tail(Ev::Read(msg));
@@ -238,6 +299,9 @@ impl Inner {
     /// Fast path for `write`, the hottest outbound operation.
     #[inline]
     pub(crate) fn forward_write(&mut self, from: usize, msg: Msg, promise: Option<Promise>) {
+        if self.pending_queues > 0 {
+            return self.forward(from, Ev::Write(msg, promise));
+        }
         let i = self.slots[from].hop[HOP_WRITE] as usize;
         if i == HEAD {
             return self.at_head(Ev::Write(msg, promise));
@@ -254,9 +318,7 @@ impl Inner {
         let slot = &mut self.slots[idx];
         let Some(mut h) = slot.handler.take() else {
             if !slot.dead {
-                slot.queued
-                    .get_or_insert_with(Default::default)
-                    .push_back(ev);
+                self.enqueue(idx, ev);
             } else {
                 // A handler lost to a panic: pass everything through.
                 self.forward(idx, ev);
@@ -282,10 +344,12 @@ impl Inner {
     #[cold]
     #[inline(never)]
     fn finish_call_slow(&mut self, idx: usize, mut h: Box<dyn Handler>) {
-        while let Some(ev) = self.slots[idx].queued.as_mut().and_then(|q| q.pop_front()) {
-            if self.slots[idx].state == State::Linked {
+        while let Some(ev) = self.dequeue(idx) {
+            let s = &self.slots[idx];
+            if s.state == State::Linked && s.interest & ev.bit() != 0 {
                 self.call(&mut *h, idx, ev);
             } else {
+                // Queued only to keep its place behind earlier events.
                 self.forward(idx, ev);
             }
         }
@@ -317,7 +381,7 @@ impl Inner {
 
     fn call_removed(&mut self, idx: usize, mut h: Box<dyn Handler>) {
         h.handler_removed(&mut Context::new(self, idx));
-        while let Some(ev) = self.slots[idx].queued.as_mut().and_then(|q| q.pop_front()) {
+        while let Some(ev) = self.dequeue(idx) {
             self.forward(idx, ev);
         }
         drop(h);
@@ -589,12 +653,12 @@ impl Inner {
     }
 
     fn free_slot(&mut self, idx: usize) {
+        self.clear_queue(idx);
         let s = &mut self.slots[idx];
         s.state = State::Free;
         s.handler = None;
         s.dead = false;
         s.name = "".into();
-        s.queued = None;
         self.free.push(idx);
     }
 
@@ -620,19 +684,18 @@ impl Inner {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "non-string panic payload".to_string());
-        let mut dead = Vec::new();
-        for (i, s) in self.slots.iter_mut().enumerate() {
-            let busy = i != HEAD && i != TAIL && s.handler.is_none() && !s.dead;
-            if busy && s.state != State::Free {
-                s.queued = None;
-                s.dead = true;
-                if s.state == State::Removed {
-                    dead.push(i);
-                }
+        let busy: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| {
+                let s = &self.slots[i];
+                i != HEAD && i != TAIL && s.handler.is_none() && !s.dead && s.state != State::Free
+            })
+            .collect();
+        for i in busy {
+            self.clear_queue(i);
+            self.slots[i].dead = true;
+            if self.slots[i].state == State::Removed {
+                self.free_slot(i);
             }
-        }
-        for i in dead {
-            self.free_slot(i);
         }
         tracing::error!(channel = %self.channel.id(), panic = %msg, "a handler panicked; closing the channel");
         self.head.close_requested = true;

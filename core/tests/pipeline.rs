@@ -451,3 +451,35 @@ fn user_events_and_channel_execute() {
     ch.run_pending_tasks();
     assert_eq!(ch.pipeline().names(), ["Typed", "late"]);
 }
+
+/// A flush that skips a busy handler must not overtake a write queued on it.
+#[test]
+fn events_skipping_a_busy_handler_keep_their_order() {
+    /// First handler: takes part in `active` and `write` (not `flush`).
+    struct Outer;
+    impl Handler for Outer {
+        fn interest(&self) -> Events {
+            Events::ACTIVE | Events::WRITE
+        }
+    }
+    /// Writes and flushes from inside `channel_active`, while Outer is busy.
+    struct Greeter;
+    impl Handler for Greeter {
+        fn interest(&self) -> Events {
+            Events::ACTIVE
+        }
+        fn channel_active(&mut self, ctx: &mut Context<'_>) {
+            ctx.write_and_flush("welcome");
+            ctx.fire_active();
+        }
+    }
+    let mut ch = EmbeddedChannel::builder()
+        .add_last("outer", Outer)
+        .add_last("greeter", Greeter)
+        .build();
+    assert_eq!(
+        ch.read_outbound::<Bytes>().unwrap(),
+        "welcome",
+        "the flush came after the write"
+    );
+}

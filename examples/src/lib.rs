@@ -9,6 +9,7 @@
 
 pub mod http;
 pub mod resp;
+pub mod rpc;
 
 use std::io::Write;
 use std::time::Duration;

@@ -1,1 +1,621 @@
-//! RESP (Redis protocol) pieces for resp-server. (Filled in with resp-server.)
+//! RESP2 (the Redis protocol) for `resp-server`: a decoder in the codec
+//! style, reply encoding, and an in-memory key-value store.
+//!
+//! Contract of [`RespDecoder`]: it yields one [`RespFrame::Command`] per
+//! request — a multibulk array (`*N\r\n$len\r\n...`) or an inline command
+//! (`PING\r\n`) — whose arguments are slices of the received bytes (no
+//! copy). Limits as Redis's: at most [`MAX_ARGS`] arguments, bulk strings of
+//! at most [`MAX_BULK`] bytes, inline requests and count lines of at most
+//! [`MAX_INLINE`] bytes. A violation yields [`RespFrame::ProtocolError`]
+//! (answered with `-ERR Protocol error: ...`, then the connection is closed,
+//! as Redis does) and the decoder decodes nothing more.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use weft_codec::{Cumulation, Decoder};
+use weft_core::{CompositeBytes, Context, Error, Events, Handler, Msg, Promise};
+
+/// Most arguments in one command.
+pub const MAX_ARGS: usize = 1024 * 1024;
+/// Longest bulk string (Redis: 512 MB; here 64 MiB).
+pub const MAX_BULK: usize = 64 * 1024 * 1024;
+/// Longest inline command or count line.
+pub const MAX_INLINE: usize = 64 * 1024;
+
+/// What the decoder yields.
+#[derive(Debug, Clone)]
+pub enum RespFrame {
+    /// A command and its arguments.
+    Command(Vec<Bytes>),
+    /// A protocol violation: answer and close.
+    ProtocolError(String),
+}
+
+/// Decodes RESP2 requests.
+#[derive(Debug, Default)]
+pub struct RespDecoder {
+    failed: bool,
+}
+
+enum Parse {
+    Incomplete,
+    Done(usize, Vec<(usize, usize)>),
+    Bad(String),
+}
+
+fn find_crlf(buf: &[u8], from: usize, limit: usize) -> Result<Option<usize>, ()> {
+    let end = buf.len().min(from + limit + 2);
+    match buf[from..end].windows(2).position(|w| w == b"\r\n") {
+        Some(i) => Ok(Some(from + i)),
+        None if buf.len() - from > limit => Err(()),
+        None => Ok(None),
+    }
+}
+
+fn parse_int(b: &[u8]) -> Option<i64> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+fn parse(buf: &[u8]) -> Parse {
+    if buf[0] != b'*' {
+        // Inline command.
+        let nl = match buf.iter().take(MAX_INLINE + 1).position(|b| *b == b'\n') {
+            Some(i) => i,
+            None if buf.len() > MAX_INLINE => return Parse::Bad("too big inline request".into()),
+            None => return Parse::Incomplete,
+        };
+        let line = &buf[..nl];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let mut args = Vec::new();
+        let mut i = 0;
+        while i < line.len() {
+            while i < line.len() && line[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            let start = i;
+            while i < line.len() && !line[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i > start {
+                args.push((start, i));
+            }
+        }
+        return Parse::Done(nl + 1, args);
+    }
+    let Ok(first) = find_crlf(buf, 1, MAX_INLINE) else {
+        return Parse::Bad("too big mbulk count string".into());
+    };
+    let Some(first) = first else {
+        return Parse::Incomplete;
+    };
+    let n = match parse_int(&buf[1..first]) {
+        Some(n) if n <= MAX_ARGS as i64 => n,
+        _ => return Parse::Bad("invalid multibulk length".into()),
+    };
+    let mut pos = first + 2;
+    let mut args = Vec::with_capacity(n.clamp(0, 64) as usize);
+    for _ in 0..n.max(0) {
+        if pos >= buf.len() {
+            return Parse::Incomplete;
+        }
+        if buf[pos] != b'$' {
+            return Parse::Bad(format!("expected '$', got '{}'", buf[pos] as char));
+        }
+        let Ok(end) = find_crlf(buf, pos + 1, MAX_INLINE) else {
+            return Parse::Bad("too big bulk count string".into());
+        };
+        let Some(end) = end else {
+            return Parse::Incomplete;
+        };
+        let len = match parse_int(&buf[pos + 1..end]) {
+            Some(l) if (0..=MAX_BULK as i64).contains(&l) => l as usize,
+            _ => return Parse::Bad("invalid bulk length".into()),
+        };
+        let start = end + 2;
+        if buf.len() < start + len + 2 {
+            return Parse::Incomplete;
+        }
+        if &buf[start + len..start + len + 2] != b"\r\n" {
+            return Parse::Bad("bulk string not terminated by CRLF".into());
+        }
+        args.push((start, start + len));
+        pos = start + len + 2;
+    }
+    Parse::Done(pos, args)
+}
+
+impl Decoder for RespDecoder {
+    type Item = RespFrame;
+
+    fn decode(&mut self, src: &mut Cumulation) -> Result<Option<RespFrame>, Error> {
+        loop {
+            if self.failed || src.is_empty() {
+                if self.failed {
+                    src.advance(src.len());
+                }
+                return Ok(None);
+            }
+            match parse(src) {
+                Parse::Incomplete => return Ok(None),
+                Parse::Bad(why) => {
+                    self.failed = true;
+                    src.advance(src.len());
+                    return Ok(Some(RespFrame::ProtocolError(why)));
+                }
+                Parse::Done(used, args) => {
+                    // One slice of the read for the whole request; the
+                    // arguments are slices of it.
+                    let all = src.split_to(used);
+                    if args.is_empty() {
+                        continue; // an empty line or `*0`: nothing to do
+                    }
+                    let args = args.into_iter().map(|(a, b)| all.slice(a..b)).collect();
+                    return Ok(Some(RespFrame::Command(args)));
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- replies
+
+fn simple(s: &str) -> Msg {
+    Msg::from(format!("+{s}\r\n"))
+}
+
+fn error(s: &str) -> Msg {
+    Msg::from(format!("-{s}\r\n"))
+}
+
+fn int(n: i64) -> Msg {
+    Msg::from(format!(":{n}\r\n"))
+}
+
+fn nil() -> Msg {
+    Msg::from(Bytes::from_static(b"$-1\r\n"))
+}
+
+/// A bulk reply that references `v` rather than copying it.
+fn bulk(v: Bytes) -> Msg {
+    let mut c = CompositeBytes::with_capacity(3);
+    c.push(Bytes::from(format!("${}\r\n", v.len())));
+    c.push(v);
+    c.push(Bytes::from_static(b"\r\n"));
+    Msg::Composite(c)
+}
+
+fn array(items: Vec<Option<Bytes>>) -> Msg {
+    let mut c = CompositeBytes::with_capacity(1 + 3 * items.len());
+    c.push(Bytes::from(format!("*{}\r\n", items.len())));
+    for it in items {
+        match it {
+            Some(v) => {
+                c.push(Bytes::from(format!("${}\r\n", v.len())));
+                c.push(v);
+                c.push(Bytes::from_static(b"\r\n"));
+            }
+            None => c.push(Bytes::from_static(b"$-1\r\n")),
+        }
+    }
+    Msg::Composite(c)
+}
+
+// ---------------------------------------------------------------- the store
+
+#[derive(Debug, Clone)]
+struct Entry {
+    value: Bytes,
+    expires: Option<Instant>,
+}
+
+/// The key space shared by every connection of a server.
+#[derive(Debug, Clone, Default)]
+pub struct Store {
+    map: Arc<Mutex<HashMap<Bytes, Entry>>>,
+}
+
+impl Store {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Bytes, Entry>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn live<'a>(
+    map: &'a mut HashMap<Bytes, Entry>,
+    key: &Bytes,
+    now: Instant,
+) -> Option<&'a mut Entry> {
+    if map
+        .get(key)
+        .is_some_and(|e| e.expires.is_some_and(|t| t <= now))
+    {
+        map.remove(key);
+    }
+    map.get_mut(key)
+}
+
+fn wrong_args(cmd: &str) -> Msg {
+    error(&format!(
+        "ERR wrong number of arguments for '{}' command",
+        cmd.to_ascii_lowercase()
+    ))
+}
+
+const NOT_INT: &str = "ERR value is not an integer or out of range";
+
+fn as_i64(b: &[u8]) -> Option<i64> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// Runs one command against the store. The second value asks the
+/// connection to close after the reply (QUIT).
+pub fn execute(store: &Store, args: &[Bytes]) -> (Msg, bool) {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+    let argc = args.len();
+    let now = Instant::now();
+    let reply = match name.as_str() {
+        "PING" => match argc {
+            1 => simple("PONG"),
+            2 => bulk(args[1].clone()),
+            _ => wrong_args(&name),
+        },
+        "ECHO" if argc == 2 => bulk(args[1].clone()),
+        "QUIT" => return (simple("OK"), true),
+        "GET" if argc == 2 => match live(&mut store.lock(), &args[1], now) {
+            Some(e) => bulk(e.value.clone()),
+            None => nil(),
+        },
+        "SET" if argc >= 3 => set(store, args, now),
+        "DEL" if argc >= 2 => {
+            let mut m = store.lock();
+            let n = args[1..]
+                .iter()
+                .filter(|k| live(&mut m, k, now).is_some() && m.remove(*k).is_some())
+                .count();
+            int(n as i64)
+        }
+        "EXISTS" if argc >= 2 => {
+            let mut m = store.lock();
+            int(args[1..]
+                .iter()
+                .filter(|k| live(&mut m, k, now).is_some())
+                .count() as i64)
+        }
+        "INCR" | "DECR" if argc == 2 => {
+            let delta = if name == "INCR" { 1 } else { -1 };
+            let mut m = store.lock();
+            let current = match live(&mut m, &args[1], now) {
+                Some(e) => match as_i64(&e.value) {
+                    Some(v) => v,
+                    None => return (error(NOT_INT), false),
+                },
+                None => 0,
+            };
+            match current.checked_add(delta) {
+                Some(v) => {
+                    let expires = m.get(&args[1]).and_then(|e| e.expires);
+                    m.insert(
+                        args[1].clone(),
+                        Entry {
+                            value: Bytes::from(v.to_string()),
+                            expires,
+                        },
+                    );
+                    int(v)
+                }
+                None => error("ERR increment or decrement would overflow"),
+            }
+        }
+        "MGET" if argc >= 2 => {
+            let mut m = store.lock();
+            array(
+                args[1..]
+                    .iter()
+                    .map(|k| live(&mut m, k, now).map(|e| e.value.clone()))
+                    .collect(),
+            )
+        }
+        "MSET" if argc >= 3 && argc % 2 == 1 => {
+            let mut m = store.lock();
+            for kv in args[1..].chunks(2) {
+                m.insert(
+                    kv[0].clone(),
+                    Entry {
+                        value: kv[1].clone(),
+                        expires: None,
+                    },
+                );
+            }
+            simple("OK")
+        }
+        "EXPIRE" if argc == 3 => match as_i64(&args[2]) {
+            Some(secs) => {
+                let mut m = store.lock();
+                match live(&mut m, &args[1], now) {
+                    Some(_) if secs <= 0 => {
+                        m.remove(&args[1]);
+                        int(1)
+                    }
+                    Some(e) => {
+                        e.expires = Some(now + Duration::from_secs(secs as u64));
+                        int(1)
+                    }
+                    None => int(0),
+                }
+            }
+            None => error(NOT_INT),
+        },
+        "TTL" if argc == 2 => match live(&mut store.lock(), &args[1], now) {
+            None => int(-2),
+            Some(Entry { expires: None, .. }) => int(-1),
+            Some(Entry {
+                expires: Some(t), ..
+            }) => {
+                let left = t.saturating_duration_since(now);
+                int(((left.as_millis() + 500) / 1000) as i64)
+            }
+        },
+        "FLUSHALL" | "FLUSHDB" => {
+            store.lock().clear();
+            simple("OK")
+        }
+        "DBSIZE" if argc == 1 => int(store.lock().len() as i64),
+        "SELECT" if argc == 2 => {
+            if &args[1][..] == b"0" {
+                simple("OK")
+            } else {
+                error("ERR DB index is out of range")
+            }
+        }
+        "COMMAND" => array(Vec::new()),
+        "CONFIG" if argc == 3 && args[1].eq_ignore_ascii_case(b"GET") => {
+            let p = args[2].to_ascii_lowercase();
+            match &p[..] {
+                b"save" => array(vec![Some(Bytes::from_static(b"save")), Some(Bytes::new())]),
+                b"appendonly" => array(vec![
+                    Some(Bytes::from_static(b"appendonly")),
+                    Some(Bytes::from_static(b"no")),
+                ]),
+                _ => array(Vec::new()),
+            }
+        }
+        "ECHO" | "GET" | "SET" | "DEL" | "EXISTS" | "INCR" | "DECR" | "MGET" | "MSET"
+        | "EXPIRE" | "TTL" | "DBSIZE" | "SELECT" | "CONFIG" => wrong_args(&name),
+        _ => {
+            let mut shown = String::new();
+            for a in &args[1..] {
+                shown.push('\'');
+                shown.push_str(&String::from_utf8_lossy(&a[..a.len().min(128)]));
+                shown.push_str("' ");
+            }
+            error(&format!(
+                "ERR unknown command '{}', with args beginning with: {shown}",
+                String::from_utf8_lossy(&args[0])
+            ))
+        }
+    };
+    (reply, false)
+}
+
+fn set(store: &Store, args: &[Bytes], now: Instant) -> Msg {
+    let mut expires = None;
+    let (mut nx, mut xx) = (false, false);
+    let mut i = 3;
+    while i < args.len() {
+        let opt = args[i].to_ascii_uppercase();
+        match &opt[..] {
+            b"NX" => nx = true,
+            b"XX" => xx = true,
+            b"EX" | b"PX" if i + 1 < args.len() => {
+                let Some(n) = as_i64(&args[i + 1]) else {
+                    return error(NOT_INT);
+                };
+                if n <= 0 {
+                    return error("ERR invalid expire time in 'set' command");
+                }
+                let d = if &opt[..] == b"EX" {
+                    Duration::from_secs(n as u64)
+                } else {
+                    Duration::from_millis(n as u64)
+                };
+                expires = Some(now + d);
+                i += 1;
+            }
+            _ => return error("ERR syntax error"),
+        }
+        i += 1;
+    }
+    if nx && xx {
+        return error("ERR syntax error");
+    }
+    let mut m = store.lock();
+    let exists = live(&mut m, &args[1], now).is_some();
+    if (nx && exists) || (xx && !exists) {
+        return nil();
+    }
+    m.insert(
+        args[1].clone(),
+        Entry {
+            value: args[2].clone(),
+            expires,
+        },
+    );
+    simple("OK")
+}
+
+/// Answers RESP commands from a shared [`Store`].
+#[derive(Debug, Clone, Default)]
+pub struct RespHandler {
+    store: Store,
+    closing: bool,
+}
+
+impl RespHandler {
+    /// A handler over `store`.
+    pub fn new(store: Store) -> RespHandler {
+        RespHandler {
+            store,
+            closing: false,
+        }
+    }
+
+    fn close_after(&mut self, ctx: &mut Context<'_>, reply: Msg) {
+        self.closing = true;
+        let (p, done) = Promise::new();
+        ctx.write_and_flush_with(reply, Some(p));
+        let ch = ctx.channel().clone();
+        tokio::spawn(async move {
+            let _ = done.await;
+            let _ = ch.close().await;
+        });
+    }
+}
+
+impl Handler for RespHandler {
+    fn interest(&self) -> Events {
+        Events::READ | Events::READ_COMPLETE | Events::EXCEPTION
+    }
+
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+        if self.closing {
+            return;
+        }
+        match msg.downcast::<RespFrame>() {
+            Ok(RespFrame::Command(args)) => {
+                let (reply, quit) = execute(&self.store, &args);
+                if quit {
+                    self.close_after(ctx, reply);
+                } else {
+                    ctx.write(reply);
+                }
+            }
+            Ok(RespFrame::ProtocolError(why)) => {
+                self.close_after(ctx, error(&format!("ERR Protocol error: {why}")));
+            }
+            Err(other) => ctx.fire_read(other),
+        }
+    }
+
+    fn channel_read_complete(&mut self, ctx: &mut Context<'_>) {
+        ctx.flush();
+    }
+
+    fn exception_caught(&mut self, ctx: &mut Context<'_>, err: Error) {
+        tracing::debug!(error = %err, "closing the connection");
+        ctx.close();
+    }
+}
+
+/// Encodes a command as a RESP array (for clients and tests).
+pub fn encode_command(args: &[&[u8]]) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        b.put_slice(format!("${}\r\n", a.len()).as_bytes());
+        b.put_slice(a);
+        b.put_slice(b"\r\n");
+    }
+    b.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_codec::DecoderHandler;
+    use weft_core::EmbeddedChannel;
+
+    fn decode_all(input: &[u8]) -> Vec<RespFrame> {
+        let mut ch = EmbeddedChannel::with_handler(DecoderHandler::new(RespDecoder::default()));
+        for b in input {
+            ch.write_inbound(Bytes::copy_from_slice(&[*b]));
+        }
+        let mut out = Vec::new();
+        while let Some(f) = ch.read_inbound::<RespFrame>() {
+            out.push(f);
+        }
+        out
+    }
+
+    #[test]
+    fn multibulk_and_inline_byte_by_byte() {
+        let frames = decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n\r\n*1\r\n$4\r\nPING\r\n");
+        assert_eq!(frames.len(), 3);
+        match &frames[0] {
+            RespFrame::Command(a) => assert_eq!(a, &[Bytes::from("GET"), Bytes::from("k")]),
+            f => panic!("{f:?}"),
+        }
+    }
+
+    #[test]
+    fn arguments_are_slices_of_the_read() {
+        let read = encode_command(&[b"SET", b"key", b"value"]);
+        let mut ch = EmbeddedChannel::with_handler(DecoderHandler::new(RespDecoder::default()));
+        ch.write_inbound(read.clone());
+        let Some(RespFrame::Command(args)) = ch.read_inbound::<RespFrame>() else {
+            panic!()
+        };
+        let range = read.as_ptr() as usize..read.as_ptr() as usize + read.len();
+        assert!(args.iter().all(|a| range.contains(&(a.as_ptr() as usize))));
+    }
+
+    #[test]
+    fn protocol_errors() {
+        for bad in [
+            &b"*1\r\n+x\r\n"[..],
+            b"*abc\r\n",
+            b"*1\r\n$-5\r\n",
+            b"*1\r\n$3\r\nabcXY",
+        ] {
+            let frames = decode_all(bad);
+            assert!(
+                matches!(frames.last(), Some(RespFrame::ProtocolError(_))),
+                "{bad:?}: {frames:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn commands() {
+        let s = Store::default();
+        let run = |args: &[&str]| {
+            let args: Vec<Bytes> = args
+                .iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect();
+            let mut ch = EmbeddedChannel::new();
+            ch.write_outbound(execute(&s, &args).0);
+            String::from_utf8(ch.read_outbound_bytes().to_vec()).unwrap()
+        };
+        assert_eq!(run(&["PING"]), "+PONG\r\n");
+        assert_eq!(run(&["SET", "a", "1"]), "+OK\r\n");
+        assert_eq!(run(&["SET", "a", "2", "NX"]), "$-1\r\n");
+        assert_eq!(run(&["INCR", "a"]), ":2\r\n");
+        assert_eq!(run(&["DECR", "a"]), ":1\r\n");
+        assert_eq!(run(&["GET", "a"]), "$1\r\n1\r\n");
+        assert_eq!(run(&["MSET", "b", "x", "c", "y"]), "+OK\r\n");
+        assert_eq!(
+            run(&["MGET", "b", "nope", "c"]),
+            "*3\r\n$1\r\nx\r\n$-1\r\n$1\r\ny\r\n"
+        );
+        assert_eq!(
+            run(&["INCR", "b"]),
+            "-ERR value is not an integer or out of range\r\n"
+        );
+        assert_eq!(run(&["TTL", "b"]), ":-1\r\n");
+        assert_eq!(run(&["EXPIRE", "b", "100"]), ":1\r\n");
+        assert_eq!(run(&["TTL", "b"]), ":100\r\n");
+        assert_eq!(run(&["TTL", "zz"]), ":-2\r\n");
+        assert_eq!(run(&["EXISTS", "a", "b", "zz"]), ":2\r\n");
+        assert_eq!(run(&["DEL", "a", "zz"]), ":1\r\n");
+        assert_eq!(
+            run(&["GET"]),
+            "-ERR wrong number of arguments for 'get' command\r\n"
+        );
+        assert!(run(&["NOPE", "x"]).starts_with("-ERR unknown command 'NOPE'"));
+        assert_eq!(run(&["FLUSHALL"]), "+OK\r\n");
+        assert_eq!(run(&["EXISTS", "b"]), ":0\r\n");
+    }
+}

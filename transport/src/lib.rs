@@ -56,9 +56,13 @@ mod options;
 mod recv_pool;
 mod server;
 mod stream;
+mod timeout;
 
 pub use client::Bootstrap;
 pub use driver::{FALLBACK_CHUNK, IOV_MAX, SENDFILE_STEP};
 pub use group::ChannelGroup;
 pub use options::ChannelOptions;
 pub use server::{Server, ServerBootstrap};
+pub use timeout::{
+    IdleState, IdleStateEvent, IdleStateHandler, ReadTimeoutHandler, WriteTimeoutHandler,
+};

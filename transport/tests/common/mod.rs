@@ -56,6 +56,32 @@ impl Drop for TempFile {
     }
 }
 
+/// Serialises the tests of one test binary that count the process's
+/// descriptors or memory: tests running alongside would skew the counts.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Open socket descriptors of this process (other descriptors come and go
+/// as tests start their runtimes).
+pub fn socket_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+/// Waits (at most 10 s) for the socket count to come back to `n`: closes
+/// on other tasks and runtimes finish asynchronously.
+pub async fn wait_for_sockets(n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while socket_count() != n && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Open descriptors of this process.
 pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()

@@ -1,0 +1,114 @@
+//! chat-server: every line a client sends goes to every other client.
+//!
+//! Lines (at most 8 KiB) are broadcast through a `ChannelGroup`, prefixed
+//! with the sender's address; the line itself is shared, not copied, by all
+//! the writes. A client silent for `--idle-timeout` seconds is told so and
+//! disconnected.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use weft_codec::{DecoderHandler, LineBasedFrameDecoder};
+use weft_core::{CompositeBytes, Context, Error, Events, Handler, Msg, UserEvent};
+use weft_transport::{ChannelGroup, IdleState, IdleStateEvent, IdleStateHandler, ServerBootstrap};
+
+/// A line-based chat server.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7009")]
+    addr: String,
+    /// Seconds a silent client may stay connected.
+    #[arg(long, default_value_t = 300)]
+    idle_timeout: u64,
+    /// Worker threads (1: a current-thread runtime; 0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+struct Chat {
+    group: ChannelGroup,
+    name: Bytes,
+}
+
+impl Handler for Chat {
+    fn interest(&self) -> Events {
+        Events::ACTIVE | Events::READ | Events::USER_EVENT | Events::EXCEPTION
+    }
+
+    fn channel_active(&mut self, ctx: &mut Context<'_>) {
+        let me = ctx.channel().clone();
+        self.name = Bytes::from(format!(
+            "[{}] ",
+            me.remote_addr().map(|a| a.to_string()).unwrap_or_default()
+        ));
+        drop(self.group.write_and_flush_except(
+            Bytes::from(format!("{}joined\n", String::from_utf8_lossy(&self.name))),
+            Some(me.id()),
+        ));
+        self.group.add(me);
+        ctx.write_and_flush("welcome\n");
+        ctx.fire_active();
+    }
+
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+        let Ok(line) = msg.downcast::<Bytes>() else {
+            return;
+        };
+        // name + line + "\n", the line by reference.
+        let out: CompositeBytes = [self.name.clone(), line, Bytes::from_static(b"\n")]
+            .into_iter()
+            .collect();
+        drop(
+            self.group
+                .write_and_flush_except(out, Some(ctx.channel().id())),
+        );
+    }
+
+    fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) {
+        match event.downcast::<IdleStateEvent>() {
+            Ok(e) if e.state == IdleState::ReaderIdle => {
+                ctx.write_and_flush("idle for too long, bye\n");
+                ctx.close();
+            }
+            Ok(e) => ctx.fire_user_event(e),
+            Err(other) => ctx.fire_user_event(other),
+        }
+    }
+
+    fn exception_caught(&mut self, ctx: &mut Context<'_>, err: Error) {
+        tracing::debug!(error = %err, "closing the connection");
+        ctx.close();
+    }
+}
+
+fn main() {
+    weft_examples::init_tracing();
+    let args = Args::parse();
+    let group = ChannelGroup::new();
+    let idle = Duration::from_secs(args.idle_timeout);
+    weft_examples::runtime(args.threads).block_on(async move {
+        let server = weft_examples::exit_on_error(
+            ServerBootstrap::new()
+                .child_handler(move |p| {
+                    p.add_last("idle", IdleStateHandler::new(Some(idle), None, None))?;
+                    p.add_last(
+                        "lines",
+                        DecoderHandler::new(LineBasedFrameDecoder::new(8192)),
+                    )?;
+                    p.add_last(
+                        "chat",
+                        Chat {
+                            group: group.clone(),
+                            name: Bytes::new(),
+                        },
+                    )
+                })
+                .bind(&args.addr)
+                .await,
+        );
+        weft_examples::exit_on_error(weft_examples::serve(server).await);
+    });
+}

@@ -1,0 +1,121 @@
+//! proxy: a TCP relay. Each accepted connection gets an upstream connection;
+//! bytes go across as the very `Bytes` that were read (no copy), with
+//! backpressure: while one side is unwritable, the other side stops reading
+//! (auto-read off), so a fast sender cannot fill the proxy's memory.
+
+use clap::Parser;
+use weft_core::{Channel, Context, Error, Events, Handler, Msg};
+use weft_transport::{Bootstrap, ServerBootstrap};
+
+/// A TCP relay with backpressure.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, alias = "listen", default_value = "127.0.0.1:7010")]
+    addr: String,
+    /// Where to relay to.
+    #[arg(long)]
+    upstream: String,
+    /// Worker threads (1: a current-thread runtime; 0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+/// Sends what one side reads to the other side.
+struct Relay {
+    peer: Option<Channel>,
+}
+
+impl Handler for Relay {
+    fn interest(&self) -> Events {
+        Events::READ | Events::WRITABILITY | Events::INACTIVE | Events::EXCEPTION
+    }
+    fn channel_read(&mut self, _ctx: &mut Context<'_>, msg: Msg) {
+        if let Some(peer) = &self.peer {
+            drop(peer.write_and_flush(msg));
+        }
+    }
+    fn writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) {
+        // This side cannot take more: the other side stops reading.
+        if let Some(peer) = &self.peer {
+            peer.set_auto_read(writable);
+        }
+        ctx.fire_writability_changed(writable);
+    }
+    fn channel_inactive(&mut self, ctx: &mut Context<'_>) {
+        if let Some(peer) = self.peer.take() {
+            drop(peer.close());
+        }
+        ctx.fire_inactive();
+    }
+    fn exception_caught(&mut self, ctx: &mut Context<'_>, err: Error) {
+        tracing::debug!(error = %err, "closing the relay");
+        ctx.close();
+    }
+}
+
+/// On the accepted side: connects upstream once active, then relays.
+struct Inbound {
+    upstream: String,
+}
+
+impl Handler for Inbound {
+    fn interest(&self) -> Events {
+        Events::ACTIVE
+    }
+    fn channel_active(&mut self, ctx: &mut Context<'_>) {
+        let client = ctx.channel().clone();
+        // Read nothing from the client until the upstream side is there.
+        client.set_auto_read(false);
+        let upstream = self.upstream.clone();
+        tokio::spawn(async move {
+            let c2 = client.clone();
+            let up = Bootstrap::new()
+                .handler(move |p| {
+                    p.add_last(
+                        "relay",
+                        Relay {
+                            peer: Some(c2.clone()),
+                        },
+                    )
+                })
+                .connect(upstream.as_str())
+                .await;
+            match up {
+                Ok(up) => {
+                    client.execute(move |p| {
+                        let _ = p.replace("inbound", "relay", Relay { peer: Some(up) });
+                    });
+                    client.set_auto_read(true);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reach the upstream");
+                    drop(client.close());
+                }
+            }
+        });
+    }
+}
+
+fn main() {
+    weft_examples::init_tracing();
+    let args = Args::parse();
+    let upstream = args.upstream.clone();
+    weft_examples::runtime(args.threads).block_on(async move {
+        let server = weft_examples::exit_on_error(
+            ServerBootstrap::new()
+                .child_handler(move |p| {
+                    p.add_last(
+                        "inbound",
+                        Inbound {
+                            upstream: upstream.clone(),
+                        },
+                    )
+                })
+                .bind(&args.addr)
+                .await,
+        );
+        weft_examples::exit_on_error(weft_examples::serve(server).await);
+    });
+}

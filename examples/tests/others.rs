@@ -1,0 +1,97 @@
+//! chat-server with two clients; the proxy in front of echo-server with
+//! echo-load --verify; rpc-server with rpc-client.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{loadgen, run_bounded, start};
+
+fn line(r: &mut BufReader<std::net::TcpStream>) -> String {
+    let mut s = String::new();
+    r.read_line(&mut s).unwrap();
+    s
+}
+
+#[test]
+fn chat_lines_reach_the_other_client() {
+    let s = start(env!("CARGO_BIN_EXE_chat-server"), &[]);
+    let connect = || {
+        let c = std::net::TcpStream::connect(&s.addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = BufReader::new(c.try_clone().unwrap());
+        assert_eq!(line(&mut r), "welcome\n");
+        (c, r)
+    };
+    let (mut a, mut ra) = connect();
+    let (mut b, mut rb) = connect();
+    assert!(line(&mut ra).ends_with("joined\n"), "a hears b join");
+    a.write_all(b"hello from a\n").unwrap();
+    let got = line(&mut rb);
+    assert!(got.ends_with("] hello from a\n"), "{got:?}");
+    b.write_all(b"hi a\n").unwrap();
+    assert!(line(&mut ra).ends_with("] hi a\n"));
+}
+
+#[test]
+fn chat_drops_idle_clients() {
+    let s = start(env!("CARGO_BIN_EXE_chat-server"), &["--idle-timeout", "1"]);
+    let c = std::net::TcpStream::connect(&s.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut r = BufReader::new(c);
+    assert_eq!(line(&mut r), "welcome\n");
+    assert_eq!(line(&mut r), "idle for too long, bye\n");
+    assert_eq!(line(&mut r), "", "then the server closes");
+}
+
+#[test]
+fn proxy_relays_echo_load_verified() {
+    let echo = start(env!("CARGO_BIN_EXE_echo-server"), &[]);
+    let proxy = start(env!("CARGO_BIN_EXE_proxy"), &["--upstream", &echo.addr]);
+    let (ok, out) = run_bounded(
+        Command::new(loadgen("echo-load")).args([
+            "--addr",
+            &proxy.addr,
+            "--conns",
+            "10",
+            "--msg-size",
+            "1024",
+            "--pipeline",
+            "8",
+            "--secs",
+            "1",
+            "--verify",
+        ]),
+        60,
+    );
+    assert!(
+        ok && out.contains("errors=0"),
+        "echo-load through the proxy: {out}"
+    );
+}
+
+#[test]
+fn rpc_client_calls_rpc_server() {
+    let s = start(env!("CARGO_BIN_EXE_rpc-server"), &[]);
+    let exe = env!("CARGO_BIN_EXE_rpc-client");
+    let (ok, out) = run_bounded(
+        Command::new(exe).args(["--addr", &s.addr, "--method", "upper", "--payload", "abc"]),
+        30,
+    );
+    assert!(ok && out.contains("ok: ABC"), "{out}");
+    let (ok, out) = run_bounded(
+        Command::new(exe).args(["--addr", &s.addr, "--method", "nope"]),
+        30,
+    );
+    assert!(!ok && out.contains("unknown method"), "{out}");
+    let (ok, out) = run_bounded(
+        Command::new(exe).args(["--addr", &s.addr, "--count", "10000"]),
+        60,
+    );
+    assert!(
+        ok && out.contains("10000 calls") && out.contains(" 0 errors"),
+        "{out}"
+    );
+}

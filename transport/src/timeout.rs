@@ -1,0 +1,296 @@
+//! Time-based handlers: [`IdleStateHandler`], [`ReadTimeoutHandler`],
+//! [`WriteTimeoutHandler`].
+//!
+//! Contract:
+//! - [`IdleStateHandler`] fires an [`IdleStateEvent`] user event when no
+//!   read, no write, or neither happened for the configured time, then again
+//!   after each further such period (a write counts when it is made, which
+//!   costs nothing per write; Netty counts it when it completes);
+//! - [`ReadTimeoutHandler`] fires a timeout error and closes the channel when
+//!   nothing was read for the configured time (a silent or half-open peer);
+//! - [`WriteTimeoutHandler`] fails a write whose promise has not completed in
+//!   time with a timeout error, and closes the channel (as Netty does).
+//!
+//! They need a tokio runtime with timers (the transport's); each keeps one
+//! small timer task per channel, which ends with the channel.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weft_core::{Channel, Context, Error, Events, Handler, Msg, Promise};
+
+/// Which kind of idleness an [`IdleStateEvent`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdleState {
+    /// Nothing read.
+    ReaderIdle,
+    /// Nothing written.
+    WriterIdle,
+    /// Neither read nor written.
+    AllIdle,
+}
+
+/// The user event an [`IdleStateHandler`] fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdleStateEvent {
+    /// The kind of idleness.
+    pub state: IdleState,
+    /// Whether this is the first such event since the last activity.
+    pub first: bool,
+}
+
+/// Milliseconds since a process-wide base, for lock-free timestamps.
+fn now_ms() -> u64 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+#[derive(Default)]
+struct Activity {
+    last_read: AtomicU64,
+    last_write: AtomicU64,
+}
+
+/// Spawns the timer task: every `period`, checks `check` (which returns the
+/// time until the next check, or `None` to stop).
+fn spawn_timer(
+    channel: Channel,
+    first: Duration,
+    mut check: impl FnMut(&Channel) -> Option<Duration> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let mut wait = first;
+        loop {
+            tokio::select! {
+                _ = channel.closed() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            match check(&channel) {
+                Some(next) => wait = next.max(Duration::from_millis(1)),
+                None => return,
+            }
+        }
+    });
+}
+
+/// Fires [`IdleStateEvent`]s (Netty's `IdleStateHandler`).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use weft_transport::IdleStateHandler;
+/// # fn f(p: &mut weft_core::Pipeline) -> Result<(), weft_core::Error> {
+/// // Reader idle after 30 s, never writer- or all-idle.
+/// p.add_first("idle", IdleStateHandler::new(Some(Duration::from_secs(30)), None, None))?;
+/// # Ok(()) }
+/// ```
+pub struct IdleStateHandler {
+    reader: Option<Duration>,
+    writer: Option<Duration>,
+    all: Option<Duration>,
+    activity: Arc<Activity>,
+    started: bool,
+}
+
+impl IdleStateHandler {
+    /// Idle times for reading, writing and both (`None`: not watched).
+    pub fn new(reader: Option<Duration>, writer: Option<Duration>, all: Option<Duration>) -> Self {
+        IdleStateHandler {
+            reader,
+            writer,
+            all,
+            activity: Arc::default(),
+            started: false,
+        }
+    }
+
+    fn start(&mut self, ctx: &mut Context<'_>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let now = now_ms();
+        self.activity.last_read.store(now, Ordering::Relaxed);
+        self.activity.last_write.store(now, Ordering::Relaxed);
+        let watched: Vec<(IdleState, Duration)> = [
+            (IdleState::ReaderIdle, self.reader),
+            (IdleState::WriterIdle, self.writer),
+            (IdleState::AllIdle, self.all),
+        ]
+        .into_iter()
+        .filter_map(|(s, d)| d.filter(|d| !d.is_zero()).map(|d| (s, d)))
+        .collect();
+        for (state, limit) in watched {
+            let activity = self.activity.clone();
+            let mut first = true;
+            spawn_timer(ctx.channel().clone(), limit, move |ch| {
+                let last = match state {
+                    IdleState::ReaderIdle => activity.last_read.load(Ordering::Relaxed),
+                    IdleState::WriterIdle => activity.last_write.load(Ordering::Relaxed),
+                    IdleState::AllIdle => activity
+                        .last_read
+                        .load(Ordering::Relaxed)
+                        .max(activity.last_write.load(Ordering::Relaxed)),
+                };
+                let idle_for = Duration::from_millis(now_ms().saturating_sub(last));
+                if idle_for >= limit {
+                    let ev = IdleStateEvent { state, first };
+                    first = false;
+                    ch.execute(move |p| p.fire_user_event(Box::new(ev)));
+                    Some(limit)
+                } else {
+                    first = true;
+                    Some(limit - idle_for)
+                }
+            });
+        }
+    }
+}
+
+impl Handler for IdleStateHandler {
+    fn interest(&self) -> Events {
+        Events::ACTIVE | Events::READ | Events::WRITE
+    }
+    fn handler_added(&mut self, ctx: &mut Context<'_>) {
+        if ctx.channel().is_open() {
+            self.start(ctx);
+        }
+    }
+    fn channel_active(&mut self, ctx: &mut Context<'_>) {
+        self.start(ctx);
+        ctx.fire_active();
+    }
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+        self.activity.last_read.store(now_ms(), Ordering::Relaxed);
+        ctx.fire_read(msg);
+    }
+    fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
+        self.activity.last_write.store(now_ms(), Ordering::Relaxed);
+        ctx.write_with(msg, promise);
+    }
+}
+
+impl fmt::Debug for IdleStateHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdleStateHandler")
+            .field("reader", &self.reader)
+            .field("writer", &self.writer)
+            .field("all", &self.all)
+            .finish()
+    }
+}
+
+/// Closes the channel with a timeout error when nothing was read for a while
+/// (Netty's `ReadTimeoutHandler`).
+pub struct ReadTimeoutHandler {
+    limit: Duration,
+    last_read: Arc<AtomicU64>,
+    started: bool,
+}
+
+impl ReadTimeoutHandler {
+    /// Times out after `limit` without a read.
+    pub fn new(limit: Duration) -> ReadTimeoutHandler {
+        ReadTimeoutHandler {
+            limit,
+            last_read: Arc::default(),
+            started: false,
+        }
+    }
+
+    fn start(&mut self, ctx: &mut Context<'_>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.last_read.store(now_ms(), Ordering::Relaxed);
+        let last_read = self.last_read.clone();
+        let limit = self.limit;
+        spawn_timer(ctx.channel().clone(), limit, move |ch| {
+            let idle_for =
+                Duration::from_millis(now_ms().saturating_sub(last_read.load(Ordering::Relaxed)));
+            if idle_for >= limit {
+                ch.execute(move |p| {
+                    p.fire_exception(Error::timeout(format!("nothing read for {limit:?}")));
+                    p.close();
+                });
+                None
+            } else {
+                Some(limit - idle_for)
+            }
+        });
+    }
+}
+
+impl Handler for ReadTimeoutHandler {
+    fn interest(&self) -> Events {
+        Events::ACTIVE | Events::READ
+    }
+    fn handler_added(&mut self, ctx: &mut Context<'_>) {
+        if ctx.channel().is_open() {
+            self.start(ctx);
+        }
+    }
+    fn channel_active(&mut self, ctx: &mut Context<'_>) {
+        self.start(ctx);
+        ctx.fire_active();
+    }
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+        self.last_read.store(now_ms(), Ordering::Relaxed);
+        ctx.fire_read(msg);
+    }
+}
+
+impl fmt::Debug for ReadTimeoutHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadTimeoutHandler")
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+/// Fails a write that has not completed in time, and closes the channel
+/// (Netty's `WriteTimeoutHandler`).
+#[derive(Debug)]
+pub struct WriteTimeoutHandler {
+    limit: Duration,
+}
+
+impl WriteTimeoutHandler {
+    /// Writes must complete within `limit`.
+    pub fn new(limit: Duration) -> WriteTimeoutHandler {
+        WriteTimeoutHandler { limit }
+    }
+}
+
+impl Handler for WriteTimeoutHandler {
+    fn interest(&self) -> Events {
+        Events::WRITE
+    }
+    fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
+        let (p, done) = Promise::new();
+        ctx.write_with(msg, Some(p));
+        let ch = ctx.channel().clone();
+        let limit = self.limit;
+        tokio::spawn(async move {
+            match tokio::time::timeout(limit, done).await {
+                Ok(r) => {
+                    if let Some(orig) = promise {
+                        orig.complete(r);
+                    }
+                }
+                Err(_) => {
+                    let err = Error::timeout(format!("write not completed within {limit:?}"));
+                    if let Some(orig) = promise {
+                        orig.fail(err.clone());
+                    }
+                    ch.execute(move |p| {
+                        p.fire_exception(err);
+                        p.close();
+                    });
+                }
+            }
+        });
+    }
+}
