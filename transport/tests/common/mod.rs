@@ -82,6 +82,39 @@ pub async fn wait_for_sockets(n: usize) {
     }
 }
 
+/// This process's open descriptors for TCP connections (not listeners)
+/// with `port` at either end.
+pub fn connections_on_port(port: u16) -> usize {
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 || f[3] == "0A" {
+                continue; // short line, or a listener
+            }
+            let port_of =
+                |a: &str| u16::from_str_radix(a.rsplit(':').next().unwrap_or(""), 16).ok();
+            if port_of(f[1]) == Some(port) || port_of(f[2]) == Some(port) {
+                inodes.insert(f[9].to_string());
+            }
+        }
+    }
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|t| {
+            let t = t.to_string_lossy().into_owned();
+            t.strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_string)
+        })
+        .filter(|i| inodes.contains(i))
+        .count()
+}
+
 /// Open descriptors of this process.
 pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
