@@ -30,11 +30,14 @@ done
 if [ $QUICK = 1 ]; then RUNS=1; SECS=1; WRK_SECS=2; OUT=$ROOT/benches/RESULTS-quick.md
 else RUNS=5; SECS=3; WRK_SECS=5; OUT=$ROOT/benches/RESULTS.md; fi
 WORK=$(mktemp -d /tmp/weft-bench.XXXXXX)
-PIDS=()
 
 cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+  # Servers are started from command substitutions (subshells): their PIDs
+  # are kept in a file, not in a shell variable.
+  if [ -f "$WORK/pids" ]; then
+    while read -r p; do kill "$p" 2>/dev/null || true; done < "$WORK/pids"
+  fi
+  [ -f /tmp/peers-nginx-19132/nginx.pid ] && kill "$(cat /tmp/peers-nginx-19132/nginx.pid)" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -82,7 +85,7 @@ start() {
   local name=$1 port=$2; shift 2
   "$@" > "$WORK/$name.log" 2>&1 &
   local pid=$!
-  PIDS+=("$pid")
+  echo "$pid" >> "$WORK/pids"
   for _ in $(seq 1 300); do
     if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
       echo "$pid"; return 0
