@@ -57,6 +57,8 @@ mod recv_pool;
 mod server;
 mod stream;
 mod timeout;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use client::Bootstrap;
 pub use driver::{FALLBACK_CHUNK, IOV_MAX, SENDFILE_STEP};
@@ -66,3 +68,5 @@ pub use server::{Server, ServerBootstrap};
 pub use timeout::{
     IdleState, IdleStateEvent, IdleStateHandler, ReadTimeoutHandler, WriteTimeoutHandler,
 };
+#[cfg(feature = "tls")]
+pub use tls::{TlsHandler, TlsHandshakeCompleted};
