@@ -6,14 +6,16 @@
 //! pages; path traversal refused; limits on the request line (414) and
 //! head (431). A connection that does not complete a request head within
 //! `--header-timeout` seconds of the previous one (or of connecting) is
-//! closed: slowloris clients and idle keep-alive connections alike.
+//! closed: slowloris clients and idle keep-alive connections alike. With
+//! `--tls-cert` and `--tls-key` it serves HTTPS (the same handlers behind a
+//! TLS stage; file bodies are then encrypted in chunks instead of sendfile).
 
 use std::path::PathBuf;
 
 use clap::Parser;
 use weft_codec::DecoderHandler;
 use weft_examples::http::{FileHandler, RequestDecoder};
-use weft_transport::{ReadTimeoutHandler, ServerBootstrap};
+use weft_transport::{tls, ReadTimeoutHandler, ServerBootstrap, TlsHandler};
 
 /// A static-file HTTP server.
 #[derive(Parser, Debug)]
@@ -29,6 +31,12 @@ struct Args {
     /// between keep-alive requests).
     #[arg(long, default_value_t = 30.0)]
     header_timeout: f64,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Worker threads (1: a current-thread runtime; 0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -45,10 +53,23 @@ fn main() {
         }
     };
     let head_timeout = std::time::Duration::from_secs_f64(args.header_timeout.max(0.001));
+    let tls_config = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some(weft_examples::exit_on_error(tls::server_config_from_pem(
+            c,
+            k,
+            &[b"http/1.1"],
+        ))),
+        _ => None,
+    };
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
             ServerBootstrap::new()
                 .child_handler(move |p| {
+                    if let Some(cfg) = &tls_config {
+                        // Bodies are still FileRegions: through TLS they are
+                        // read and encrypted in chunks, with no code change.
+                        p.add_last("tls", TlsHandler::server(cfg.clone())?)?;
+                    }
                     p.add_last("http", DecoderHandler::new(RequestDecoder::default()))?;
                     // After the decoder, a "read" is a complete request head.
                     p.add_last("head-timeout", ReadTimeoutHandler::new(head_timeout))?;

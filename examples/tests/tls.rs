@@ -1,0 +1,149 @@
+//! The examples over TLS with clients nobody here wrote: curl and openssl.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{random_bytes, run_bounded, start, TempDir};
+
+/// A self-signed certificate for localhost, as PEM files in `dir`.
+fn make_cert(dir: &std::path::Path) -> (String, String) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    (
+        cert.to_str().unwrap().to_string(),
+        key.to_str().unwrap().to_string(),
+    )
+}
+
+fn sha256(path: &std::path::Path) -> String {
+    let (ok, out) = run_bounded(Command::new("sha256sum").arg(path), 30);
+    assert!(ok, "{out}");
+    out.split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn curl_over_https_gets_the_same_bytes() {
+    let dir = TempDir::new("https");
+    let pki = TempDir::new("https-pki");
+    let (cert, key) = make_cert(&pki.0);
+    std::fs::write(dir.0.join("big.bin"), random_bytes(11, 20 * 1024 * 1024)).unwrap();
+    let s = start(
+        env!("CARGO_BIN_EXE_http-file-server"),
+        &[
+            "--root",
+            dir.0.to_str().unwrap(),
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
+    );
+    let url = format!("https://localhost:{}/big.bin", s.port());
+    let out = pki.0.join("got.bin");
+    let (ok, text) = run_bounded(
+        Command::new("curl").args([
+            "-s",
+            "--max-time",
+            "60",
+            "--cacert",
+            &cert,
+            "--resolve",
+            &format!("localhost:{}:127.0.0.1", s.port()),
+            "-o",
+            out.to_str().unwrap(),
+            "-w",
+            "%{http_code} %{ssl_verify_result}",
+            &url,
+        ]),
+        70,
+    );
+    assert!(ok, "curl: {text}");
+    assert_eq!(text, "200 0", "status and certificate verification");
+    assert_eq!(sha256(&out), sha256(&dir.0.join("big.bin")));
+    // A range over HTTPS too.
+    let (ok, text) = run_bounded(
+        Command::new("curl").args([
+            "-s",
+            "--max-time",
+            "30",
+            "--cacert",
+            &cert,
+            "--resolve",
+            &format!("localhost:{}:127.0.0.1", s.port()),
+            "-r",
+            "0-9",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_download}",
+            &url,
+        ]),
+        40,
+    );
+    assert!(ok && text == "206 10", "{text}");
+}
+
+#[test]
+fn openssl_s_client_talks_to_the_tls_echo_server() {
+    let pki = TempDir::new("echo-pki");
+    let (cert, key) = make_cert(&pki.0);
+    let s = start(
+        env!("CARGO_BIN_EXE_echo-server"),
+        &["--tls-cert", &cert, "--tls-key", &key],
+    );
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &s.addr,
+            "-servername",
+            "localhost",
+            "-CAfile",
+            &cert,
+            "-verify_return_error",
+            "-quiet",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl must be installed");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hello through openssl\n").unwrap();
+    stdin.flush().unwrap();
+    // Read s_client's output until the echo comes back, then stop it.
+    let mut stdout_pipe = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = stdout_pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if seen.windows(21).any(|w| w == b"hello through openssl") {
+                break;
+            }
+        }
+        let _ = tx.send(seen);
+    });
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap_or_default();
+    drop(stdin);
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&got);
+    assert!(
+        stdout.contains("hello through openssl"),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
