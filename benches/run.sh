@@ -2,7 +2,7 @@
 # weft benchmark suite: one command measures weft against every peer, side by side.
 #
 # usage: benches/run.sh [--quick] [SCENARIO...]
-#   scenarios (default: all): echo file file1g http alloc idle pipeline codec
+#   scenarios (default: all): echo file file1g http https alloc idle pipeline codec
 #   --quick   one pair per comparison, short loads: a smoke test of the suite
 #
 # It builds what it needs (weft's examples and bench binaries, the peers' load generators, the C
@@ -26,7 +26,7 @@ for a in "$@"; do
     *) SCENARIOS+=("$a") ;;
   esac
 done
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(echo file file1g http alloc idle pipeline codec)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(echo file file1g http https alloc idle pipeline codec)
 if [ $QUICK = 1 ]; then RUNS=1; SECS=1; WRK_SECS=2; OUT=$ROOT/benches/RESULTS-quick.md
 else RUNS=5; SECS=3; WRK_SECS=5; OUT=$ROOT/benches/RESULTS.md; fi
 WORK=$(mktemp -d /tmp/weft-bench.XXXXXX)
@@ -180,6 +180,19 @@ sc_http() {
   stop "$w"; kill "$(cat /tmp/peers-nginx-19132/nginx.pid 2>/dev/null)" 2>/dev/null || true; stop "$x"
 }
 
+sc_https() {
+  log "https vs http (100 MiB file)"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 2 \
+    -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost" >/dev/null 2>&1
+  local s p
+  s=$(start weft-https 19151 bash -c "cd $FILES && exec $ROOT/target/release/http-file-server --addr 127.0.0.1:19151 --threads 1 --tls-cert $WORK/cert.pem --tls-key $WORK/key.pem")
+  p=$(start weft-http 19152 bash -c "cd $FILES && exec $ROOT/target/release/http-file-server --addr 127.0.0.1:19152 --threads 1")
+  ab "https 100m.bin c4" "bytes/s server_cpu" \
+    weft-https "$s" "$WORK/wrk.sh -t1 -c4 -d${WRK_SECS}s https://127.0.0.1:19151/100m.bin" \
+    weft-http "$p" "$WORK/wrk.sh -t1 -c4 -d${WRK_SECS}s http://127.0.0.1:19152/100m.bin"
+  stop "$s"; stop "$p"
+}
+
 sc_alloc() {
   log "allocations per echoed message"
   local line
@@ -218,7 +231,7 @@ sc_codec() {
 setup
 for s in "${SCENARIOS[@]}"; do
   case "$s" in
-    echo|file|file1g|http|alloc|idle|pipeline|codec) "sc_$s" ;;
+    echo|file|file1g|http|https|alloc|idle|pipeline|codec) "sc_$s" ;;
     *) echo "unknown scenario: $s" >&2; exit 2 ;;
   esac
 done
