@@ -77,6 +77,7 @@ pub(crate) enum Command {
     Flush,
     Read,
     Close(Option<Promise>),
+    ShutdownOutput(Option<Promise>),
     Exec(Task),
 }
 
@@ -233,6 +234,17 @@ impl Channel {
         f
     }
 
+    /// Shuts the output down (TCP FIN) once everything flushed before it is
+    /// written; the channel stays open for reading. The future resolves
+    /// when the shutdown is done.
+    pub fn shutdown_output(&self) -> WriteFuture {
+        let (p, f) = Promise::new();
+        if let Err(Command::ShutdownOutput(Some(p))) = self.push(Command::ShutdownOutput(Some(p))) {
+            p.fail(Error::closed());
+        }
+        f
+    }
+
     /// Runs `f` on the channel's task with its pipeline, for example to add
     /// or remove handlers from outside. Dropped if the channel is closed.
     pub fn execute(&self, f: impl FnOnce(&mut Pipeline) + Send + 'static) {
@@ -328,6 +340,7 @@ impl Command {
         match self {
             Command::Write(_, Some(p), _) => p.fail(Error::closed()),
             Command::Close(Some(p)) => p.succeed(),
+            Command::ShutdownOutput(Some(p)) => p.fail(Error::closed()),
             _ => {}
         }
     }

@@ -137,6 +137,12 @@ impl<'a> Context<'a> {
         self.inner.forward(self.idx, Ev::Close(promise));
     }
 
+    /// Shuts the channel's output down once what was flushed before is
+    /// written (TCP FIN); the channel stays open for reading.
+    pub fn shutdown_output(&self) -> WriteFuture {
+        self.inner.channel.shutdown_output()
+    }
+
     // ---- pipeline changes ----
 
     /// Adds a handler at the head end of the pipeline.

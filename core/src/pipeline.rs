@@ -130,6 +130,9 @@ pub(crate) struct Head {
     pub(crate) outbound: OutboundBuffer,
     pub(crate) read_requested: bool,
     pub(crate) close_requested: bool,
+    /// A pending output shutdown: done by the transport once the flushed
+    /// writes before it are out.
+    pub(crate) shutdown_output: Option<Option<Promise>>,
     pub(crate) close_promises: Vec<Promise>,
     pub(crate) closed: bool,
     notified_writable: bool,
@@ -198,6 +201,7 @@ impl Inner {
                 outbound: OutboundBuffer::default(),
                 read_requested: false,
                 close_requested: false,
+                shutdown_output: None,
                 close_promises: Vec::new(),
                 closed: false,
                 notified_writable: true,
@@ -928,6 +932,7 @@ impl Pipeline {
                 Command::Flush => self.flush(),
                 Command::Read => self.read(),
                 Command::Close(p) => self.close_with(p),
+                Command::ShutdownOutput(p) => self.shutdown_output(p),
                 Command::Exec(f) => {
                     let r = catch_unwind(AssertUnwindSafe(|| f(&mut *self)));
                     if let Err(payload) = r {
@@ -956,6 +961,30 @@ impl Pipeline {
     /// outbound buffer.
     pub fn sync_writability(&mut self) {
         self.enter(|_| {});
+    }
+
+    /// Asks the transport to shut the output down once what is flushed now
+    /// is written (Netty's `shutdownOutput`); `promise` completes then.
+    pub fn shutdown_output(&mut self, promise: Option<Promise>) {
+        self.flush();
+        if self.inner.head.closed {
+            complete(promise, Err(Error::closed()));
+            return;
+        }
+        if let Some(Some(old)) = self.inner.head.shutdown_output.replace(promise) {
+            old.succeed();
+        }
+    }
+
+    /// A pending output shutdown, for the transport: taken once the flushed
+    /// writes are out.
+    pub fn take_shutdown_output(&mut self) -> Option<Option<Promise>> {
+        self.inner.head.shutdown_output.take()
+    }
+
+    /// Whether an output shutdown is pending.
+    pub fn shutdown_output_pending(&self) -> bool {
+        self.inner.head.shutdown_output.is_some()
     }
 
     /// Whether a handler asked for a read since the last call; clears it.

@@ -132,6 +132,19 @@ pub(crate) async fn drive<S: Stream>(
             }
             pipeline.sync_writability();
         }
+        if pipeline.shutdown_output_pending() && pipeline.outbound().flushed_is_empty() {
+            if let Some(p) = pipeline.take_shutdown_output() {
+                let r = nix::sys::socket::shutdown(
+                    stream.as_raw_fd(),
+                    nix::sys::socket::Shutdown::Write,
+                )
+                .map_err(|e| Error::io(io::Error::from(e)));
+                tracing::debug!("output shut down");
+                if let Some(p) = p {
+                    p.complete(r);
+                }
+            }
+        }
         if let Some(cap) = opts.max_outbound_bytes {
             let held = pipeline.outbound().buffered_bytes();
             if held > cap {

@@ -281,3 +281,100 @@ async fn channel_group_broadcasts_and_forgets_closed_channels() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn shutdown_output_sends_fin_after_the_flushed_bytes() {
+    let _serial = common::serial();
+    bounded(async {
+        let server = ServerBootstrap::new()
+            .allow_half_closure(true)
+            .child_handler(|p| p.add_last("count", CountThenReply(0)))
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let ch = weft_transport::Bootstrap::new()
+            .allow_half_closure(true)
+            .handler(move |p| {
+                let tx = tx.clone();
+                p.add_last(
+                    "sink",
+                    from_fn(move |_ctx: &mut Context<'_>, b: Bytes| {
+                        let _ = tx.send(b);
+                    }),
+                )
+            })
+            .connect(server.tcp_addr().unwrap())
+            .await
+            .unwrap();
+        ch.write(Bytes::from(vec![1u8; 5000]));
+        ch.shutdown_output().await.unwrap();
+        let mut got = Vec::new();
+        while let Some(b) = rx.recv().await {
+            got.extend_from_slice(&b);
+            if got.ends_with(b"5000") {
+                break;
+            }
+        }
+        assert_eq!(got, b"got 5000");
+        server.shutdown(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn write_timeout_fails_a_stuck_write_and_closes() {
+    let _serial = common::serial();
+    bounded(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ch = weft_transport::Bootstrap::new()
+            .handler(|p| {
+                p.add_last(
+                    "wt",
+                    weft_transport::WriteTimeoutHandler::new(Duration::from_millis(200)),
+                )
+            })
+            .connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (_peer, _) = listener.accept().await.unwrap(); // never reads
+                                                           // Far more than the socket buffers hold: this write cannot complete.
+        let err = ch
+            .write_and_flush(Bytes::from(vec![0u8; 64 * 1024 * 1024]))
+            .await
+            .unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        ch.closed().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_are_closed_at_once() {
+    let _serial = common::serial();
+    bounded(async {
+        let server = ServerBootstrap::new()
+            .max_connections(2)
+            .child_handler(|p| p.add_last("echo", Echo))
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let addr = server.tcp_addr().unwrap();
+        let mut kept = Vec::new();
+        for _ in 0..2 {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"x").await.unwrap();
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).await.unwrap(); // accepted and served
+            kept.push(s);
+        }
+        let mut over = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut v = Vec::new();
+        let n = over.read_to_end(&mut v).await.unwrap_or(0);
+        assert_eq!(n, 0, "closed without a byte");
+        assert_eq!(server.connections(), 2);
+        drop(kept);
+        server.shutdown(Duration::from_secs(5)).await;
+    })
+    .await;
+}
