@@ -147,3 +147,60 @@ fn openssl_s_client_talks_to_the_tls_echo_server() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn openssl_s_client_gets_a_page_from_the_https_server() {
+    let dir = TempDir::new("https-s-client");
+    let pki = TempDir::new("https-s-client-pki");
+    let (cert, key) = make_cert(&pki.0);
+    std::fs::write(dir.0.join("hello.txt"), b"hello over tls\n").unwrap();
+    let s = start(
+        env!("CARGO_BIN_EXE_http-file-server"),
+        &[
+            "--root",
+            dir.0.to_str().unwrap(),
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
+    );
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &s.addr,
+            "-servername",
+            "localhost",
+            "-CAfile",
+            &cert,
+            "-verify_return_error",
+            "-quiet",
+            "-alpn",
+            "http/1.1",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl must be installed");
+    let mut stdin = child.stdin.take().unwrap();
+    // Connection: close: the server closes after the response, s_client exits.
+    stdin
+        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(stdin);
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.ends_with("hello over tls\n"), "{text}");
+}

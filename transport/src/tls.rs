@@ -64,6 +64,26 @@ pub struct TlsHandshakeCompleted {
 ///     .await?;
 /// # Ok(()) }
 /// ```
+///
+/// And a client:
+///
+/// ```no_run
+/// use rustls::pki_types::CertificateDer;
+/// use weft_transport::{tls, Bootstrap, TlsHandler};
+///
+/// # async fn run(ca: CertificateDer<'static>) -> Result<(), weft_core::Error> {
+/// let config = tls::client_config(&[ca], &[b"http/1.1"])?;
+/// let ch = Bootstrap::new()
+///     .handler(move |p| {
+///         p.add_first("tls", TlsHandler::client(config.clone(), "example.test")?)?;
+///         Ok(())
+///     })
+///     .connect("127.0.0.1:8443")
+///     .await?;
+/// // Written before the handshake completes: held, then encrypted and sent.
+/// ch.write_and_flush("GET / HTTP/1.1\r\nHost: example.test\r\n\r\n").await?;
+/// # Ok(()) }
+/// ```
 pub struct TlsHandler {
     conn: rustls::Connection,
     client: bool,

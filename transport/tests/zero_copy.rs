@@ -135,3 +135,167 @@ fn zero_copy_is_visible_in_strace() {
         "the composite left in one writev of 3 slices: {writev}"
     );
 }
+
+/// One application handler, used unchanged behind plain TCP and behind TLS.
+fn serve_file(path: std::path::PathBuf) -> impl weft_core::Handler {
+    weft_core::from_fn(move |ctx: &mut weft_core::Context<'_>, _req: Bytes| {
+        ctx.write_and_flush(FileRegion::open(&path).unwrap());
+    })
+}
+
+const SAME_CODE_LEN: usize = 8 * 1024 * 1024;
+
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "run by same_code_sendfile_plain_chunks_over_tls under strace"]
+async fn same_code_child() {
+    use std::sync::Mutex;
+    use weft_core::{Context, Events, Handler, Msg};
+    use weft_transport::tls::{client_config, server_config};
+    use weft_transport::{ServerBootstrap, TlsHandler};
+
+    let path = std::path::PathBuf::from(
+        std::env::var("WEFT_ZERO_COPY_FILE").expect("run by the parent test"),
+    );
+    let want = std::fs::read(&path).unwrap();
+    bounded(async move {
+        // Plain TCP first.
+        let p1 = path.clone();
+        let plain = ServerBootstrap::new()
+            .child_handler(move |p| p.add_last("app", serve_file(p1.clone())))
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let mut s = tokio::net::TcpStream::connect(plain.tcp_addr().unwrap())
+            .await
+            .unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut s, b"get")
+            .await
+            .unwrap();
+        let mut got = vec![0u8; want.len()];
+        s.read_exact(&mut got).await.unwrap();
+        assert!(got == want, "plain bytes");
+        println!("PLAIN-DONE");
+
+        // Then TLS, with the very same application handler.
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let cert = ck.cert.der().clone();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+            rustls::pki_types::PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()),
+        );
+        let scfg = server_config(vec![cert.clone()], key, &[]).unwrap();
+        let p2 = path.clone();
+        let tls = ServerBootstrap::new()
+            .child_handler(move |p| {
+                p.add_last("tls", TlsHandler::server(scfg.clone())?)?;
+                p.add_last("app", serve_file(p2.clone()))
+            })
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        struct Collect(Arc<Mutex<Vec<u8>>>, tokio::sync::mpsc::UnboundedSender<()>);
+        impl Handler for Collect {
+            fn interest(&self) -> Events {
+                Events::READ
+            }
+            fn channel_read(&mut self, _ctx: &mut Context<'_>, m: Msg) {
+                let b: Bytes = m.downcast().unwrap();
+                self.0.lock().unwrap().extend_from_slice(&b);
+                let _ = self.1.send(());
+            }
+        }
+        use std::sync::Arc;
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let ccfg = client_config(&[cert], &[]).unwrap();
+        let b2 = buf.clone();
+        let ch = Bootstrap::new()
+            .handler(move |p| {
+                p.add_last("tls", TlsHandler::client(ccfg.clone(), "localhost")?)?;
+                p.add_last("collect", Collect(b2.clone(), tx.clone()))
+            })
+            .connect(tls.tcp_addr().unwrap())
+            .await
+            .unwrap();
+        ch.write_and_flush("get").await.unwrap();
+        while buf.lock().unwrap().len() < want.len() {
+            rx.recv().await.unwrap();
+        }
+        assert!(*buf.lock().unwrap() == want, "TLS bytes");
+        println!("TLS-DONE");
+    })
+    .await;
+}
+
+/// The same application code: sendfile over plain TCP; over TLS no
+/// sendfile, the file read in chunks (pread) and encrypted; bytes checked.
+#[test]
+fn same_code_sendfile_plain_chunks_over_tls() {
+    let file = TempFile::new(&random_bytes(77, SAME_CODE_LEN));
+    let trace = std::env::temp_dir().join(format!("weft-strace-same-{}.txt", std::process::id()));
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-s", "8", "-o"])
+        .arg(&trace)
+        .args(["-e", "trace=openat,close,read,pread64,sendfile"])
+        .arg(&exe)
+        .args([
+            "same_code_child",
+            "--exact",
+            "--ignored",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env("WEFT_ZERO_COPY_FILE", &file.path)
+        .output()
+        .expect("strace must be installed (apt-get install -y strace)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("TLS-DONE"),
+        "child failed: {stdout}"
+    );
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let _ = std::fs::remove_file(&trace);
+    let path = file.path.to_str().unwrap();
+    // The child opens the file three times: its own check, then once per
+    // request (plain, then TLS). Follow each descriptor until it closes.
+    let mut opens: Vec<(i32, u64, u64)> = Vec::new(); // (fd, sendfile bytes, pread calls)
+    let mut open_now: Option<usize> = None;
+    for l in text.lines() {
+        let call = l.split_once(' ').map(|(_, c)| c.trim_start()).unwrap_or(l);
+        if call.starts_with("openat(") && call.contains(path) {
+            let fd: i32 = call.rsplit("= ").next().unwrap().trim().parse().unwrap();
+            opens.push((fd, 0, 0));
+            open_now = Some(opens.len() - 1);
+            continue;
+        }
+        let Some(i) = open_now else { continue };
+        let fd = opens[i].0;
+        if call.starts_with(&format!("close({fd})")) {
+            open_now = None;
+        } else if call.starts_with("sendfile(") && call.split(", ").nth(1) == Some(&fd.to_string())
+        {
+            opens[i].1 += call
+                .rsplit("= ")
+                .next()
+                .unwrap()
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0);
+        } else if call.starts_with(&format!("pread64({fd},")) {
+            opens[i].2 += 1;
+        }
+    }
+    assert_eq!(opens.len(), 3, "three opens of the file: {opens:?}");
+    let (plain, tls) = (opens[1], opens[2]);
+    assert_eq!(
+        plain.1, SAME_CODE_LEN as u64,
+        "plain: the whole file by sendfile"
+    );
+    assert_eq!(plain.2, 0, "plain: no read of the file");
+    assert_eq!(tls.1, 0, "TLS: no sendfile");
+    assert!(
+        tls.2 >= (SAME_CODE_LEN / (64 * 1024)) as u64,
+        "TLS: read in chunks ({} preads)",
+        tls.2
+    );
+}
