@@ -76,31 +76,29 @@ impl Bootstrap {
     /// Connects over TCP.
     pub async fn connect(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<Channel, Error> {
         let init = self.check()?;
-        let stream =
-            tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(addr))
-                .await
-                .map_err(|_| {
-                    Error::timeout(format!(
-                        "connect took longer than {:?}",
-                        self.connect_timeout
-                    ))
-                })??;
+        let stream = self.in_time(tokio::net::TcpStream::connect(addr)).await?;
         spawn_connection(stream, &Arc::new(self.opts.clone()), &init, None)
     }
 
     /// Connects to a Unix-domain socket.
     pub async fn connect_unix(&self, path: impl AsRef<Path>) -> Result<Channel, Error> {
         let init = self.check()?;
-        let stream =
-            tokio::time::timeout(self.connect_timeout, tokio::net::UnixStream::connect(path))
-                .await
-                .map_err(|_| {
-                    Error::timeout(format!(
-                        "connect took longer than {:?}",
-                        self.connect_timeout
-                    ))
-                })??;
+        let stream = self.in_time(tokio::net::UnixStream::connect(path)).await?;
         spawn_connection(stream, &Arc::new(self.opts.clone()), &init, None)
+    }
+
+    /// Runs a connect within the connect timeout.
+    async fn in_time<S>(
+        &self,
+        connect: impl std::future::Future<Output = std::io::Result<S>>,
+    ) -> Result<S, Error> {
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(Error::timeout(format!(
+                "connect took longer than {:?}",
+                self.connect_timeout
+            ))),
+        }
     }
 }
 

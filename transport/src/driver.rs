@@ -324,60 +324,39 @@ fn flush<S: Stream>(
         match &mut front.msg {
             Msg::Bytes(_) | Msg::Composite(_) => {
                 let slices = ob.gather_count(IOV_MAX);
-                if S::CORKS && slices > 0 && ob.file_follows_bytes() {
+                if slices == 0 {
+                    ob.advance(0); // completes empty entries
+                    continue;
+                }
+                let r = if S::CORKS && ob.file_follows_bytes() {
                     // A header before a file body: say more follows, so that
                     // the header and the first file bytes share a segment.
                     let mut iov = [IoSlice::new(&[]); SMALL_IOV];
                     let (n, total) = ob.gather(&mut iov);
-                    let r = stream.try_io(Interest::WRITABLE, || {
-                        nix::sys::socket::sendmsg::<()>(
-                            stream.as_raw_fd(),
-                            &iov[..n],
-                            &[],
-                            nix::sys::socket::MsgFlags::from_bits_retain(nix::libc::MSG_MORE)
-                                | nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
-                            None,
-                        )
-                        .map_err(io::Error::from)
-                    });
-                    match r {
-                        Ok(k) => {
-                            ob.advance(k);
-                            if k < total {
-                                return Ok(Flushed::Blocked);
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            return Ok(Flushed::Blocked)
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(Error::io(e)),
-                    }
-                    budget -= 1;
-                    if budget == 0 {
-                        return Ok(Flushed::Budget);
-                    }
-                    continue;
-                }
-                let r = match slices {
-                    0 => {
-                        ob.advance(0); // completes empty entries
-                        continue;
-                    }
-                    1 => {
-                        let b = ob.first_slice().expect("counted one slice");
-                        stream.try_write(b).map(|k| (k, b.len()))
-                    }
-                    2..=SMALL_IOV => {
-                        let mut iov = [IoSlice::new(&[]); SMALL_IOV];
-                        let (n, total) = ob.gather(&mut iov);
-                        stream.try_write_vectored(&iov[..n]).map(|k| (k, total))
-                    }
-                    _ => {
-                        let mut iov = vec![IoSlice::new(&[]); IOV_MAX];
-                        let (n, total) = ob.gather(&mut iov);
-                        stream.try_write_vectored(&iov[..n]).map(|k| (k, total))
-                    }
+                    stream
+                        .try_io(Interest::WRITABLE, || {
+                            nix::sys::socket::sendmsg::<()>(
+                                stream.as_raw_fd(),
+                                &iov[..n],
+                                &[],
+                                nix::sys::socket::MsgFlags::from_bits_retain(nix::libc::MSG_MORE)
+                                    | nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+                                None,
+                            )
+                            .map_err(io::Error::from)
+                        })
+                        .map(|k| (k, total))
+                } else if slices == 1 {
+                    let b = ob.first_slice().expect("counted one slice");
+                    stream.try_write(b).map(|k| (k, b.len()))
+                } else if slices <= SMALL_IOV {
+                    let mut iov = [IoSlice::new(&[]); SMALL_IOV];
+                    let (n, total) = ob.gather(&mut iov);
+                    stream.try_write_vectored(&iov[..n]).map(|k| (k, total))
+                } else {
+                    let mut iov = vec![IoSlice::new(&[]); IOV_MAX];
+                    let (n, total) = ob.gather(&mut iov);
+                    stream.try_write_vectored(&iov[..n]).map(|k| (k, total))
                 };
                 match r {
                     Ok((k, total)) => {
