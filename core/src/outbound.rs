@@ -221,36 +221,25 @@ impl OutboundBuffer {
         (n, bytes)
     }
 
-    /// How many slices [`gather`](Self::gather) would offer, counting up to
-    /// `max`: lets a transport size its slice array (and skip it for one).
-    pub fn gather_count(&self, max: usize) -> usize {
+    /// How many slices [`gather`](Self::gather) would offer (counting up to
+    /// `max`), and whether the run of byte entries is followed by a
+    /// `FileRegion` (a header before a file body: a transport can then tell
+    /// the kernel more data follows, `MSG_MORE`, so that the header and the
+    /// start of the body share a segment). One pass over the queue.
+    pub fn gather_count(&self, max: usize) -> (usize, bool) {
         let mut n = 0;
         for e in &self.flushed {
             match &e.msg {
                 Msg::Bytes(b) => n += usize::from(!b.is_empty()),
                 Msg::Composite(c) => n += c.chunk_count(),
-                _ => break,
+                Msg::File(f) => return (n.min(max), !f.is_done()),
+                Msg::User(_) => break,
             }
             if n >= max {
-                return max;
+                return (max, false);
             }
         }
-        n
-    }
-
-    /// Whether the run of byte entries at the front of the flushed part is
-    /// followed by a `FileRegion` (a header before a file body): a transport
-    /// can then tell the kernel more data follows (`MSG_MORE`), so that the
-    /// header and the start of the body share a segment.
-    pub fn file_follows_bytes(&self) -> bool {
-        for e in &self.flushed {
-            match &e.msg {
-                Msg::Bytes(_) | Msg::Composite(_) => continue,
-                Msg::File(f) => return !f.is_done(),
-                Msg::User(_) => return false,
-            }
-        }
-        false
+        (n, false)
     }
 
     /// The first non-empty byte slice at the front of the flushed part.

@@ -323,12 +323,12 @@ fn flush<S: Stream>(
         };
         match &mut front.msg {
             Msg::Bytes(_) | Msg::Composite(_) => {
-                let slices = ob.gather_count(IOV_MAX);
+                let (slices, file_follows) = ob.gather_count(IOV_MAX);
                 if slices == 0 {
                     ob.advance(0); // completes empty entries
                     continue;
                 }
-                let r = if S::CORKS && ob.file_follows_bytes() {
+                let r = if S::CORKS && file_follows {
                     // A header before a file body: say more follows, so that
                     // the header and the first file bytes share a segment.
                     let mut iov = [IoSlice::new(&[]); SMALL_IOV];

@@ -86,11 +86,7 @@ async fn echo_over_unix_socket() {
 #[tokio::test]
 async fn bootstrap_client_against_server() {
     bounded(async {
-        let server = ServerBootstrap::new()
-            .child_handler(|p| p.add_last("echo", Echo))
-            .bind("127.0.0.1:0")
-            .await
-            .unwrap();
+        let server = common::echo_server().await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
         let client = Bootstrap::new()
             .handler(move |p| {

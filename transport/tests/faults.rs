@@ -55,11 +55,7 @@ async fn load_2000_connections_200_messages_each() {
         (limit as usize / 3).min(2000)
     };
     bounded(async move {
-        let server = ServerBootstrap::new()
-            .child_handler(|p| p.add_last("echo", Echo))
-            .bind("127.0.0.1:0")
-            .await
-            .unwrap();
+        let server = common::echo_server().await;
         let addr = server.tcp_addr().unwrap();
         let before = socket_count();
         assert!(before > 0, "the listener is a socket");
@@ -530,11 +526,7 @@ fn emfile_child() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let server = ServerBootstrap::new()
-            .child_handler(|p| p.add_last("echo", Echo))
-            .bind("127.0.0.1:0")
-            .await
-            .unwrap();
+        let server = common::echo_server().await;
         let addr = server.tcp_addr().unwrap();
         // Room for a few descriptors only.
         let limit = (fd_count() + 24) as u64;

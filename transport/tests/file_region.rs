@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{bounded, random_bytes, Collect, Echo, TempFile};
+use common::{bounded, random_bytes, Collect, TempFile};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_core::{CompositeBytes, FileRegion, Msg};
 use weft_transport::{Bootstrap, ServerBootstrap};
@@ -223,11 +223,7 @@ async fn user_message_at_the_transport_names_its_type() {
     bounded(async {
         #[derive(Debug)]
         struct NotEncoded;
-        let server = ServerBootstrap::new()
-            .child_handler(|p| p.add_last("echo", Echo))
-            .bind("127.0.0.1:0")
-            .await
-            .unwrap();
+        let server = common::echo_server().await;
         let ch = Bootstrap::new()
             .connect(server.tcp_addr().unwrap())
             .await

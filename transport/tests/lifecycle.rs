@@ -61,11 +61,7 @@ async fn half_closure_keeps_the_channel_writable() {
 async fn without_half_closure_end_of_input_closes() {
     let _serial = common::serial();
     bounded(async {
-        let server = ServerBootstrap::new()
-            .child_handler(|p| p.add_last("echo", Echo))
-            .bind("127.0.0.1:0")
-            .await
-            .unwrap();
+        let server = common::echo_server().await;
         let mut s = tokio::net::TcpStream::connect(server.tcp_addr().unwrap())
             .await
             .unwrap();
@@ -174,11 +170,7 @@ async fn shutdown_timeout_closes_what_is_left() {
 async fn thousand_connections_leave_no_descriptors_behind() {
     let _serial = common::serial();
     bounded(async {
-        let server = ServerBootstrap::new()
-            .child_handler(|p| p.add_last("echo", Echo))
-            .bind("127.0.0.1:0")
-            .await
-            .unwrap();
+        let server = common::echo_server().await;
         let addr = server.tcp_addr().unwrap();
         let before = socket_count();
         for _ in 0..10 {

@@ -168,6 +168,15 @@ impl Handler for Collect {
     }
 }
 
+/// A server on 127.0.0.1 whose children run [`Echo`].
+pub async fn echo_server() -> weft_transport::Server {
+    weft_transport::ServerBootstrap::new()
+        .child_handler(|p| p.add_last("echo", Echo))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap()
+}
+
 /// Echoes reads, flushing on read_complete.
 pub struct Echo;
 
