@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{bounded, fd_count, random_bytes, socket_count, Echo, TempFile};
+use common::{bounded, fd_count, random_bytes, Echo, TempFile};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_core::{from_fn, Context, Events, FileRegion, Handler, Msg, Promise};
 use weft_transport::{ReadTimeoutHandler, ServerBootstrap};
@@ -57,8 +57,6 @@ async fn load_2000_connections_200_messages_each() {
     bounded(async move {
         let server = common::echo_server().await;
         let addr = server.tcp_addr().unwrap();
-        let before = socket_count();
-        assert!(before > 0, "the listener is a socket");
         let ok = Arc::new(AtomicUsize::new(0));
         let gate = Arc::new(tokio::sync::Semaphore::new(500)); // connect in waves
         let mut tasks = Vec::new();
@@ -103,18 +101,14 @@ async fn load_2000_connections_200_messages_each() {
         while server.connections() > 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        // Every descriptor of this test's connections is closed (others'
-        // tests sockets may come and go meanwhile, so count only ours).
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while common::connections_on_port(addr.port()) > 0 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        // Every descriptor of this test's connections is closed (other
+        // tests' sockets come and go meanwhile, so count only ours).
+        common::wait_for_no_connections(addr.port()).await;
         assert_eq!(
             common::connections_on_port(addr.port()),
             0,
             "descriptors leaked"
         );
-        let _ = before;
         server.shutdown(Duration::from_secs(5)).await;
     })
     .await;

@@ -63,21 +63,11 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Open socket descriptors of this process (other descriptors come and go
-/// as tests start their runtimes).
-pub fn socket_count() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|t| t.to_string_lossy().starts_with("socket:"))
-        .count()
-}
-
-/// Waits (at most 10 s) for the socket count to come back to `n`: closes
-/// on other tasks and runtimes finish asynchronously.
-pub async fn wait_for_sockets(n: usize) {
+/// Waits (at most 10 s) until no descriptor of a connection on `port` is
+/// open: closes on other tasks finish asynchronously.
+pub async fn wait_for_no_connections(port: u16) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while socket_count() != n && std::time::Instant::now() < deadline {
+    while connections_on_port(port) > 0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
