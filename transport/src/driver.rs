@@ -256,7 +256,7 @@ fn read_burst<S: Stream>(
             buf.reserve(st.read_size);
         }
         let offered = buf.capacity() - buf.len();
-        match stream.try_read_buf(&mut buf) {
+        match stream.try_read_drain(&mut buf) {
             Ok(0) => {
                 st.input_closed = true;
                 break;

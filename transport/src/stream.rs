@@ -22,6 +22,30 @@ pub(crate) trait Stream: AsFd + AsRawFd + Send + Sync + 'static {
     fn addresses(&self) -> (Option<Address>, Option<Address>);
     /// Whether `send(MSG_MORE)` means something on this socket (TCP).
     const CORKS: bool;
+
+    /// Reads into `buf`'s spare capacity. A short read (fewer bytes than
+    /// offered) means the socket's receive queue is empty, so the cached
+    /// readiness is cleared at once, as tokio's own `poll_read` does: the
+    /// next wait does not first make a `recv` that can only say EAGAIN.
+    /// (Clearing is tick-checked by tokio, so data that arrived meanwhile
+    /// still wakes the task.)
+    fn try_read_drain(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        let mut short = None;
+        let r = self.try_io(Interest::READABLE, || {
+            let offered = buf.capacity() - buf.len();
+            let n = self.try_read_buf(buf)?;
+            if n > 0 && n < offered {
+                short = Some(n);
+                // Report "would block" so that try_io clears the readiness.
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match (r, short) {
+            (_, Some(n)) => Ok(n),
+            (r, None) => r,
+        }
+    }
 }
 
 macro_rules! impl_stream {
