@@ -12,7 +12,9 @@
 //!   time with a timeout error, and closes the channel (as Netty does).
 //!
 //! They need a tokio runtime with timers (the transport's); each keeps one
-//! small timer task per channel, which ends with the channel.
+//! small timer task per channel, which ends with the channel. Outside a
+//! runtime (an `EmbeddedChannel` test) they pass everything through and
+//! time nothing.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,6 +62,12 @@ fn spawn_timer(
     first: Duration,
     mut check: impl FnMut(&Channel) -> Option<Duration> + Send + 'static,
 ) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        // No timers outside a runtime (an EmbeddedChannel test): nothing
+        // to watch with.
+        tracing::debug!("no tokio runtime: timer not started");
+        return;
+    }
     tokio::spawn(async move {
         let mut wait = first;
         loop {
@@ -269,6 +277,9 @@ impl Handler for WriteTimeoutHandler {
         Events::WRITE
     }
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return ctx.write_with(msg, promise); // no timers here
+        }
         let (p, done) = Promise::new();
         ctx.write_with(msg, Some(p));
         let ch = ctx.channel().clone();
@@ -292,5 +303,30 @@ impl Handler for WriteTimeoutHandler {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use weft_core::EmbeddedChannel;
+
+    #[test]
+    fn without_a_runtime_they_pass_everything_through() {
+        let mut ch = EmbeddedChannel::builder()
+            .add_last(
+                "idle",
+                IdleStateHandler::new(Some(Duration::from_millis(1)), None, None),
+            )
+            .add_last("rt", ReadTimeoutHandler::new(Duration::from_millis(1)))
+            .add_last("wt", WriteTimeoutHandler::new(Duration::from_millis(1)))
+            .build();
+        ch.write_inbound("in");
+        assert_eq!(ch.read_inbound::<Bytes>().unwrap(), "in");
+        ch.write_outbound("out");
+        assert_eq!(ch.read_outbound::<Bytes>().unwrap(), "out");
+        assert!(ch.check_exception().is_ok());
+        assert!(ch.is_open());
     }
 }
