@@ -290,11 +290,15 @@ impl TlsHandler {
 
     fn feed(&mut self, ctx: &mut Context<'_>, mut data: &[u8]) {
         while !data.is_empty() && !self.failed {
-            if let Err(e) = self.conn.read_tls(&mut data) {
-                self.failed = true;
-                ctx.fire_exception(Error::io(e));
-                ctx.close();
-                return;
+            match self.conn.read_tls(&mut data) {
+                Ok(0) => break, // nothing taken: never spin
+                Ok(_) => {}
+                Err(e) => {
+                    self.failed = true;
+                    ctx.fire_exception(Error::io(e));
+                    ctx.close();
+                    return;
+                }
             }
             let state = match self.conn.process_new_packets() {
                 Ok(s) => s,
