@@ -291,7 +291,16 @@ impl TlsHandler {
     fn feed(&mut self, ctx: &mut Context<'_>, mut data: &[u8]) {
         while !data.is_empty() && !self.failed {
             match self.conn.read_tls(&mut data) {
-                Ok(0) => break, // nothing taken: never spin
+                Ok(0) => {
+                    // rustls took nothing although bytes remain: fail
+                    // rather than spin or drop them silently.
+                    self.failed = true;
+                    ctx.fire_exception(Error::io(std::io::Error::other(
+                        "the TLS session accepted no more input",
+                    )));
+                    ctx.close();
+                    return;
+                }
                 Ok(_) => {}
                 Err(e) => {
                     self.failed = true;
