@@ -34,16 +34,21 @@ impl Handler for CountThenReply {
     }
 }
 
+/// A half-closure server whose children answer `got N` at end of input.
+async fn count_then_reply_server() -> weft_transport::Server {
+    ServerBootstrap::new()
+        .allow_half_closure(true)
+        .child_handler(|p| p.add_last("count", CountThenReply(0)))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn half_closure_keeps_the_channel_writable() {
     let _serial = common::serial();
     bounded(async {
-        let server = ServerBootstrap::new()
-            .allow_half_closure(true)
-            .child_handler(|p| p.add_last("count", CountThenReply(0)))
-            .bind("127.0.0.1:0")
-            .await
-            .unwrap();
+        let server = count_then_reply_server().await;
         let mut s = tokio::net::TcpStream::connect(server.tcp_addr().unwrap())
             .await
             .unwrap();
@@ -283,12 +288,7 @@ async fn channel_group_broadcasts_and_forgets_closed_channels() {
 async fn shutdown_output_sends_fin_after_the_flushed_bytes() {
     let _serial = common::serial();
     bounded(async {
-        let server = ServerBootstrap::new()
-            .allow_half_closure(true)
-            .child_handler(|p| p.add_last("count", CountThenReply(0)))
-            .bind("127.0.0.1:0")
-            .await
-            .unwrap();
+        let server = count_then_reply_server().await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
         let ch = weft_transport::Bootstrap::new()
             .allow_half_closure(true)

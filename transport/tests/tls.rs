@@ -65,6 +65,26 @@ impl Handler for Sink {
     }
 }
 
+/// A weft TLS client for "localhost" at `addr`; what reaches the end of its
+/// pipeline is recorded in the returned `Seen`, each read signalled on `rx`.
+async fn tls_client(
+    addr: std::net::SocketAddr,
+    ccfg: Arc<rustls::ClientConfig>,
+) -> (weft_core::Channel, Seen, mpsc::UnboundedReceiver<()>) {
+    let seen = Seen::default();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let s2 = seen.clone();
+    let ch = Bootstrap::new()
+        .handler(move |pl| {
+            pl.add_last("tls", TlsHandler::client(ccfg.clone(), "localhost")?)?;
+            pl.add_last("sink", Sink(s2.clone(), Some(tx.clone())))
+        })
+        .connect(addr)
+        .await
+        .unwrap();
+    (ch, seen, rx)
+}
+
 async fn wait_for(seen: &Seen, n: usize, rx: &mut mpsc::UnboundedReceiver<()>) {
     while seen.bytes.lock().unwrap().len() < n {
         rx.recv()
@@ -87,17 +107,7 @@ async fn echo_over_tls_with_weft_on_both_sides() {
             .await
             .unwrap();
         let ccfg = client_config(&[p.cert], &[b"weft-echo"]).unwrap();
-        let seen = Seen::default();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let s2 = seen.clone();
-        let ch = Bootstrap::new()
-            .handler(move |pl| {
-                pl.add_last("tls", TlsHandler::client(ccfg.clone(), "localhost")?)?;
-                pl.add_last("sink", Sink(s2.clone(), Some(tx.clone())))
-            })
-            .connect(server.tcp_addr().unwrap())
-            .await
-            .unwrap();
+        let (ch, seen, mut rx) = tls_client(server.tcp_addr().unwrap(), ccfg).await;
         // Written before the handshake is done: held, then sent in order.
         let data = random_bytes(1, 300_000);
         for part in data.chunks(10_000) {
@@ -141,17 +151,7 @@ async fn file_region_through_tls_is_streamed_and_exact() {
             .await
             .unwrap();
         let ccfg = client_config(&[p.cert], &[]).unwrap();
-        let seen = Seen::default();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let s2 = seen.clone();
-        let ch = Bootstrap::new()
-            .handler(move |pl| {
-                pl.add_last("tls", TlsHandler::client(ccfg.clone(), "localhost")?)?;
-                pl.add_last("sink", Sink(s2.clone(), Some(tx.clone())))
-            })
-            .connect(server.tcp_addr().unwrap())
-            .await
-            .unwrap();
+        let (ch, seen, mut rx) = tls_client(server.tcp_addr().unwrap(), ccfg).await;
         ch.write_and_flush("get").await.unwrap();
         let want = [&b"BEGIN"[..], &content, b"END"].concat();
         wait_for(&seen, want.len(), &mut rx).await;
@@ -334,17 +334,7 @@ async fn bad_tls_input_is_a_typed_error_and_a_closed_connection() {
 
         // The server still serves a good client.
         let ccfg = client_config(&[p.cert], &[]).unwrap();
-        let seen = Seen::default();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let s3 = seen.clone();
-        let ch = Bootstrap::new()
-            .handler(move |pl| {
-                pl.add_last("tls", TlsHandler::client(ccfg.clone(), "localhost")?)?;
-                pl.add_last("sink", Sink(s3.clone(), Some(tx.clone())))
-            })
-            .connect(addr)
-            .await
-            .unwrap();
+        let (ch, seen, mut rx) = tls_client(addr, ccfg).await;
         ch.write_and_flush("still here").await.unwrap();
         wait_for(&seen, 10, &mut rx).await;
         expired.shutdown(Duration::from_secs(5)).await;
