@@ -9,15 +9,43 @@
 //!   closed-channel error, and writes still queued fail the same way;
 //! - state reads ([`is_writable`](Channel::is_writable),
 //!   [`is_open`](Channel::is_open)) are lock-free.
+//!
+//! # The handshake with the connection task
+//!
+//! What crosses tasks, and why no command is ever left without a wake-up:
+//! - **a command** is one operation of this handle — write (with or without
+//!   a promise and a flush), flush, read, close, output shutdown, or a
+//!   closure to run with the pipeline ([`execute`](Channel::execute);
+//!   [`set_auto_read`](Channel::set_auto_read) sends an empty one so that
+//!   the task looks at the new flag). Commands run in the order they were
+//!   pushed, on the connection task, between socket events;
+//! - **the waker** is stored by the connection task only, through
+//!   [`poll_commands`](Channel::poll_commands) with the
+//!   [`CommandWaiter`] it keeps, before it waits; it is consumed only by the
+//!   push that finds it stored, which clears the "stored" mark in the same
+//!   atomic operation that marks the queue non-empty, and wakes it;
+//! - **the consumer** takes commands whenever it runs, whatever woke it
+//!   (socket readiness, a timer, a command), and polls again before it
+//!   waits; a poll that finds the mark cleared stores the waker again and
+//!   re-checks the queue in the same operation that sets the mark.
+//!
+//! Either the push's operation comes first and the poll sees the command,
+//! or the poll's does and the push sees the waker: no interleaving loses a
+//! command (model-checked with loom: `RUSTFLAGS="--cfg weft_loom" cargo
+//! test -p weft-core --lib --release loom`). Flags that other tasks change
+//! (auto-read, the server's shutdown phase) follow the same rule: change
+//! the flag, then push a command, so the task re-reads it after waking. The
+//! details are in the `mailbox` module.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::task::AtomicWaker;
 use tokio::sync::Notify;
 
+use crate::mailbox::{CommandWaiter, Mailbox};
+use crate::sync::{AtomicBool, Ordering};
 use crate::{Error, Msg, Pipeline, Promise, WriteFuture};
 
 /// A channel's identity, unique within the process.
@@ -27,7 +55,7 @@ pub struct ChannelId(u64);
 impl ChannelId {
     fn next() -> ChannelId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        ChannelId(NEXT.fetch_add(1, Ordering::Relaxed))
+        ChannelId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
     }
 
     /// The id as a number.
@@ -88,10 +116,8 @@ struct Shared {
     writable: AtomicBool,
     open: AtomicBool,
     auto_read: AtomicBool,
-    /// Commands from other tasks; `None` once the channel is closed.
-    queue: Mutex<Option<Vec<Command>>>,
-    has_commands: AtomicBool,
-    waker: AtomicWaker,
+    /// Commands from other tasks, with the wake-up handshake.
+    commands: Mailbox<Command>,
     closed: Notify,
 }
 
@@ -123,9 +149,7 @@ impl Channel {
                 writable: AtomicBool::new(true),
                 open: AtomicBool::new(true),
                 auto_read: AtomicBool::new(true),
-                queue: Mutex::new(Some(Vec::new())),
-                has_commands: AtomicBool::new(false),
-                waker: AtomicWaker::new(),
+                commands: Mailbox::new(),
                 closed: Notify::new(),
             }),
         }
@@ -173,17 +197,7 @@ impl Channel {
     }
 
     fn push(&self, cmd: Command) -> Result<(), Command> {
-        let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
-        match q.as_mut() {
-            Some(q) => {
-                q.push(cmd);
-                self.shared.has_commands.store(true, Ordering::Release);
-            }
-            None => return Err(cmd),
-        }
-        drop(q);
-        self.shared.waker.wake();
-        Ok(())
+        self.shared.commands.push(cmd)
     }
 
     fn push_write(&self, msg: Msg, promise: Option<Promise>, flush: bool) {
@@ -264,56 +278,22 @@ impl Channel {
 
     // ---- for the channel's own task ----
 
-    /// Registers the task to wake when commands arrive and tells whether
-    /// some are waiting. Transports call this from their connection task.
-    pub fn poll_commands(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut registered = false;
-        self.poll_commands_registered(cx, &mut registered)
-    }
-
-    /// [`poll_commands`](Self::poll_commands) for a task that polls often:
-    /// `registered` (kept by the caller, initially `false`) remembers that
-    /// the task's waker is in place, so it is not stored again on every poll.
-    /// The waker is consumed only by a command's arrival, which this call
-    /// reports, so the flag is cleared exactly then.
-    pub fn poll_commands_registered(
-        &self,
-        cx: &mut Context<'_>,
-        registered: &mut bool,
-    ) -> Poll<()> {
-        if self.shared.has_commands.load(Ordering::Acquire) {
-            *registered = false;
-            return Poll::Ready(());
-        }
-        if *registered {
-            return Poll::Pending;
-        }
-        self.shared.waker.register(cx.waker());
-        *registered = true;
-        if self.shared.has_commands.load(Ordering::Acquire) {
-            *registered = false;
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
+    /// Tells whether commands are waiting and, when none are, makes sure the
+    /// calling task is woken by the next one. Transports call this from
+    /// their connection task before they wait, keeping `waiter` from one
+    /// call to the next (a poll from the same task then costs one atomic
+    /// load). Only one task may poll a channel's commands.
+    pub fn poll_commands(&self, cx: &mut Context<'_>, waiter: &mut CommandWaiter) -> Poll<()> {
+        self.shared.commands.poll(cx, waiter)
     }
 
     /// Whether commands are waiting.
     pub fn has_commands(&self) -> bool {
-        self.shared.has_commands.load(Ordering::Acquire)
+        self.shared.commands.has_items()
     }
 
     pub(crate) fn take_commands(&self) -> Vec<Command> {
-        if !self.shared.has_commands.load(Ordering::Acquire)
-            || !self.shared.has_commands.swap(false, Ordering::AcqRel)
-        {
-            return Vec::new();
-        }
-        let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
-        match q.as_mut() {
-            Some(q) => std::mem::take(q),
-            None => Vec::new(),
-        }
+        self.shared.commands.take()
     }
 
     pub(crate) fn set_writable(&self, writable: bool) {
@@ -323,12 +303,10 @@ impl Channel {
     /// Marks the channel closed and returns the commands that were still
     /// queued, for the caller to fail.
     pub(crate) fn mark_closed(&self) -> Vec<Command> {
-        let left = {
-            let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
-            self.shared.open.store(false, Ordering::Release);
-            q.take().unwrap_or_default()
-        };
-        self.shared.has_commands.store(false, Ordering::Release);
+        // Closed for commands first: a write pushed after this fails at
+        // once; one pushed before is in `left`.
+        let left = self.shared.commands.close();
+        self.shared.open.store(false, Ordering::Release);
         self.shared.closed.notify_waiters();
         left
     }
@@ -371,5 +349,98 @@ impl Eq for Channel {}
 impl std::hash::Hash for Channel {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.shared.id.hash(state);
+    }
+}
+
+/// Model checks of the handle's operations against a consumer that behaves
+/// like the connection task (see the `mailbox` module for the handshake).
+#[cfg(all(test, weft_loom))]
+mod loom_tests {
+    use super::*;
+    use loom::thread;
+    use std::future::poll_fn;
+
+    /// Runs the consumer side until `done` holds: run what is queued (writes
+    /// succeed), check the condition, poll before parking.
+    fn drive(ch: &Channel, mut done: impl FnMut(&Channel, usize) -> bool) -> usize {
+        let mut ran = 0;
+        let mut waiter = CommandWaiter::new();
+        crate::sync::model_block_on(async {
+            loop {
+                for cmd in ch.take_commands() {
+                    ran += 1;
+                    if let Command::Write(_, Some(p), _) = cmd {
+                        p.succeed();
+                    }
+                }
+                if done(ch, ran) {
+                    break;
+                }
+                poll_fn(|cx| ch.poll_commands(cx, &mut waiter)).await;
+            }
+        });
+        ran
+    }
+
+    #[test]
+    fn loom_writes_from_two_threads_reach_the_task() {
+        loom::model(|| {
+            let ch = Channel::new(None, None);
+            let writers: Vec<_> = (0..2)
+                .map(|_| {
+                    let ch = ch.clone();
+                    thread::spawn(move || ch.write_and_flush("x"))
+                })
+                .collect();
+            drive(&ch, |_, ran| ran == 2);
+            for w in writers {
+                let mut f = w.join().unwrap();
+                assert!(f.try_result().unwrap().is_ok());
+            }
+        });
+    }
+
+    /// Auto-read switched on from another thread: the task, parked with
+    /// auto-read off, wakes and sees the flag.
+    #[test]
+    fn loom_auto_read_toggled_from_another_thread() {
+        loom::model(|| {
+            let ch = Channel::new(None, None);
+            ch.set_auto_read(false);
+            let _ = ch.take_commands();
+            let t = {
+                let ch = ch.clone();
+                thread::spawn(move || ch.set_auto_read(true))
+            };
+            drive(&ch, |ch, _| ch.is_auto_read());
+            t.join().unwrap();
+        });
+    }
+
+    /// A close racing with a write: the write's future always resolves —
+    /// written, failed by the close, or refused at once.
+    #[test]
+    fn loom_close_racing_with_a_write() {
+        loom::model(|| {
+            let ch = Channel::new(None, None);
+            let w = {
+                let ch = ch.clone();
+                thread::spawn(move || ch.write_and_flush("x"))
+            };
+            for cmd in ch.take_commands() {
+                if let Command::Write(_, Some(p), _) = cmd {
+                    p.succeed();
+                }
+            }
+            for cmd in ch.mark_closed() {
+                cmd.fail();
+            }
+            let mut f = w.join().unwrap();
+            assert!(
+                f.try_result().is_some(),
+                "the write's future never resolved"
+            );
+            assert!(!ch.is_open());
+        });
     }
 }

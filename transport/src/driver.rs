@@ -39,7 +39,7 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use tokio::io::Interest;
-use weft_core::{Error, InputShutdown, Msg, Pipeline};
+use weft_core::{CommandWaiter, Error, InputShutdown, Msg, Pipeline};
 
 use crate::options::ChannelOptions;
 use crate::server::ServerCtl;
@@ -100,7 +100,7 @@ pub(crate) async fn drive<S: Stream>(
         chunk: None,
     };
     let mut draining = false;
-    let mut waker_registered = false;
+    let mut waiter = CommandWaiter::new();
     loop {
         pipeline.run_commands();
         if pipeline.take_read_request() {
@@ -178,10 +178,7 @@ pub(crate) async fn drive<S: Stream>(
             !st.input_closed && !draining && (channel.is_auto_read() || st.read_requested);
         let want_write = st.write_blocked;
         let wake = poll_fn(|cx| {
-            if channel
-                .poll_commands_registered(cx, &mut waker_registered)
-                .is_ready()
-            {
+            if channel.poll_commands(cx, &mut waiter).is_ready() {
                 return Poll::Ready(Wake::Commands);
             }
             if want_write {
