@@ -84,6 +84,9 @@ impl MessageEncoder for StringEncoder {
 /// let mut ch = EmbeddedChannel::with_handler(MessageEncoderHandler::new(LineEncoder::crlf()));
 /// ch.write_outbound(Msg::user(String::from("hi")));
 /// assert_eq!(ch.read_outbound_bytes(), &b"hi\r\n"[..]);
+/// // A String is text wherever it is written from: `Msg::from` keeps it one.
+/// ch.write_outbound(format!("{} apples", 3));
+/// assert_eq!(ch.read_outbound_bytes(), &b"3 apples\r\n"[..]);
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct LineEncoder {

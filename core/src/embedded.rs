@@ -32,7 +32,7 @@ use crate::{Address, Channel, Error, Handler, Msg, Pipeline, Promise, WriteFutur
 ///
 /// // A handler that answers every message with its length.
 /// let mut ch = EmbeddedChannel::with_handler(from_fn(|ctx: &mut Context<'_>, msg: Bytes| {
-///     ctx.write_and_flush(msg.len().to_string());
+///     ctx.write_and_flush(Bytes::from(msg.len().to_string()));
 /// }));
 /// ch.write_inbound("hello");
 /// assert_eq!(ch.read_outbound::<Bytes>().unwrap(), "5");

@@ -12,8 +12,8 @@
 //! - a handler declares in [`Handler::interest`] which events it takes part
 //!   in; the pipeline jumps over it for the others. The default is
 //!   [`Events::ALL`], which is always correct; declaring less is an
-//!   optimisation, and declaring an event you do handle is a bug (your method
-//!   would not be called).
+//!   optimisation, and **leaving out an event whose method you implement is
+//!   a bug: that method is never called** (see [`Handler::interest`]).
 
 use std::any::Any;
 use std::fmt;
@@ -155,6 +155,17 @@ impl fmt::Debug for Events {
 pub trait Handler: Send + 'static {
     /// The events this handler takes part in; the pipeline skips it for the
     /// others. Called once, when the handler is added.
+    ///
+    /// # Every method you implement needs its bit
+    ///
+    /// The pipeline does not call a method whose event is missing here, and
+    /// Rust cannot tell it which methods a handler overrides, so nothing
+    /// warns you: a handler that implements `channel_inactive` but declares
+    /// `Events::READ` never hears that its channel closed. Declare the bit
+    /// of every method you implement (`channel_read` → [`Events::READ`],
+    /// `channel_inactive` → [`Events::INACTIVE`], `write` →
+    /// [`Events::WRITE`], ...), or keep the default, [`Events::ALL`], which
+    /// is always correct and costs a few nanoseconds per event.
     fn interest(&self) -> Events {
         Events::ALL
     }

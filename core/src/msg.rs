@@ -5,6 +5,19 @@
 //! no allocation and no downcast; anything else travels as [`Msg::User`],
 //! which remembers its type's name so that a message reaching a stage that
 //! cannot take it produces an error naming it.
+//!
+//! # Text
+//!
+//! A `String` is text, not bytes: `Msg::from(String)` is a user message
+//! holding the `String`, so a `StringEncoder` or `LineEncoder` (weft-codec)
+//! takes it on its way to the head, and a handler typed on `String`
+//! receives it from `fire_read`, exactly as in Netty. Text that reaches the
+//! transport without an encoder fails its write with an error that names
+//! the missing encoder; it is never written as it is, so it can never slip
+//! unencoded past a stage such as TLS. Write `Bytes::from(string)` (no
+//! copy: the `String`'s buffer becomes the `Bytes`) to send text as bytes
+//! without an encoder. A `&'static str` is a byte constant (a protocol
+//! literal such as `"+OK\r\n"`) and travels as `Bytes`.
 
 use std::any::{Any, TypeId};
 use std::fmt;
@@ -142,12 +155,20 @@ impl Msg {
         }
     }
 
-    /// A reference to the user value, when it is a `T`.
+    /// A reference to the message as a `T`, when it is one (see
+    /// [`downcast`](Self::downcast)): `Some` exactly when
+    /// [`is::<T>()`](Self::is) is true.
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
-        match self {
-            Msg::User(u) => (**u).as_any().downcast_ref::<T>(),
-            _ => None,
+        if let Some(m) = (self as &dyn Any).downcast_ref::<T>() {
+            return Some(m);
         }
+        let any: &dyn Any = match self {
+            Msg::Bytes(b) => b,
+            Msg::Composite(c) => c,
+            Msg::File(f) => f,
+            Msg::User(u) => (**u).as_any(),
+        };
+        any.downcast_ref::<T>()
     }
 
     /// The name of the message's type.
@@ -219,9 +240,10 @@ impl From<&'static str> for Msg {
     }
 }
 
+/// Text: a user message holding the `String` (see the module docs).
 impl From<String> for Msg {
     fn from(v: String) -> Msg {
-        Msg::Bytes(Bytes::from(v))
+        Msg::User(Box::new(v))
     }
 }
 
@@ -268,6 +290,36 @@ mod tests {
         assert_eq!(m.downcast_ref::<String>().unwrap(), "s");
         let m = m.downcast::<Msg>().unwrap();
         assert_eq!(m.downcast::<String>().unwrap(), "s");
+    }
+
+    #[test]
+    fn downcast_ref_agrees_with_is() {
+        let c: CompositeBytes = [Bytes::from_static(b"ab")].into_iter().collect();
+        let msgs = [
+            Msg::from("abc"),
+            Msg::from(c),
+            Msg::user(7u32),
+            Msg::from(String::from("text")),
+        ];
+        for m in &msgs {
+            assert_eq!(m.is::<Bytes>(), m.downcast_ref::<Bytes>().is_some());
+            assert_eq!(
+                m.is::<CompositeBytes>(),
+                m.downcast_ref::<CompositeBytes>().is_some()
+            );
+            assert_eq!(m.is::<u32>(), m.downcast_ref::<u32>().is_some());
+            assert_eq!(m.is::<String>(), m.downcast_ref::<String>().is_some());
+            assert!(m.is::<Msg>() && m.downcast_ref::<Msg>().is_some());
+        }
+        assert_eq!(msgs[0].downcast_ref::<Bytes>().unwrap(), "abc");
+    }
+
+    #[test]
+    fn a_string_is_text() {
+        let m = Msg::from(String::from("hé"));
+        assert!(m.is::<String>() && !m.is::<Bytes>());
+        assert_eq!(m.type_name(), std::any::type_name::<String>());
+        assert!(Msg::from("lit").is::<Bytes>());
     }
 
     #[test]

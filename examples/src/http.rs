@@ -452,7 +452,7 @@ impl Response {
         let body = format!("{} {}\n", status, status_text(status));
         let len = body.len() as u64;
         let mut r = Response::new(status).header("Content-Type", "text/plain; charset=utf-8");
-        r.body = Some(Msg::from(body));
+        r.body = Some(Msg::Bytes(Bytes::from(body)));
         r.body_len = len;
         r
     }
@@ -491,10 +491,10 @@ impl Response {
         });
         match self.body {
             Some(body) if !head_only => {
-                ctx.write(Msg::from(head));
+                ctx.write(Bytes::from(head));
                 ctx.write_with(body, last);
             }
-            _ => ctx.write_with(Msg::from(head), last),
+            _ => ctx.write_with(Msg::Bytes(Bytes::from(head)), last),
         }
         ctx.flush();
     }
@@ -625,7 +625,7 @@ impl FileHandler {
         let len = html.len() as u64;
         Response::new(200)
             .header("Content-Type", "text/html; charset=utf-8")
-            .with_body(Msg::from(html), len)
+            .with_body(Msg::Bytes(Bytes::from(html)), len)
     }
 }
 

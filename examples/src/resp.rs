@@ -163,15 +163,15 @@ impl Decoder for RespDecoder {
 // ---------------------------------------------------------------- replies
 
 fn simple(s: &str) -> Msg {
-    Msg::from(format!("+{s}\r\n"))
+    Msg::Bytes(Bytes::from(format!("+{s}\r\n")))
 }
 
 fn error(s: &str) -> Msg {
-    Msg::from(format!("-{s}\r\n"))
+    Msg::Bytes(Bytes::from(format!("-{s}\r\n")))
 }
 
 fn int(n: i64) -> Msg {
-    Msg::from(format!(":{n}\r\n"))
+    Msg::Bytes(Bytes::from(format!(":{n}\r\n")))
 }
 
 fn nil() -> Msg {

@@ -450,12 +450,15 @@ fn flush<S: Stream>(
             }
             Msg::User(u) => {
                 let name = (**u).type_name();
-                ob.complete_front(Err(Error::unsupported_message(
-                    name,
+                let hint = if (**u).as_any().is::<String>() {
+                    "reached the transport, which writes only bytes: add a StringEncoder or \
+                     LineEncoder (weft-codec) to the pipeline, or write Bytes::from(text)"
+                } else {
                     "reached the transport, which writes only Bytes, CompositeBytes and \
-                     FileRegion: is an encoder missing from the pipeline?",
-                )));
-                tracing::debug!(msg_type = name, "user message reached the transport");
+                     FileRegion: is an encoder missing from the pipeline?"
+                };
+                ob.complete_front(Err(Error::unsupported_message(name, hint)));
+                tracing::warn!(msg_type = name, "user message reached the transport");
                 continue;
             }
         }

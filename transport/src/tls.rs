@@ -235,7 +235,18 @@ impl TlsHandler {
                 self.file = Some((region, promise));
                 self.pump(ctx);
             }
-            other => ctx.write_with(other, promise),
+            Msg::User(u) => {
+                // Never forwarded: below TLS it would leave unencrypted.
+                let name = (*u).type_name();
+                tracing::warn!(msg_type = name, "user message reached the TLS handler");
+                if let Some(p) = promise {
+                    p.fail(Error::unsupported_message(
+                        name,
+                        "reached the TLS handler, which encrypts only Bytes, CompositeBytes \
+                         and FileRegion: put its encoder after (tail side of) TlsHandler",
+                    ));
+                }
+            }
         }
     }
 

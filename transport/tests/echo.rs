@@ -3,11 +3,12 @@
 mod common;
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::{bounded, random_bytes, Collect, Echo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use weft_core::{Context, Msg};
+use weft_core::Context;
 use weft_transport::{Bootstrap, ServerBootstrap};
 
 async fn echo_roundtrip(mut s: impl AsyncReadExt + AsyncWriteExt + Unpin) {
@@ -106,7 +107,7 @@ async fn bootstrap_client_against_server() {
         for i in 0..100u32 {
             let m = format!("message {i};");
             want.extend_from_slice(m.as_bytes());
-            client.write_and_flush(Msg::from(m)).await.unwrap();
+            client.write_and_flush(Bytes::from(m)).await.unwrap();
         }
         let mut got = Vec::new();
         while got.len() < want.len() {
@@ -145,6 +146,51 @@ async fn connect_refused_and_bad_options_are_errors() {
             .await
             .unwrap_err();
         assert!(e.is_invalid_argument(), "no child handler: {e}");
+    })
+    .await;
+}
+
+/// Text written without a string encoder is refused with an error that
+/// names the encoder, never sent as it is; with a `LineEncoder` above the
+/// head it is encoded.
+#[tokio::test]
+async fn a_string_needs_a_string_encoder() {
+    bounded(async {
+        let server = common::echo_server().await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let client = Bootstrap::new()
+            .handler(move |p| {
+                let tx = tx.clone();
+                p.add_last(
+                    "sink",
+                    weft_core::from_fn(move |_ctx: &mut Context<'_>, b: Bytes| {
+                        let _ = tx.send(b);
+                    }),
+                )
+            })
+            .connect(server.tcp_addr().unwrap())
+            .await
+            .unwrap();
+        let err = client
+            .write_and_flush(String::from("plain"))
+            .await
+            .unwrap_err();
+        assert!(err.is_unsupported_message(), "{err}");
+        assert!(err.to_string().contains("StringEncoder"), "{err}");
+        client.execute(|p| {
+            p.add_last(
+                "lines",
+                weft_codec::MessageEncoderHandler::new(weft_codec::LineEncoder::lf()),
+            )
+            .unwrap();
+        });
+        client
+            .write_and_flush(String::from("encoded"))
+            .await
+            .unwrap();
+        assert_eq!(rx.recv().await.unwrap(), "encoded\n");
+        client.close().await.unwrap();
+        server.shutdown(Duration::from_secs(5)).await;
     })
     .await;
 }

@@ -26,7 +26,7 @@ impl Handler for CountThenReply {
     fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) {
         if event.is::<InputShutdown>() {
             let (p, _f) = weft_core::Promise::new();
-            ctx.write_and_flush_with(Msg::from(format!("got {}", self.0)), Some(p));
+            ctx.write_and_flush_with(Bytes::from(format!("got {}", self.0)).into(), Some(p));
             ctx.close();
         } else {
             ctx.fire_user_event(event);

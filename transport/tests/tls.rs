@@ -353,3 +353,42 @@ impl Handler for ErrorsTo {
         ctx.fire_exception(err);
     }
 }
+
+/// A user message (here a `String` with no encoder) written above a
+/// `TlsHandler` is refused with an error naming the handler; it never
+/// leaves the host unencrypted, and the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_message_never_passes_tls_unencrypted() {
+    bounded(async {
+        let p = pki(false);
+        let scfg = server_config(vec![p.cert.clone()], p.key, &[]).unwrap();
+        let server = ServerBootstrap::new()
+            .child_handler(move |pl| {
+                pl.add_last("tls", TlsHandler::server(scfg.clone())?)?;
+                pl.add_last("echo", Echo)
+            })
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let ccfg = client_config(&[p.cert], &[]).unwrap();
+        let (ch, seen, mut rx) = tls_client(server.tcp_addr().unwrap(), ccfg).await;
+        ch.write_and_flush(Bytes::from_static(b"before"))
+            .await
+            .unwrap();
+        wait_for(&seen, 6, &mut rx).await;
+        let err = ch
+            .write_and_flush(String::from("secret"))
+            .await
+            .unwrap_err();
+        assert!(err.is_unsupported_message(), "{err}");
+        assert!(err.to_string().contains("TLS"), "{err}");
+        ch.write_and_flush(Bytes::from_static(b"after"))
+            .await
+            .unwrap();
+        wait_for(&seen, 11, &mut rx).await;
+        assert_eq!(&seen.bytes.lock().unwrap()[..], b"beforeafter");
+        ch.close().await.unwrap();
+        server.shutdown(Duration::from_secs(5)).await;
+    })
+    .await;
+}
