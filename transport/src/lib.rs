@@ -42,6 +42,9 @@
 //!     .child_handler(|p| p.add_last("echo", Echo))
 //!     .bind("127.0.0.1:7000")
 //!     .await?;
+//! // Serve until some task calls `shutdown` on a clone of the handle (on
+//! // SIGTERM, say). Dropping the last handle would stop accepting at once.
+//! server.closed().await;
 //! # Ok(())
 //! # }
 //! ```

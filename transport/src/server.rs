@@ -13,13 +13,19 @@
 //!   once (so the peer learns at once instead of waiting in the backlog);
 //! - [`Server::shutdown`] stops accepting, lets every channel finish writing
 //!   what it had flushed (reading no more), and after the timeout closes
-//!   whatever is left; it returns once every channel is closed.
+//!   whatever is left — also channels whose peer never reads; it returns
+//!   once every channel is closed. [`Server::closed`] resolves then (Netty's
+//!   `closeFuture()`);
+//! - the shutdown phase only moves forward (running → draining → abort).
+//!   Each change is stored first, then every channel is sent a command, so
+//!   that its task wakes and reads the new phase (the rule of the
+//!   `Channel` handshake, model-checked in weft-core).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,6 +55,9 @@ pub(crate) struct ServerCtl {
     changed: Notify,
     /// Notified when the last channel closes.
     drained: Notify,
+    /// Set, and `stopped_notify` notified, once a shutdown has completed.
+    stopped: AtomicBool,
+    stopped_notify: Notify,
 }
 
 impl ServerCtl {
@@ -60,8 +69,11 @@ impl ServerCtl {
         }
     }
 
+    /// Moves the phase forward to `p` (never back).
     fn set_phase(&self, p: Phase) {
-        self.phase.store(p as u8, Ordering::Release);
+        if self.phase.fetch_max(p as u8, Ordering::AcqRel) >= p as u8 {
+            return;
+        }
         self.changed.notify_waiters();
         // Wake every connection task so it sees the new phase.
         for ch in self
@@ -216,6 +228,8 @@ impl ServerBootstrap {
             channels: Mutex::new(HashMap::new()),
             changed: Notify::new(),
             drained: Notify::new(),
+            stopped: AtomicBool::new(false),
+            stopped_notify: Notify::new(),
         });
         let opts = Arc::new(self.opts);
         let task = tokio::spawn(
@@ -224,9 +238,11 @@ impl ServerBootstrap {
         );
         tracing::debug!(local = %local, "listening");
         Server {
-            local,
-            ctl,
-            accept: Some(task),
+            inner: Arc::new(ServerInner {
+                local,
+                ctl,
+                accept: Mutex::new(Some(task)),
+            }),
         }
     }
 }
@@ -413,25 +429,46 @@ fn spawn_child<S: Stream + Configure>(
     }
 }
 
-/// A running server.
+/// A running server: a cheap handle, clonable and usable from any task.
 ///
-/// Dropping it stops accepting but leaves open connections running; call
-/// [`shutdown`](Server::shutdown) to close them gracefully.
+/// When the last handle is dropped the server stops accepting but leaves
+/// open connections running; call [`shutdown`](Server::shutdown) to close
+/// them gracefully, and [`closed`](Server::closed) to wait for that from
+/// elsewhere.
+///
+/// ```no_run
+/// # use weft_transport::ServerBootstrap;
+/// # async fn run(b: ServerBootstrap) -> Result<(), weft_core::Error> {
+/// let server = b.bind("127.0.0.1:7000").await?;
+/// let handle = server.clone();
+/// tokio::spawn(async move {
+///     // ... on SIGTERM, an admin command, a test's end:
+///     handle.shutdown(std::time::Duration::from_secs(5)).await;
+/// });
+/// server.closed().await; // Netty's closeFuture().sync()
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
 pub struct Server {
+    inner: Arc<ServerInner>,
+}
+
+struct ServerInner {
     local: Address,
     ctl: Arc<ServerCtl>,
-    accept: Option<tokio::task::JoinHandle<()>>,
+    accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Server {
     /// The address the server listens on.
     pub fn local_addr(&self) -> &Address {
-        &self.local
+        &self.inner.local
     }
 
     /// The TCP address, for a TCP server.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
-        match &self.local {
+        match &self.inner.local {
             Address::Inet(a) => Some(*a),
             _ => None,
         }
@@ -439,12 +476,13 @@ impl Server {
 
     /// Number of open connections.
     pub fn connections(&self) -> usize {
-        self.ctl.count()
+        self.inner.ctl.count()
     }
 
     /// Handles to the open connections.
     pub fn channels(&self) -> Vec<Channel> {
-        self.ctl
+        self.inner
+            .ctl
             .channels
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -454,33 +492,60 @@ impl Server {
     }
 
     /// Stops accepting; lets each channel finish writing what it flushed
-    /// (reading nothing more) for at most `timeout`; then closes the rest.
-    /// Returns once every channel is closed.
-    pub async fn shutdown(mut self, timeout: Duration) {
-        self.ctl.set_phase(Phase::Draining);
-        if let Some(t) = self.accept.take() {
+    /// (reading nothing more) for at most `timeout`; then closes the rest,
+    /// whatever their peers do. Returns once every channel is closed, and
+    /// wakes [`closed`](Self::closed). Calling it again, from any handle,
+    /// waits for the same end.
+    pub async fn shutdown(&self, timeout: Duration) {
+        let ctl = &self.inner.ctl;
+        ctl.set_phase(Phase::Draining);
+        let accept = self
+            .inner
+            .accept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = accept {
             let _ = t.await;
-        }
-        if let Address::Unix(Some(p)) = &self.local {
-            let _ = std::fs::remove_file(p);
+            if let Address::Unix(Some(p)) = &self.inner.local {
+                let _ = std::fs::remove_file(p);
+            }
         }
         let drained = tokio::time::timeout(timeout, self.all_closed()).await;
         if drained.is_err() {
             tracing::debug!(
-                left = self.ctl.count(),
+                left = ctl.count(),
                 "shutdown timeout: closing the remaining channels"
             );
-            self.ctl.set_phase(Phase::Abort);
+            ctl.set_phase(Phase::Abort);
             self.all_closed().await;
+        }
+        ctl.stopped.store(true, Ordering::Release);
+        ctl.stopped_notify.notify_waiters();
+    }
+
+    /// Resolves once a [`shutdown`](Self::shutdown) has completed: the
+    /// server accepts no more and every one of its channels is closed.
+    pub async fn closed(&self) {
+        let ctl = &self.inner.ctl;
+        loop {
+            let n = ctl.stopped_notify.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if ctl.stopped.load(Ordering::Acquire) {
+                return;
+            }
+            n.await;
         }
     }
 
     async fn all_closed(&self) {
+        let ctl = &self.inner.ctl;
         loop {
-            let n = self.ctl.drained.notified();
+            let n = ctl.drained.notified();
             tokio::pin!(n);
             n.as_mut().enable();
-            if self.ctl.count() == 0 {
+            if ctl.count() == 0 {
                 return;
             }
             n.await;
@@ -488,9 +553,14 @@ impl Server {
     }
 }
 
-impl Drop for Server {
+impl Drop for ServerInner {
     fn drop(&mut self) {
-        if let Some(t) = self.accept.take() {
+        let accept = self
+            .accept
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = accept {
             t.abort();
             if let Address::Unix(Some(p)) = &self.local {
                 let _ = std::fs::remove_file(p);
@@ -502,7 +572,7 @@ impl Drop for Server {
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
-            .field("local", &self.local)
+            .field("local", &self.inner.local)
             .field("connections", &self.connections())
             .finish()
     }

@@ -326,3 +326,51 @@ async fn writes_after_a_pause_are_delivered() {
     })
     .await;
 }
+
+/// Ten clients that send and never read: the server cannot drain their
+/// channels, so its shutdown must abort them after the timeout — the abort
+/// reaches each connection task as a command from the shutting-down task.
+/// `closed()` resolves for a task that waits on another handle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_with_clients_that_never_read() {
+    bounded(async {
+        let server = ServerBootstrap::new()
+            .send_buffer_size(16 * 1024)
+            .child_handler(|p| p.add_last("echo", common::Echo))
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let addr = server.tcp_addr().unwrap();
+        let mut clients = Vec::new();
+        for i in 0..10u64 {
+            let sock = tokio::net::TcpSocket::new_v4().unwrap();
+            sock.set_recv_buffer_size(4096).unwrap();
+            let mut s = sock.connect(addr).await.unwrap();
+            // The server reads it and cannot send it back: its channel
+            // holds flushed bytes that never drain.
+            let data = common::random_bytes(i, 1 << 20);
+            tokio::io::AsyncWriteExt::write_all(&mut s, &data)
+                .await
+                .unwrap();
+            clients.push(s);
+        }
+        while server.connections() < 10 {
+            tokio::task::yield_now().await;
+        }
+        let waiter = server.clone();
+        let closed = tokio::spawn(async move { waiter.closed().await });
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            server.shutdown(Duration::from_millis(300)),
+        )
+        .await
+        .expect("shutdown did not end after its timeout");
+        assert_eq!(server.connections(), 0);
+        tokio::time::timeout(STALL, closed)
+            .await
+            .expect("closed() did not resolve")
+            .unwrap();
+        drop(clients);
+    })
+    .await;
+}

@@ -116,7 +116,8 @@ async fn graceful_shutdown_delivers_flushed_writes() {
             promises.push(rx.recv().await.unwrap());
         }
         // Shut down while the 8 MiB writes are in flight (nobody reads yet).
-        let shutdown = tokio::spawn(server.shutdown(Duration::from_secs(30)));
+        let handle = server.clone();
+        let shutdown = tokio::spawn(async move { handle.shutdown(Duration::from_secs(30)).await });
         let mut readers = Vec::new();
         for mut s in clients {
             readers.push(tokio::spawn(async move {
