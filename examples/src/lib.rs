@@ -44,16 +44,35 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// The options every example server shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeOptions {
+    /// On Ctrl-C or SIGTERM, how long open connections may take to finish
+    /// writing before they are closed (seconds).
+    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+    pub shutdown_timeout: f64,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a number of seconds from 0 to 86400")),
+    }
+}
+
 /// Prints `listening on ADDR` (the first line on stdout, so that tests can
 /// start a server on port 0), serves until Ctrl-C or SIGTERM, then shuts
-/// down gracefully.
-pub async fn serve(server: Server) -> Result<(), Error> {
+/// down gracefully: connections get `--shutdown-timeout` to finish writing,
+/// then are closed whatever their peers do.
+pub async fn serve(server: Server, opts: &ServeOptions) -> Result<(), Error> {
     let mut out = std::io::stdout();
     let _ = writeln!(out, "listening on {}", server.local_addr());
     let _ = out.flush();
     shutdown_signal().await;
     tracing::info!("shutting down");
-    server.shutdown(Duration::from_secs(5)).await;
+    server
+        .shutdown(Duration::from_secs_f64(opts.shutdown_timeout))
+        .await;
     Ok(())
 }
 

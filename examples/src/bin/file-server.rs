@@ -28,6 +28,8 @@ struct Args {
     /// Worker threads (1: a current-thread runtime; 0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    #[command(flatten)]
+    serve: weft_examples::ServeOptions,
 }
 
 struct FileRequests {
@@ -84,6 +86,6 @@ fn main() {
                 .bind(&args.addr)
                 .await,
         );
-        weft_examples::exit_on_error(weft_examples::serve(server).await);
+        weft_examples::exit_on_error(weft_examples::serve(server, &args.serve).await);
     });
 }
