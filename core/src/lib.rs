@@ -84,7 +84,10 @@ pub use embedded::{EmbeddedBuilder, EmbeddedChannel};
 pub use error::{Error, Result};
 pub use file_region::FileRegion;
 pub use handler::{Events, Handler, InputShutdown, UserEvent};
-pub use handlers::{FlushConsolidationHandler, LoggingHandler};
+pub use handlers::{
+    CorrelationHandler, Correlator, FlushConsolidationHandler, LoggingHandler, ResponseFuture,
+    DEFAULT_MAX_IN_FLIGHT,
+};
 pub use mailbox::CommandWaiter;
 pub use msg::{AnyMsg, Msg};
 pub use outbound::{OutboundBuffer, WriteBufferWaterMark};

@@ -95,3 +95,24 @@ fn rpc_client_calls_rpc_server() {
         "{out}"
     );
 }
+
+/// A server that reads the first request and closes: rpc-client reports
+/// the ended connection and exits non-zero, at once (the first version
+/// waited for ever: its map of pending calls kept their senders alive).
+#[test]
+fn rpc_client_exits_when_the_server_closes_early() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut first = [0u8; 16];
+        let _ = std::io::Read::read(&mut s, &mut first);
+        drop(s);
+    });
+    let (ok, out) = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_rpc-client")).args(["--addr", &addr, "--count", "100"]),
+        30,
+    );
+    assert!(!ok && out.contains("connection ended"), "{out}");
+    server.join().unwrap();
+}

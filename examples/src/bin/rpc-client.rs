@@ -1,14 +1,11 @@
 //! rpc-client: calls an rpc-server. Prints each result, or with `--count N`
 //! sends N pipelined `echo` calls and prints the throughput.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
 use clap::Parser;
-use tokio::sync::oneshot;
-use weft_core::{Context, Msg, Typed, TypedInbound};
+use weft_core::{Correlator, Msg};
 use weft_examples::rpc::{client_codecs, Request, Response};
 use weft_transport::Bootstrap;
 
@@ -30,31 +27,20 @@ struct Args {
     count: u64,
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Bytes, String>>>>>;
-
-struct Responses(Pending);
-
-impl TypedInbound for Responses {
-    type In = Response;
-    fn read(&mut self, _ctx: &mut Context<'_>, r: Response) {
-        if let Some(tx) = self.0.lock().unwrap().remove(&r.id) {
-            let _ = tx.send(r.result);
-        }
-    }
-}
-
 fn main() {
     weft_examples::init_tracing();
     let args = Args::parse();
     let rt = weft_examples::runtime(1);
     rt.block_on(async move {
-        let pending: Pending = Arc::default();
-        let p2 = pending.clone();
+        // Matches each response to its request by id; when the connection
+        // ends, every call still waiting fails at once.
+        let calls: Correlator<u64, Response> = Correlator::new();
+        let handler_calls = calls.clone();
         let ch = weft_examples::exit_on_error(
             Bootstrap::new()
                 .handler(move |p| {
                     client_codecs(p)?;
-                    p.add_last("responses-in", Typed(Responses(p2.clone())))
+                    p.add_last("responses-in", handler_calls.handler(|r: &Response| r.id))
                 })
                 .connect(args.addr.as_str())
                 .await,
@@ -63,29 +49,39 @@ fn main() {
         let start = Instant::now();
         let mut waits = Vec::new();
         for id in 0..args.count {
-            let (tx, rx) = oneshot::channel();
-            pending.lock().unwrap().insert(id, tx);
-            ch.write(Msg::user(Request {
+            let request = Msg::user(Request {
                 id,
                 method: args.method.clone(),
                 payload: payload.clone(),
-            }));
-            waits.push(rx);
+            });
+            // Written without a flush: the calls are pipelined, one flush below.
+            match calls.register(id) {
+                Ok(w) => {
+                    ch.write(request);
+                    waits.push(w);
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
         ch.flush();
         let mut failed = 0;
         for (i, w) in waits.into_iter().enumerate() {
             match w.await {
-                Ok(Ok(b)) if args.count == 1 => println!("ok: {}", String::from_utf8_lossy(&b)),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
+                Ok(Response { result: Ok(b), .. }) if args.count == 1 => {
+                    println!("ok: {}", String::from_utf8_lossy(&b))
+                }
+                Ok(Response { result: Ok(_), .. }) => {}
+                Ok(Response { result: Err(e), .. }) => {
                     failed += 1;
                     if args.count == 1 || i == 0 {
                         println!("error: {e}");
                     }
                 }
-                Err(_) => {
-                    eprintln!("connection closed before every answer arrived");
+                Err(e) => {
+                    eprintln!("the connection ended before every answer arrived: {e}");
                     std::process::exit(1);
                 }
             }
