@@ -116,3 +116,37 @@ fn rpc_client_exits_when_the_server_closes_early() {
     assert!(!ok && out.contains("connection ended"), "{out}");
     server.join().unwrap();
 }
+
+/// The proxy in front of echo-server: 50 round trips of 1 to 4 MB, each
+/// after a pause in which both relays go idle. The relayed writes come from
+/// the other side's task through a `Channel` handle; with the first
+/// version's lost wake-up a relay could stall for good after such a pause.
+#[test]
+fn proxy_relays_large_round_trips_after_pauses() {
+    use std::io::Read;
+    let echo = start(env!("CARGO_BIN_EXE_echo-server"), &["--threads", "2"]);
+    let proxy = start(
+        env!("CARGO_BIN_EXE_proxy"),
+        &["--upstream", &echo.addr, "--threads", "2"],
+    );
+    let mut s = std::net::TcpStream::connect(&proxy.addr).unwrap();
+    // A stall detector, not a speed requirement.
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut done = 0;
+    for i in 0..50u64 {
+        // The pause: nothing flows, both connection tasks park.
+        std::thread::sleep(Duration::from_millis(20));
+        let len = (1 << 20) + ((i * 977 * 1024) % (3 << 20)) as usize;
+        let data = common::random_bytes(100 + i, len);
+        let mut w = s.try_clone().unwrap();
+        let sent = data.clone();
+        let writer = std::thread::spawn(move || w.write_all(&sent).unwrap());
+        let mut back = vec![0u8; len];
+        s.read_exact(&mut back)
+            .unwrap_or_else(|e| panic!("round trip {i} ({len} bytes) stalled: {e}"));
+        writer.join().unwrap();
+        assert!(back == data, "round trip {i}: bytes differ");
+        done += 1;
+    }
+    assert_eq!(done, 50);
+}
