@@ -160,7 +160,10 @@ fn wait_until_stuck(port: u16, n: usize, ready: impl Fn() -> bool) {
 }
 
 /// SIGTERM, then the exit within the timeout; returns how long it took.
-fn terminate(server: &mut Server, name: &str) -> Duration {
+/// With `must_abort`, the server's log must show that the timeout closed
+/// the channels (the answers could not fit the kernel's buffers, so no
+/// honest drain was possible).
+fn terminate(server: &mut Server, name: &str, must_abort: bool) -> Duration {
     let pid = nix::unistd::Pid::from_raw(server.child.id() as i32);
     let t0 = Instant::now();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
@@ -179,7 +182,7 @@ fn terminate(server: &mut Server, name: &str) -> Duration {
     assert!(status.success(), "{name} exited with {status}");
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert!(
-        log.contains("closing the remaining channels"),
+        !must_abort || log.contains("closing the remaining channels"),
         "{name}: the clients did not hold the server past its timeout, so the \
          abort path was not exercised; log:\n{log}"
     );
@@ -226,7 +229,7 @@ fn echo_server_exits_on_sigterm_with_clients_that_never_read() {
     wait_until_stuck(port_of(&server.addr), CLIENTS, || {
         sent.iter().all(|n| n.load(Ordering::Relaxed) >= 1 << 20)
     });
-    terminate(&mut server, "echo-server");
+    terminate(&mut server, "echo-server", true);
     drop(releases);
 }
 
@@ -240,7 +243,7 @@ fn resp_server_exits_on_sigterm_with_clients_that_never_read() {
     cmd.extend_from_slice(b"\r\n");
     let releases = stuck_clients(&server.addr, &Arc::new(cmd));
     wait_until_stuck(port_of(&server.addr), CLIENTS, || true);
-    terminate(&mut server, "resp-server");
+    terminate(&mut server, "resp-server", true);
     drop(releases);
 }
 
@@ -255,7 +258,7 @@ fn http_file_server_exits_on_sigterm_with_clients_that_never_read() {
     let req = Arc::new(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n".to_vec());
     let releases = stuck_clients(&server.addr, &req);
     wait_until_stuck(port_of(&server.addr), CLIENTS, || true);
-    terminate(&mut server, "http-file-server");
+    terminate(&mut server, "http-file-server", true);
     drop(releases);
 }
 
@@ -274,7 +277,7 @@ fn chat_server_exits_on_sigterm_with_members_that_never_read() {
     wait_until_stuck(port_of(&server.addr), CLIENTS, || {
         talked.load(Ordering::Relaxed) >= 8 << 20
     });
-    terminate(&mut server, "chat-server");
+    terminate(&mut server, "chat-server", true);
     drop((releases, tx));
 }
 
@@ -300,6 +303,9 @@ fn proxy_exits_on_sigterm_with_clients_that_never_read() {
     wait_until_stuck(port_of(&proxy.addr), CLIENTS, || {
         sent.iter().all(|n| n.load(Ordering::Relaxed) >= 1 << 20)
     });
-    terminate(&mut proxy, "proxy");
+    // The proxy's own backpressure may keep what it holds for a client
+    // within the kernel's buffers, and then it drains honestly: only the
+    // exit in time is required.
+    terminate(&mut proxy, "proxy", false);
     drop(releases);
 }
