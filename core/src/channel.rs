@@ -7,6 +7,12 @@
 //! - the queue costs nothing until it is used (an empty `Vec` behind a lock);
 //! - once the channel is closed, new writes fail at once with a
 //!   closed-channel error, and writes still queued fail the same way;
+//! - a write counts toward the channel's watermark and cap when it is
+//!   submitted, not when the connection task gets to it: the handle turns
+//!   unwritable at once when its queued writes and the outbound buffer pass
+//!   the high watermark (the task then delivers the writability change to
+//!   the pipeline, and the writable one after it drains), and a write that
+//!   would pass the cap is refused, and the channel closed, at once;
 //! - state reads ([`is_writable`](Channel::is_writable),
 //!   [`is_open`](Channel::is_open)) are lock-free.
 //!
@@ -45,7 +51,7 @@ use std::task::{Context, Poll};
 use tokio::sync::Notify;
 
 use crate::mailbox::{CommandWaiter, Mailbox};
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::{AtomicBool, AtomicUsize, Ordering};
 use crate::{Error, Msg, Pipeline, Promise, WriteFuture};
 
 /// A channel's identity, unique within the process.
@@ -107,6 +113,8 @@ pub(crate) enum Command {
     Close(Option<Promise>),
     ShutdownOutput(Option<Promise>),
     Exec(Task),
+    /// A write from this handle passed the cap: fail and close.
+    Overflow(Error),
 }
 
 struct Shared {
@@ -118,6 +126,14 @@ struct Shared {
     auto_read: AtomicBool,
     /// Commands from other tasks, with the wake-up handshake.
     commands: Mailbox<Command>,
+    /// Bytes of the writes queued in `commands`.
+    queued: AtomicUsize,
+    /// The outbound buffer's bytes, as the connection task last saw them.
+    outbound: AtomicUsize,
+    /// The high watermark and the cap (`usize::MAX`: none), published by
+    /// the pipeline.
+    high: AtomicUsize,
+    cap: AtomicUsize,
     closed: Notify,
 }
 
@@ -150,6 +166,10 @@ impl Channel {
                 open: AtomicBool::new(true),
                 auto_read: AtomicBool::new(true),
                 commands: Mailbox::new(),
+                queued: AtomicUsize::new(0),
+                outbound: AtomicUsize::new(0),
+                high: AtomicUsize::new(crate::outbound::DEFAULT_HIGH_WATERMARK),
+                cap: AtomicUsize::new(crate::outbound::DEFAULT_OUTBOUND_CAP),
                 closed: Notify::new(),
             }),
         }
@@ -201,8 +221,34 @@ impl Channel {
     }
 
     fn push_write(&self, msg: Msg, promise: Option<Promise>, flush: bool) {
-        if let Err(Command::Write(_, Some(p), _)) = self.push(Command::Write(msg, promise, flush)) {
-            p.fail(Error::closed());
+        let len = msg.buffered_len();
+        if len > 0 {
+            let sh = &self.shared;
+            let held = sh.queued.fetch_add(len, Ordering::AcqRel)
+                + len
+                + sh.outbound.load(Ordering::Acquire);
+            let cap = sh.cap.load(Ordering::Acquire);
+            if held > cap {
+                sh.queued.fetch_sub(len, Ordering::AcqRel);
+                let err = Error::closed_because(format!(
+                    "a write of {len} bytes would take the channel's outbound bytes to \
+                     {held}, past its cap of {cap}: the peer is not reading"
+                ));
+                if let Some(p) = promise {
+                    p.fail(err.clone());
+                }
+                let _ = self.push(Command::Overflow(err));
+                return;
+            }
+            if held > sh.high.load(Ordering::Acquire) {
+                sh.writable.store(false, Ordering::Release);
+            }
+        }
+        if let Err(Command::Write(_, p, _)) = self.push(Command::Write(msg, promise, flush)) {
+            self.shared.queued.fetch_sub(len, Ordering::AcqRel);
+            if let Some(p) = p {
+                p.fail(Error::closed());
+            }
         }
     }
 
@@ -292,8 +338,34 @@ impl Channel {
         self.shared.commands.has_items()
     }
 
+    /// Takes the queued commands; their writes leave the handle's count
+    /// (the pipeline's outbound buffer counts them from now on).
     pub(crate) fn take_commands(&self) -> Vec<Command> {
-        self.shared.commands.take()
+        let cmds = self.shared.commands.take();
+        let bytes: usize = cmds
+            .iter()
+            .map(|c| match c {
+                Command::Write(m, _, _) => m.buffered_len(),
+                _ => 0,
+            })
+            .sum();
+        if bytes > 0 {
+            self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
+        }
+        cmds
+    }
+
+    /// Publishes what the pipeline's outbound buffer holds and its limits,
+    /// for the checks writes from other tasks make.
+    pub(crate) fn publish_outbound(&self, bytes: usize) {
+        self.shared.outbound.store(bytes, Ordering::Release);
+    }
+
+    pub(crate) fn publish_limits(&self, high: usize, cap: Option<usize>) {
+        self.shared.high.store(high, Ordering::Release);
+        self.shared
+            .cap
+            .store(cap.unwrap_or(usize::MAX), Ordering::Release);
     }
 
     pub(crate) fn set_writable(&self, writable: bool) {
@@ -319,7 +391,13 @@ impl Command {
             Command::Write(_, Some(p), _) => p.fail(Error::closed()),
             Command::Close(Some(p)) => p.succeed(),
             Command::ShutdownOutput(Some(p)) => p.fail(Error::closed()),
-            _ => {}
+            Command::Write(..)
+            | Command::Flush
+            | Command::Read
+            | Command::Close(None)
+            | Command::ShutdownOutput(None)
+            | Command::Exec(_)
+            | Command::Overflow(_) => {}
         }
     }
 }

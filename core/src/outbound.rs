@@ -13,6 +13,15 @@
 //! - the buffer counts the bytes it holds in memory
 //!   ([`Msg::buffered_len`]); above the high watermark it turns unwritable,
 //!   and writable again once below the low watermark;
+//! - a [`FileRegion`](crate::FileRegion) weighs [`FILE_REGION_WEIGHT`]
+//!   bytes, not its length: its bytes stay in the page cache, but it holds a
+//!   descriptor, so queued files must count. Sixteen of them pass the
+//!   default high watermark, which stops the transport reading from a peer
+//!   that asks for files faster than it takes them;
+//! - the buffer has a cap ([`DEFAULT_OUTBOUND_CAP`] unless set): a write
+//!   that would take it past the cap is refused — its promise fails with a
+//!   closed-channel error that names the cap — and the buffer remembers the
+//!   overflow, on which the pipeline closes the channel;
 //! - [`fail_all`](OutboundBuffer::fail_all) fails every pending promise (on
 //!   close).
 
@@ -29,6 +38,24 @@ use crate::{Error, Msg, Promise};
 pub const DEFAULT_HIGH_WATERMARK: usize = 64 * 1024;
 /// Default low write-buffer watermark: 32 KiB.
 pub const DEFAULT_LOW_WATERMARK: usize = 32 * 1024;
+
+/// Default cap on the bytes a channel's outbound buffer may hold: 1,024
+/// times the default high watermark (64 MiB). Far above what a peer that
+/// reads ever leaves queued, it bounds what one that does not can cost.
+pub const DEFAULT_OUTBOUND_CAP: usize = 1024 * DEFAULT_HIGH_WATERMARK;
+
+/// What one queued [`FileRegion`](crate::FileRegion) weighs in the outbound
+/// buffer's accounting (see the module docs).
+pub const FILE_REGION_WEIGHT: usize = 4096;
+
+/// The bytes an entry counts for: its length in memory, or
+/// [`FILE_REGION_WEIGHT`] for a file.
+fn weight(msg: &Msg) -> usize {
+    match msg {
+        Msg::File(_) => FILE_REGION_WEIGHT,
+        m => m.buffered_len(),
+    }
+}
 
 /// High and low write-buffer watermarks.
 ///
@@ -92,6 +119,9 @@ pub struct OutboundBuffer {
     buffered: usize,
     watermark: WriteBufferWaterMark,
     writable: bool,
+    cap: usize,
+    /// Set when a write was refused for the cap; taken by the pipeline.
+    overflow: Option<Error>,
 }
 
 impl Default for OutboundBuffer {
@@ -109,7 +139,35 @@ impl OutboundBuffer {
             buffered: 0,
             watermark,
             writable: true,
+            cap: DEFAULT_OUTBOUND_CAP,
+            overflow: None,
         }
+    }
+
+    /// Sets the cap (`None`: no cap).
+    pub fn set_cap(&mut self, cap: Option<usize>) {
+        self.cap = cap.unwrap_or(usize::MAX);
+    }
+
+    /// The cap, if any.
+    pub fn cap(&self) -> Option<usize> {
+        (self.cap != usize::MAX).then_some(self.cap)
+    }
+
+    /// The error of a write refused for the cap since the last call.
+    pub fn take_overflow(&mut self) -> Option<Error> {
+        self.overflow.take()
+    }
+
+    /// Turns the buffer unwritable until it drains below the low watermark:
+    /// writes submitted from other tasks already passed the high watermark.
+    pub(crate) fn force_unwritable(&mut self) {
+        self.writable = false;
+    }
+
+    /// The watermarks.
+    pub fn watermark(&self) -> WriteBufferWaterMark {
+        self.watermark
     }
 
     /// Changes the watermarks; writability is re-evaluated on the next change.
@@ -118,9 +176,21 @@ impl OutboundBuffer {
         self.update_writability();
     }
 
-    /// Queues a write as unflushed.
+    /// Queues a write as unflushed, or refuses it past the cap (see the
+    /// module docs).
     pub fn push(&mut self, msg: Msg, promise: Option<Promise>) {
-        self.buffered += msg.buffered_len();
+        let w = weight(&msg);
+        if self.buffered.saturating_add(w) > self.cap {
+            let err = Error::closed_because(format!(
+                "the outbound buffer holds {} bytes and a write of {w} more would pass its \
+                 cap of {}: the peer is not reading",
+                self.buffered, self.cap
+            ));
+            complete(promise, Err(err.clone()));
+            self.overflow.get_or_insert(err);
+            return;
+        }
+        self.buffered += w;
         self.unflushed.push_back(Entry { msg, promise });
         self.update_writability();
     }
@@ -177,7 +247,7 @@ impl OutboundBuffer {
     /// Removes the first flushed entry without completing its promise.
     pub fn pop_front(&mut self) -> Option<Entry> {
         let e = self.flushed.pop_front()?;
-        self.buffered -= e.msg.buffered_len();
+        self.buffered -= weight(&e.msg);
         self.update_writability();
         Some(e)
     }
@@ -310,7 +380,7 @@ impl OutboundBuffer {
     /// Fails the flushed entries only (the unflushed stay queued).
     pub fn fail_flushed(&mut self, err: &Error) {
         for e in self.flushed.drain(..) {
-            self.buffered -= e.msg.buffered_len();
+            self.buffered -= weight(&e.msg);
             complete(e.promise, Err(err.clone()));
         }
         self.update_writability();
@@ -395,6 +465,47 @@ mod tests {
         assert!(!ob.is_writable());
         ob.advance(1);
         assert!(ob.is_writable());
+    }
+
+    #[test]
+    fn the_cap_refuses_a_write_and_records_the_overflow() {
+        let mut ob = OutboundBuffer::default();
+        ob.set_cap(Some(100));
+        ob.push(Msg::from(vec![0u8; 60]), None);
+        let (p, mut f) = Promise::new();
+        ob.push(Msg::from(vec![0u8; 60]), Some(p));
+        let err = f.try_result().unwrap().unwrap_err();
+        assert!(
+            err.is_closed() && err.to_string().contains("cap of 100"),
+            "{err}"
+        );
+        assert_eq!(ob.buffered_bytes(), 60, "the refused write is not queued");
+        assert!(ob.take_overflow().is_some());
+        assert!(ob.take_overflow().is_none());
+        ob.set_cap(None);
+        ob.push(Msg::from(vec![0u8; 1000]), None);
+        assert_eq!(ob.buffered_bytes(), 1060);
+    }
+
+    #[test]
+    fn queued_files_weigh_and_sixteen_pass_the_high_watermark() {
+        let path = std::env::temp_dir().join(format!("weft-ob-weight-{}", std::process::id()));
+        std::fs::write(&path, b"0123456789").unwrap();
+        let mut ob = OutboundBuffer::default();
+        for _ in 0..16 {
+            ob.push(Msg::from(crate::FileRegion::open(&path).unwrap()), None);
+            assert!(ob.is_writable(), "a few files do not make it unwritable");
+        }
+        ob.push(Msg::from(crate::FileRegion::open(&path).unwrap()), None);
+        assert!(!ob.is_writable());
+        assert_eq!(ob.buffered_bytes(), 17 * FILE_REGION_WEIGHT);
+        ob.flush();
+        for _ in 0..17 {
+            ob.complete_front(Ok(()));
+        }
+        assert_eq!(ob.buffered_bytes(), 0);
+        assert!(ob.is_writable());
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

@@ -136,6 +136,11 @@ pub(crate) struct Head {
     pub(crate) close_promises: Vec<Promise>,
     pub(crate) closed: bool,
     notified_writable: bool,
+    /// Why the channel is closing, when it is an error (a write past the
+    /// cap): fired as `exception_caught` once the current event is done, and
+    /// given to the writes that fail with the close.
+    close_reason: Option<Error>,
+    reason_pending: bool,
 }
 
 /// What an EmbeddedChannel collects at the end of its pipeline.
@@ -205,6 +210,8 @@ impl Inner {
                 close_promises: Vec::new(),
                 closed: false,
                 notified_writable: true,
+                close_reason: None,
+                reason_pending: false,
             },
             tail: None,
         };
@@ -399,6 +406,9 @@ impl Inner {
                     complete(promise, Err(Error::closed()));
                 } else {
                     self.head.outbound.push(msg, promise);
+                    if let Some(err) = self.head.outbound.take_overflow() {
+                        self.close_with_reason(err);
+                    }
                 }
             }
             Ev::Flush => self.head.outbound.flush(),
@@ -669,7 +679,32 @@ impl Inner {
     // ---- after a dispatch ----
 
     /// Delivers a writability change caused by the last event, once it is over.
+    /// Asks the transport to close because of `err`, which is fired as
+    /// `exception_caught` once the current event is done.
+    pub(crate) fn close_with_reason(&mut self, err: Error) {
+        if self.head.close_reason.is_none() && !self.head.closed {
+            tracing::debug!(channel = %self.channel.id(), error = %err, "closing the channel");
+            self.head.close_reason = Some(err);
+            self.head.reason_pending = true;
+        }
+        self.head.close_requested = true;
+    }
+
+    /// Whether a writability change is due: the buffer changed state, or a
+    /// write from another task turned the handle unwritable.
+    fn writability_due(&self) -> bool {
+        let w = self.head.outbound.is_writable();
+        w != self.head.notified_writable || (w && !self.channel.is_writable())
+    }
+
     fn sync_writability(&mut self) {
+        self.channel
+            .publish_outbound(self.head.outbound.buffered_bytes());
+        if self.head.notified_writable && !self.channel.is_writable() && !self.head.closed {
+            // Writes submitted from other tasks passed the high watermark:
+            // a real change, delivered now; writable again below the low one.
+            self.head.outbound.force_unwritable();
+        }
         for _ in 0..4 {
             let w = self.head.outbound.is_writable();
             if w == self.head.notified_writable {
@@ -736,7 +771,17 @@ impl Pipeline {
                     .recover(Box::new("a handler panicked in exception_caught"));
             }
         }
-        if self.inner.head.outbound.is_writable() != self.inner.head.notified_writable {
+        if std::mem::take(&mut self.inner.head.reason_pending) {
+            if let Some(err) = self.inner.head.close_reason.clone() {
+                let inner = &mut self.inner;
+                if let Err(payload) =
+                    catch_unwind(AssertUnwindSafe(|| inner.forward(HEAD, Ev::Exception(err))))
+                {
+                    let _ = self.inner.recover(payload);
+                }
+            }
+        }
+        if self.inner.writability_due() {
             let inner = &mut self.inner;
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| inner.sync_writability())) {
                 let _ = self.inner.recover(payload);
@@ -940,8 +985,11 @@ impl Pipeline {
                         self.fire_exception(err);
                     }
                 }
+                Command::Overflow(err) => self.enter(|p| p.close_with_reason(err)),
             }
         }
+        // The taken writes now count in the outbound buffer.
+        self.enter(|_| {});
         n
     }
 
@@ -954,7 +1002,24 @@ impl Pipeline {
     /// Sets the write-buffer watermarks.
     pub fn set_watermark(&mut self, wm: WriteBufferWaterMark) {
         self.inner.head.outbound.set_watermark(wm);
+        self.publish_limits();
         self.enter(|_| {});
+    }
+
+    /// Sets the cap on the outbound bytes (`None`: no cap; the default is
+    /// [`DEFAULT_OUTBOUND_CAP`](crate::outbound::DEFAULT_OUTBOUND_CAP)). A
+    /// write past it fails with a closed-channel error naming the cap, and
+    /// the channel closes.
+    pub fn set_outbound_cap(&mut self, cap: Option<usize>) {
+        self.inner.head.outbound.set_cap(cap);
+        self.publish_limits();
+    }
+
+    fn publish_limits(&self) {
+        let ob = &self.inner.head.outbound;
+        self.inner
+            .channel
+            .publish_limits(ob.watermark().high(), ob.cap());
     }
 
     /// Delivers a writability change caused by the transport draining the
@@ -1015,7 +1080,12 @@ impl Pipeline {
         for cmd in self.inner.channel.mark_closed() {
             cmd.fail();
         }
-        let closed = Error::closed();
+        let closed = self
+            .inner
+            .head
+            .close_reason
+            .clone()
+            .unwrap_or_else(Error::closed);
         self.inner.head.outbound.fail_all(&closed);
         self.inner.channel.set_writable(false);
         self.inner.head.notified_writable = false;

@@ -23,8 +23,16 @@
 //!   in memory at a time;
 //! - a user message reaching the socket fails its promise with an error
 //!   naming its type and suggesting a missing encoder;
-//! - end of input closes the channel, or fires
-//!   [`InputShutdown`](weft_core::InputShutdown) when half-closure is allowed;
+//! - while the channel is unwritable (above its high watermark) it reads
+//!   nothing, and reads again below the low watermark, unless
+//!   `pause_read_when_unwritable` is off; a read burst stops as soon as the
+//!   handlers' writes make it unwritable;
+//! - end of input fires [`InputShutdown`](weft_core::InputShutdown) (so
+//!   decoders finish and handlers can answer); when half-closure is
+//!   allowed the channel then stays open, otherwise it closes **once
+//!   everything flushed has been written** — a peer that sends its request
+//!   and shuts its output down (`shutdown(SHUT_WR)`, `nc -N`) receives the
+//!   whole answer;
 //! - on close, what was flushed before the close gets one non-blocking
 //!   attempt to reach the kernel (Netty writes on flush, so
 //!   `write_and_flush` then `close` delivers what fits in the socket
@@ -145,23 +153,15 @@ pub(crate) async fn drive<S: Stream>(
                 }
             }
         }
-        if let Some(cap) = opts.max_outbound_bytes {
-            let held = pipeline.outbound().buffered_bytes();
-            if held > cap {
-                fail(
-                    &mut pipeline,
-                    Error::closed_because(format!(
-                        "the outbound buffer holds {held} bytes, over the cap of {cap}: \
-                         the peer is not reading"
-                    )),
-                );
-                break;
-            }
-        }
         if pipeline.close_requested() {
             break;
         }
-        if draining && pipeline.outbound().flushed_is_empty() {
+        if (draining || (st.input_closed && !opts.allow_half_closure))
+            && pipeline.outbound().flushed_is_empty()
+            && !channel.has_commands()
+        {
+            // Shutting down, or the peer's input ended without half-closure:
+            // everything flushed is out, so the channel can close.
             break;
         }
         if yield_now {
@@ -174,8 +174,10 @@ pub(crate) async fn drive<S: Stream>(
             continue;
         }
 
-        let want_read =
-            !st.input_closed && !draining && (channel.is_auto_read() || st.read_requested);
+        let want_read = !st.input_closed
+            && !draining
+            && (channel.is_auto_read() || st.read_requested)
+            && (!opts.pause_read_when_unwritable || channel.is_writable());
         let want_write = st.write_blocked;
         let wake = poll_fn(|cx| {
             if channel.poll_commands(cx, &mut waiter).is_ready() {
@@ -200,9 +202,6 @@ pub(crate) async fn drive<S: Stream>(
             Wake::Readable(Ok(())) => {
                 if let Err(e) = read_burst(&stream, &mut pipeline, &mut st, &opts) {
                     fail(&mut pipeline, e);
-                    break;
-                }
-                if st.input_closed && !opts.allow_half_closure {
                     break;
                 }
             }
@@ -281,6 +280,9 @@ fn read_burst<S: Stream>(
                 if !pipeline.channel().is_auto_read() {
                     break;
                 }
+                if opts.pause_read_when_unwritable && !pipeline.channel().is_writable() {
+                    break; // the handlers' answers wait: read no more for now
+                }
                 if n < offered {
                     break; // drained: the next read would block
                 }
@@ -296,12 +298,11 @@ fn read_burst<S: Stream>(
         pipeline.fire_read_complete();
     }
     if st.input_closed {
-        if opts.allow_half_closure {
-            tracing::debug!("input shut down by peer");
-            pipeline.fire_user_event(Box::new(InputShutdown));
-        } else {
-            tracing::debug!("end of input");
-        }
+        tracing::debug!(
+            half_closure = opts.allow_half_closure,
+            "input shut down by peer"
+        );
+        pipeline.fire_user_event(Box::new(InputShutdown));
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ pub struct ChannelOptions {
     pub(crate) read_max: usize,
     pub(crate) write_spin: usize,
     pub(crate) max_outbound_bytes: Option<usize>,
+    pub(crate) pause_read_when_unwritable: bool,
     pub(crate) sendfile: bool,
 }
 
@@ -41,7 +42,8 @@ impl Default for ChannelOptions {
             read_initial: 2048,
             read_max: 64 * 1024,
             write_spin: 16,
-            max_outbound_bytes: None,
+            max_outbound_bytes: Some(weft_core::outbound::DEFAULT_OUTBOUND_CAP),
+            pause_read_when_unwritable: true,
             sendfile: true,
         }
     }
@@ -57,6 +59,14 @@ impl ChannelOptions {
                 "read buffer sizes must satisfy 1 <= min <= initial <= max (got {}, {}, {})",
                 self.read_min, self.read_initial, self.read_max
             )));
+        }
+        if let Some(cap) = self.max_outbound_bytes {
+            if cap < self.watermark.high() {
+                return Err(Error::invalid_argument(format!(
+                    "the outbound cap ({cap} bytes) is below the high watermark ({})",
+                    self.watermark.high()
+                )));
+            }
         }
         if self.max_reads_per_wakeup == 0 || self.write_spin == 0 {
             return Err(Error::invalid_argument(
@@ -128,10 +138,29 @@ macro_rules! channel_option_setters {
             self.opts.write_spin = n;
             self
         }
-        /// Opt-in cap on the bytes the outbound buffer may hold; a channel
-        /// over it is closed with an error (for peers that never read).
+        /// Cap on the bytes a channel's outbound buffer may hold (default
+        /// [`DEFAULT_OUTBOUND_CAP`](weft_core::outbound::DEFAULT_OUTBOUND_CAP),
+        /// 64 MiB). A write past it fails with a closed-channel error naming
+        /// the cap and the channel closes: a peer that never reads cannot
+        /// grow the process. Writes from other tasks count when submitted.
         pub fn max_outbound_bytes(mut self, bytes: usize) -> Self {
             self.opts.max_outbound_bytes = Some(bytes);
+            self
+        }
+        /// Removes the outbound cap (see
+        /// [`max_outbound_bytes`](Self::max_outbound_bytes)).
+        pub fn no_outbound_cap(mut self) -> Self {
+            self.opts.max_outbound_bytes = None;
+            self
+        }
+        /// Whether the transport stops reading from a channel while it is
+        /// unwritable (above its high watermark) and resumes below the low
+        /// one (default: on), so that a peer that sends requests without
+        /// reading the answers is held back without any handler's help.
+        /// Switch it off for handlers that manage auto-read themselves, such
+        /// as a proxy, whose reads on one channel feed the writes of another.
+        pub fn pause_read_when_unwritable(mut self, on: bool) -> Self {
+            self.opts.pause_read_when_unwritable = on;
             self
         }
         /// Whether a `FileRegion` goes out with `sendfile` (default: on). Off,

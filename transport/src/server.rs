@@ -385,6 +385,7 @@ pub(crate) fn spawn_connection<S: Stream + Configure>(
     span.record("id", tracing::field::display(channel.id()));
     let mut pipeline = Pipeline::new(channel.clone());
     pipeline.set_watermark(opts.watermark);
+    pipeline.set_outbound_cap(opts.max_outbound_bytes);
     let init_result =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init(&mut pipeline)))
             .unwrap_or_else(|_| Err(Error::panic("the channel initializer panicked")));

@@ -33,9 +33,16 @@ impl Handler for Relay {
     fn interest(&self) -> Events {
         Events::READ | Events::WRITABILITY | Events::INACTIVE | Events::EXCEPTION
     }
-    fn channel_read(&mut self, _ctx: &mut Context<'_>, msg: Msg) {
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         if let Some(peer) = &self.peer {
             drop(peer.write_and_flush(msg));
+            // The write counts on the other side at once: stop reading here
+            // as soon as it passes that side's high watermark, not only when
+            // its task gets to it. Its writability event turns reading back
+            // on once it has drained.
+            if !peer.is_writable() {
+                ctx.channel().set_auto_read(false);
+            }
         }
     }
     fn writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) {
@@ -74,6 +81,10 @@ impl Handler for Inbound {
         tokio::spawn(async move {
             let c2 = client.clone();
             let up = Bootstrap::new()
+                // The relays manage reading themselves (auto-read across the
+                // two channels); the transport's own pause would deadlock a
+                // relay whose two directions wait on each other.
+                .pause_read_when_unwritable(false)
                 .handler(move |p| {
                     p.add_last(
                         "relay",
@@ -107,6 +118,7 @@ fn main() {
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
             ServerBootstrap::new()
+                .pause_read_when_unwritable(false)
                 .child_handler(move |p| {
                     p.add_last(
                         "inbound",
