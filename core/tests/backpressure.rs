@@ -34,7 +34,7 @@ fn writes_from_another_thread_turn_the_handle_unwritable_at_once() {
     let writes = std::thread::spawn(move || {
         let mut writable_after = Vec::new();
         for _ in 0..8 {
-            handle.write_and_flush(Bytes::from(vec![0u8; 16 * 1024]));
+            drop(handle.write_and_flush(Bytes::from(vec![0u8; 16 * 1024])));
             writable_after.push(handle.is_writable());
         }
         writable_after
