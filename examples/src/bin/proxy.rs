@@ -2,9 +2,17 @@
 //! bytes go across as the very `Bytes` that were read (no copy), with
 //! backpressure: while one side is unwritable, the other side stops reading
 //! (auto-read off), so a fast sender cannot fill the proxy's memory.
+//! Half-closure travels across: when one side ends its output, the proxy
+//! ends its output towards the other side once everything before it is
+//! written (a FIN after the bytes), and closes both once both directions
+//! have ended — so a client that sends and shuts its output down
+//! (`nc -N`) still receives the whole answer.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use clap::Parser;
-use weft_core::{Channel, Context, Error, Events, Handler, Msg};
+use weft_core::{Channel, Context, Error, Events, Handler, InputShutdown, Msg, UserEvent};
 use weft_transport::{Bootstrap, ServerBootstrap};
 
 /// A TCP relay with backpressure.
@@ -27,11 +35,37 @@ struct Args {
 /// Sends what one side reads to the other side.
 struct Relay {
     peer: Option<Channel>,
+    /// Directions that have ended, shared by the pair's two relays.
+    ended: Arc<AtomicUsize>,
 }
 
 impl Handler for Relay {
     fn interest(&self) -> Events {
-        Events::READ | Events::WRITABILITY | Events::INACTIVE | Events::EXCEPTION
+        Events::READ
+            | Events::WRITABILITY
+            | Events::USER_EVENT
+            | Events::INACTIVE
+            | Events::EXCEPTION
+    }
+    fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) {
+        if !event.is::<InputShutdown>() {
+            return ctx.fire_user_event(event);
+        }
+        // This side will send nothing more: end the output towards the
+        // other side after what was relayed; once both directions have
+        // ended, both connections are done.
+        let Some(peer) = self.peer.clone() else {
+            return;
+        };
+        let me = ctx.channel().clone();
+        let ended = self.ended.clone();
+        tokio::spawn(async move {
+            let _ = peer.shutdown_output().await;
+            if ended.fetch_add(1, Ordering::AcqRel) + 1 == 2 {
+                drop(me.close());
+                drop(peer.close());
+            }
+        });
     }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         if let Some(peer) = &self.peer {
@@ -78,9 +112,12 @@ impl Handler for Inbound {
         // Read nothing from the client until the upstream side is there.
         client.set_auto_read(false);
         let upstream = self.upstream.clone();
+        let ended = Arc::new(AtomicUsize::new(0));
         tokio::spawn(async move {
             let c2 = client.clone();
+            let e2 = ended.clone();
             let up = Bootstrap::new()
+                .allow_half_closure(true)
                 // The relays manage reading themselves (auto-read across the
                 // two channels); the transport's own pause would deadlock a
                 // relay whose two directions wait on each other.
@@ -90,6 +127,7 @@ impl Handler for Inbound {
                         "relay",
                         Relay {
                             peer: Some(c2.clone()),
+                            ended: e2.clone(),
                         },
                     )
                 })
@@ -98,7 +136,14 @@ impl Handler for Inbound {
             match up {
                 Ok(up) => {
                     client.execute(move |p| {
-                        let _ = p.replace("inbound", "relay", Relay { peer: Some(up) });
+                        let _ = p.replace(
+                            "inbound",
+                            "relay",
+                            Relay {
+                                peer: Some(up),
+                                ended,
+                            },
+                        );
                     });
                     client.set_auto_read(true);
                 }
@@ -119,6 +164,7 @@ fn main() {
         let server = weft_examples::exit_on_error(
             ServerBootstrap::new()
                 .pause_read_when_unwritable(false)
+                .allow_half_closure(true)
                 .child_handler(move |p| {
                     p.add_last(
                         "inbound",
