@@ -12,9 +12,18 @@
 //! - an error is fired as `exception_caught`; then, by default, the channel
 //!   is closed ([`DecoderHandler::close_on_error`] turns that off, and
 //!   decoding resumes with whatever the decoder left);
+//! - while the channel is unwritable (its answers have passed the high
+//!   watermark) the handler decodes nothing more: the bytes wait in the
+//!   cumulation, and decoding resumes when the channel turns writable again,
+//!   followed by a `channel_read_complete`. One read can carry thousands of
+//!   pipelined requests; this keeps a peer that sends them without reading
+//!   the answers to one high watermark of answers (the transport, which
+//!   stops reading meanwhile, bounds the waiting bytes).
+//!   [`DecoderHandler::pause_when_unwritable`] turns it off;
 //! - at end of input (`channel_inactive`, or the
 //!   [`InputShutdown`](weft_core::InputShutdown) event)
-//!   [`Decoder::decode_eof`] runs until it yields nothing;
+//!   [`Decoder::decode_eof`] runs until it yields nothing (after the paused
+//!   bytes, once writable, for `InputShutdown`);
 //! - when the handler is removed (protocol switching), the bytes it has not
 //!   decoded are handed to the next handler, so nothing is lost.
 
@@ -72,6 +81,11 @@ pub struct DecoderHandler<D> {
     cum: Cumulation,
     close_on_error: bool,
     failed: bool,
+    pause_when_unwritable: bool,
+    /// Decoding stopped because the channel was unwritable.
+    paused: bool,
+    /// End of input arrived while paused.
+    eof_pending: bool,
 }
 
 impl<D: Decoder> DecoderHandler<D> {
@@ -82,7 +96,17 @@ impl<D: Decoder> DecoderHandler<D> {
             cum: Cumulation::new(),
             close_on_error: true,
             failed: false,
+            pause_when_unwritable: true,
+            paused: false,
+            eof_pending: false,
         }
+    }
+
+    /// Whether decoding stops while the channel is unwritable (default:
+    /// yes; see the module docs).
+    pub fn pause_when_unwritable(mut self, on: bool) -> Self {
+        self.pause_when_unwritable = on;
+        self
     }
 
     /// Whether a decode error closes the channel after the error event
@@ -105,6 +129,12 @@ impl<D: Decoder> DecoderHandler<D> {
 
     fn run(&mut self, ctx: &mut Context<'_>, eof: bool) {
         while !self.failed {
+            if self.pause_when_unwritable && !ctx.is_writable() && ctx.channel().is_open() {
+                // The answers wait: decode the rest once they have drained.
+                self.paused = !self.cum.is_empty();
+                self.eof_pending |= eof && self.paused;
+                return;
+            }
             let before = self.cum.len();
             let r = if eof {
                 self.decoder.decode_eof(&mut self.cum)
@@ -155,7 +185,19 @@ impl<D: Decoder> DecoderHandler<D> {
 
 impl<D: Decoder> Handler for DecoderHandler<D> {
     fn interest(&self) -> Events {
-        Events::READ | Events::USER_EVENT | Events::INACTIVE
+        Events::READ | Events::USER_EVENT | Events::INACTIVE | Events::WRITABILITY
+    }
+
+    fn writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) {
+        ctx.fire_writability_changed(writable);
+        if writable && self.paused && !ctx.is_removed() {
+            self.paused = false;
+            self.run(ctx, false);
+            if !self.paused && std::mem::take(&mut self.eof_pending) {
+                self.run(ctx, true);
+            }
+            ctx.fire_read_complete();
+        }
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
@@ -182,6 +224,9 @@ impl<D: Decoder> Handler for DecoderHandler<D> {
     }
 
     fn channel_inactive(&mut self, ctx: &mut Context<'_>) {
+        // Closed: nothing can be answered any more, but the last messages
+        // are still handed on, as at any end of input.
+        self.pause_when_unwritable = false;
         self.run(ctx, true);
         ctx.fire_inactive();
     }

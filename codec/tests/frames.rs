@@ -472,3 +472,58 @@ proptest! {
         feed_random(FixedLengthFrameDecoder::new(5).unwrap(), &data, &cuts, 5);
     }
 }
+
+/// One read carrying 100 pipelined requests whose answers (40 KiB each)
+/// are not taken: decoding stops once the answers pass the high watermark
+/// (64 KiB, so after two), and goes on, two at a time, each time they drain.
+#[test]
+fn decoding_pauses_while_the_answers_wait() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let answered = Arc::new(AtomicUsize::new(0));
+    let a2 = answered.clone();
+    let mut ch = EmbeddedChannel::builder()
+        .add_last("lines", DecoderHandler::new(LineBasedFrameDecoder::new(64)))
+        .add_last(
+            "answer",
+            weft_core::from_fn(move |ctx: &mut weft_core::Context<'_>, _line: Bytes| {
+                a2.fetch_add(1, Ordering::Relaxed);
+                ctx.write(Bytes::from(vec![0u8; 40 * 1024])); // not flushed
+            }),
+        )
+        .build();
+    let requests: String = (0..100).map(|i| format!("{i}\n")).collect();
+    ch.write_inbound(Bytes::from(requests));
+    assert_eq!(answered.load(Ordering::Relaxed), 2);
+    let mut rounds = 0;
+    while answered.load(Ordering::Relaxed) < 100 {
+        let before = answered.load(Ordering::Relaxed);
+        ch.flush_outbound(); // the answers leave: writable again
+        while ch.read_outbound::<Bytes>().is_some() {}
+        let now = answered.load(Ordering::Relaxed);
+        assert!(now > before, "decoding resumed");
+        assert!(now - before <= 2, "at most two answers per drain");
+        rounds += 1;
+        assert!(rounds < 100);
+    }
+    assert_eq!(rounds, 49);
+    // Off, everything is decoded at once.
+    let all = Arc::new(AtomicUsize::new(0));
+    let a3 = all.clone();
+    let mut ch = EmbeddedChannel::builder()
+        .add_last(
+            "lines",
+            DecoderHandler::new(LineBasedFrameDecoder::new(64)).pause_when_unwritable(false),
+        )
+        .add_last(
+            "answer",
+            weft_core::from_fn(move |ctx: &mut weft_core::Context<'_>, _line: Bytes| {
+                a3.fetch_add(1, Ordering::Relaxed);
+                ctx.write(Bytes::from(vec![0u8; 40 * 1024]));
+            }),
+        )
+        .build();
+    let requests: String = (0..100).map(|i| format!("{i}\n")).collect();
+    ch.write_inbound(Bytes::from(requests));
+    assert_eq!(all.load(Ordering::Relaxed), 100);
+}

@@ -264,7 +264,12 @@ fn http_file_server_exits_on_sigterm_with_clients_that_never_read() {
 
 #[test]
 fn chat_server_exits_on_sigterm_with_members_that_never_read() {
-    let mut server = start(env!("CARGO_BIN_EXE_chat-server"), &["--threads", "2"]);
+    // A send queue large enough that the silent members are not
+    // disconnected before the shutdown (the default, 1 MiB, would).
+    let mut server = start(
+        env!("CARGO_BIN_EXE_chat-server"),
+        &["--threads", "2", "--sendq", "1073741824"],
+    );
     let releases = stuck_clients(&server.addr, &Arc::new(Vec::new()));
     // One member talks: 16 MiB of lines that every silent member is sent.
     let mut line = vec![b'x'; 1023];

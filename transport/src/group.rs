@@ -3,6 +3,15 @@
 //! Contract: a channel added to a group leaves it by itself when it closes;
 //! a broadcast writes the same message (cloned: for `Bytes`, a reference
 //! count, never a copy of the data) to every member.
+//!
+//! Slow members: a broadcast is a write from another task, so it counts
+//! toward each member's watermark and cap when it is made. By default
+//! ([`SlowMembers::Close`]) a member that falls so far behind that a
+//! broadcast would pass its outbound cap has that write refused and is
+//! closed: one member that never reads cannot hold the sender's memory.
+//! With [`SlowMembers::Skip`] a member above its high watermark is skipped
+//! for that broadcast instead (lossy: for feeds where a late message is
+//! worthless), and closed only if it still reaches its cap.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,12 +32,34 @@ use weft_core::{Channel, ChannelId, Error, Msg};
 #[derive(Clone, Default)]
 pub struct ChannelGroup {
     members: Arc<Mutex<HashMap<ChannelId, Channel>>>,
+    slow: SlowMembers,
+}
+
+/// What a broadcast does with a member that is not keeping up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlowMembers {
+    /// Write to it anyway; past its outbound cap the write is refused and
+    /// the member is closed (the default).
+    #[default]
+    Close,
+    /// Skip it while it is above its high watermark (the message is lost
+    /// for that member); past its cap it is still closed.
+    Skip,
 }
 
 impl ChannelGroup {
     /// An empty group.
     pub fn new() -> ChannelGroup {
         ChannelGroup::default()
+    }
+
+    /// An empty group with the given policy for slow members.
+    pub fn with_slow_members(policy: SlowMembers) -> ChannelGroup {
+        ChannelGroup {
+            members: Arc::default(),
+            slow: policy,
+        }
     }
 
     /// Adds a channel; it leaves the group when it closes. Must be called
@@ -82,6 +113,7 @@ impl ChannelGroup {
             .lock()
             .values()
             .filter(|c| Some(c.id()) != except)
+            .filter(|c| self.slow != SlowMembers::Skip || c.is_writable())
             .map(|c| c.write_and_flush(msg.clone()))
             .collect();
         async move {

@@ -65,7 +65,7 @@ pub mod tls;
 
 pub use client::Bootstrap;
 pub use driver::{FALLBACK_CHUNK, IOV_MAX, SENDFILE_STEP};
-pub use group::ChannelGroup;
+pub use group::{ChannelGroup, SlowMembers};
 pub use options::ChannelOptions;
 pub use server::{Server, ServerBootstrap};
 pub use timeout::{

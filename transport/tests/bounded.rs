@@ -167,3 +167,66 @@ async fn a_half_closing_client_receives_the_whole_answer() {
     })
     .await;
 }
+
+/// A broadcast to a member that reads and one that never does: by default
+/// the silent one is closed once a broadcast would pass its cap; with
+/// `SlowMembers::Skip` it is skipped while above its high watermark and
+/// stays open. The reader receives everything either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_does_not_let_a_silent_member_hold_memory() {
+    use weft_transport::{ChannelGroup, SlowMembers};
+    bounded(async {
+        for policy in [SlowMembers::Close, SlowMembers::Skip] {
+            let server = ServerBootstrap::new()
+                .max_outbound_bytes(1 << 20)
+                .child_handler(|_p| Ok(()))
+                .bind("127.0.0.1:0")
+                .await
+                .unwrap();
+            let addr = server.tcp_addr().unwrap();
+            let sock = tokio::net::TcpSocket::new_v4().unwrap();
+            sock.set_recv_buffer_size(4096).unwrap();
+            let silent = sock.connect(addr).await.unwrap();
+            let mut reader = tokio::net::TcpStream::connect(addr).await.unwrap();
+            while server.connections() < 2 {
+                tokio::task::yield_now().await;
+            }
+            let group = ChannelGroup::with_slow_members(policy);
+            for ch in server.channels() {
+                group.add(ch);
+            }
+            let total = 16 << 20;
+            let got = Arc::new(AtomicUsize::new(0));
+            let g2 = got.clone();
+            let read_all = tokio::spawn(async move {
+                let mut buf = vec![0u8; 1 << 16];
+                let mut n_total = 0;
+                while n_total < total {
+                    let n = reader.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the reader's connection closed");
+                    n_total += n;
+                    g2.store(n_total, Ordering::Release);
+                }
+                n_total
+            });
+            let msg = Bytes::from(vec![7u8; 64 * 1024]);
+            for i in 0..total / msg.len() {
+                // Not awaited: the silent member's writes never complete
+                // (or fail, or are skipped). Paced by the reader instead.
+                drop(group.write_and_flush(msg.clone()));
+                while got.load(Ordering::Acquire) < (i + 1) * msg.len() {
+                    tokio::task::yield_now().await;
+                }
+            }
+            assert_eq!(read_all.await.unwrap(), total);
+            let silent_open = server.channels().len() == 2;
+            match policy {
+                SlowMembers::Close => assert!(!silent_open, "closed past its cap"),
+                _ => assert!(silent_open, "skipped, still open"),
+            }
+            drop(silent);
+            server.shutdown(Duration::from_secs(1)).await;
+        }
+    })
+    .await;
+}

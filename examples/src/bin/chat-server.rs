@@ -26,6 +26,10 @@ struct Args {
     /// Worker threads (1: a current-thread runtime; 0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// A member's send queue (bytes, at least 65536): a member that falls
+    /// this far behind is disconnected rather than held in memory.
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(65536..))]
+    sendq: u64,
     #[command(flatten)]
     serve: weft_examples::ServeOptions,
 }
@@ -94,6 +98,9 @@ fn main() {
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
             ServerBootstrap::new()
+                // A member's send queue (IRC's "sendq"): a member that falls
+                // that far behind is disconnected rather than held in memory.
+                .max_outbound_bytes(args.sendq as usize)
                 .child_handler(move |p| {
                     p.add_last("idle", IdleStateHandler::new(Some(idle), None, None))?;
                     p.add_last(
