@@ -134,6 +134,8 @@ struct Shared {
     /// the pipeline.
     high: AtomicUsize,
     cap: AtomicUsize,
+    /// Bytes the transport has handed to the kernel so far.
+    written: std::sync::atomic::AtomicU64,
     closed: Notify,
 }
 
@@ -170,6 +172,7 @@ impl Channel {
                 outbound: AtomicUsize::new(0),
                 high: AtomicUsize::new(crate::outbound::DEFAULT_HIGH_WATERMARK),
                 cap: AtomicUsize::new(crate::outbound::DEFAULT_OUTBOUND_CAP),
+                written: std::sync::atomic::AtomicU64::new(0),
                 closed: Notify::new(),
             }),
         }
@@ -194,6 +197,30 @@ impl Channel {
     /// that waits for writability keeps memory bounded.
     pub fn is_writable(&self) -> bool {
         self.shared.writable.load(Ordering::Acquire)
+    }
+
+    /// Bytes the transport has handed to the kernel for this channel so
+    /// far (files included). Timeout handlers watch it to tell a response
+    /// still being written from a stuck one.
+    pub fn bytes_written(&self) -> u64 {
+        self.shared
+            .written
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether writes are waiting: in the outbound buffer (as of the
+    /// channel's last event) or submitted from other tasks.
+    pub fn has_pending_output(&self) -> bool {
+        self.shared.outbound.load(Ordering::Acquire) > 0
+            || self.shared.queued.load(Ordering::Acquire) > 0
+    }
+
+    /// Records that `n` more bytes reached the kernel. Transports call this
+    /// after each write.
+    pub fn record_written(&self, n: usize) {
+        self.shared
+            .written
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether the channel is still open.
@@ -353,6 +380,11 @@ impl Channel {
             self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
         }
         cmds
+    }
+
+    /// Bytes of writes submitted from other tasks and not yet taken.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.shared.queued.load(Ordering::Acquire)
     }
 
     /// Publishes what the pipeline's outbound buffer holds and its limits,

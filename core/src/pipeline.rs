@@ -694,19 +694,30 @@ impl Inner {
     /// write from another task turned the handle unwritable.
     fn writability_due(&self) -> bool {
         let w = self.head.outbound.is_writable();
-        w != self.head.notified_writable || (w && !self.channel.is_writable())
+        w != self.head.notified_writable
+            || (w && (!self.channel.is_writable() || self.over_high_with_queued()))
+    }
+
+    /// Whether the outbound bytes, with the writes other tasks submitted
+    /// and the task has not taken yet, are above the high watermark.
+    fn over_high_with_queued(&self) -> bool {
+        let ob = &self.head.outbound;
+        ob.buffered_bytes() + self.channel.queued_bytes() > ob.watermark().high()
     }
 
     fn sync_writability(&mut self) {
         self.channel
             .publish_outbound(self.head.outbound.buffered_bytes());
-        if self.head.notified_writable && !self.channel.is_writable() && !self.head.closed {
+        if self.head.notified_writable
+            && (!self.channel.is_writable() || self.over_high_with_queued())
+            && !self.head.closed
+        {
             // Writes submitted from other tasks passed the high watermark:
             // a real change, delivered now; writable again below the low one.
             self.head.outbound.force_unwritable();
         }
         for _ in 0..4 {
-            let w = self.head.outbound.is_writable();
+            let w = self.head.outbound.is_writable() && !self.over_high_with_queued();
             if w == self.head.notified_writable {
                 return;
             }

@@ -51,6 +51,29 @@ pub struct ServeOptions {
     /// writing before they are closed (seconds).
     #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
     pub shutdown_timeout: f64,
+    /// Close a connection that has sent nothing, and taken none of its
+    /// answers, for this long (seconds; 0: never). A response still being
+    /// written keeps the connection alive.
+    #[arg(long, default_value_t = 300.0, value_parser = parse_seconds)]
+    pub idle_timeout: f64,
+}
+
+impl ServeOptions {
+    /// The idle timeout, if any.
+    pub fn idle(&self) -> Option<Duration> {
+        (self.idle_timeout > 0.0).then(|| Duration::from_secs_f64(self.idle_timeout))
+    }
+
+    /// Adds the idle guard (a [`ReadTimeoutHandler`] that observes output)
+    /// at the head of a pipeline, when an idle timeout is set.
+    ///
+    /// [`ReadTimeoutHandler`]: weft_transport::ReadTimeoutHandler
+    pub fn add_idle_guard(&self, p: &mut weft_core::Pipeline) -> Result<(), Error> {
+        match self.idle() {
+            Some(d) => p.add_first("idle", weft_transport::ReadTimeoutHandler::new(d)),
+            None => Ok(()),
+        }
+    }
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {

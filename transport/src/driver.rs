@@ -47,7 +47,7 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use tokio::io::Interest;
-use weft_core::{CommandWaiter, Error, InputShutdown, Msg, Pipeline};
+use weft_core::{Channel, CommandWaiter, Error, InputShutdown, Msg, Pipeline};
 
 use crate::options::ChannelOptions;
 use crate::server::ServerCtl;
@@ -127,7 +127,7 @@ pub(crate) async fn drive<S: Stream>(
 
         let mut yield_now = false;
         if !st.write_blocked && !pipeline.outbound().flushed_is_empty() {
-            match flush(&stream, &mut pipeline, &mut st, &opts) {
+            match flush(&stream, &mut pipeline, &channel, &mut st, &opts) {
                 Ok(Flushed::Done) => {}
                 Ok(Flushed::Blocked) => st.write_blocked = true,
                 Ok(Flushed::Budget) => yield_now = true,
@@ -214,7 +214,7 @@ pub(crate) async fn drive<S: Stream>(
     if pipeline.close_requested() && !st.write_blocked {
         // As in Netty, where a flush writes at once: what was flushed before
         // the close gets one non-blocking attempt to reach the kernel.
-        if let Err(e) = flush(&stream, &mut pipeline, &mut st, &opts) {
+        if let Err(e) = flush(&stream, &mut pipeline, &channel, &mut st, &opts) {
             pipeline.outbound().fail_flushed(&e);
         }
     }
@@ -310,6 +310,7 @@ fn read_burst<S: Stream>(
 fn flush<S: Stream>(
     stream: &S,
     pipeline: &mut Pipeline,
+    channel: &Channel,
     st: &mut State,
     opts: &ChannelOptions,
 ) -> Result<Flushed, Error> {
@@ -359,6 +360,7 @@ fn flush<S: Stream>(
                 match r {
                     Ok((k, total)) => {
                         ob.advance(k);
+                        channel.record_written(k);
                         if k < total {
                             // The send buffer is (nearly) full; the next
                             // attempt would most likely block.
@@ -389,6 +391,7 @@ fn flush<S: Stream>(
                     let chunk = st.chunk.as_mut().expect("set above");
                     match stream.try_write(chunk) {
                         Ok(k) => {
+                            channel.record_written(k);
                             let _ = chunk.split_to(k);
                             if chunk.is_empty() {
                                 st.chunk = None;
@@ -420,6 +423,7 @@ fn flush<S: Stream>(
                             return Err(err);
                         }
                         Ok(k) => {
+                            channel.record_written(k);
                             region.advance(k as u64);
                             if region.is_done() {
                                 ob.complete_front(Ok(()));

@@ -8,6 +8,11 @@
 //!   costs nothing per write; Netty counts it when it completes);
 //! - [`ReadTimeoutHandler`] fires a timeout error and closes the channel when
 //!   nothing was read for the configured time (a silent or half-open peer);
+//! - both observe the output by default (Netty's `observeOutput`): bytes
+//!   reaching the kernel count as activity, so a timeout never cuts a
+//!   response that is still being written — a slow legitimate download
+//!   completes — while a peer that neither sends nor takes its answer is
+//!   still timed out;
 //! - [`WriteTimeoutHandler`] fails a write whose promise has not completed in
 //!   time with a timeout error, and closes the channel (as Netty does).
 //!
@@ -55,6 +60,32 @@ struct Activity {
     last_write: AtomicU64,
 }
 
+/// Watches a channel's output from a timer task: when its count of bytes
+/// written last moved.
+struct OutputWatch {
+    seen: u64,
+    moved_at: u64,
+}
+
+impl OutputWatch {
+    fn new(ch: &Channel) -> OutputWatch {
+        OutputWatch {
+            seen: ch.bytes_written(),
+            moved_at: 0,
+        }
+    }
+
+    /// The last moment (in [`now_ms`]) output was seen moving.
+    fn last_progress(&mut self, ch: &Channel) -> u64 {
+        let w = ch.bytes_written();
+        if w != self.seen {
+            self.seen = w;
+            self.moved_at = now_ms();
+        }
+        self.moved_at
+    }
+}
+
 /// Spawns the timer task: every `period`, checks `check` (which returns the
 /// time until the next check, or `None` to stop).
 fn spawn_timer(
@@ -99,6 +130,7 @@ pub struct IdleStateHandler {
     all: Option<Duration>,
     activity: Arc<Activity>,
     started: bool,
+    observe_output: bool,
 }
 
 impl IdleStateHandler {
@@ -110,7 +142,16 @@ impl IdleStateHandler {
             all,
             activity: Arc::default(),
             started: false,
+            observe_output: true,
         }
+    }
+
+    /// Whether bytes reaching the kernel count as write activity (default:
+    /// yes), so that a response still being written to a slow reader is
+    /// not writer- or all-idle.
+    pub fn observe_output(mut self, on: bool) -> Self {
+        self.observe_output = on;
+        self
     }
 
     fn start(&mut self, ctx: &mut Context<'_>) {
@@ -132,14 +173,17 @@ impl IdleStateHandler {
         for (state, limit) in watched {
             let activity = self.activity.clone();
             let mut first = true;
+            let observe = self.observe_output;
+            let mut output = OutputWatch::new(ctx.channel());
             spawn_timer(ctx.channel().clone(), limit, move |ch| {
+                let mut wrote = activity.last_write.load(Ordering::Relaxed);
+                if observe {
+                    wrote = wrote.max(output.last_progress(ch));
+                }
                 let last = match state {
                     IdleState::ReaderIdle => activity.last_read.load(Ordering::Relaxed),
-                    IdleState::WriterIdle => activity.last_write.load(Ordering::Relaxed),
-                    IdleState::AllIdle => activity
-                        .last_read
-                        .load(Ordering::Relaxed)
-                        .max(activity.last_write.load(Ordering::Relaxed)),
+                    IdleState::WriterIdle => wrote,
+                    IdleState::AllIdle => activity.last_read.load(Ordering::Relaxed).max(wrote),
                 };
                 let idle_for = Duration::from_millis(now_ms().saturating_sub(last));
                 if idle_for >= limit {
@@ -195,16 +239,27 @@ pub struct ReadTimeoutHandler {
     limit: Duration,
     last_read: Arc<AtomicU64>,
     started: bool,
+    observe_output: bool,
 }
 
 impl ReadTimeoutHandler {
-    /// Times out after `limit` without a read.
+    /// Times out after `limit` without a read (nor, by default, any output
+    /// progress).
     pub fn new(limit: Duration) -> ReadTimeoutHandler {
         ReadTimeoutHandler {
             limit,
             last_read: Arc::default(),
             started: false,
+            observe_output: true,
         }
+    }
+
+    /// Whether bytes reaching the kernel count as activity (default: yes):
+    /// the timeout then never cuts a response that is still being written,
+    /// and still closes a peer that neither sends nor takes its answer.
+    pub fn observe_output(mut self, on: bool) -> Self {
+        self.observe_output = on;
+        self
     }
 
     fn start(&mut self, ctx: &mut Context<'_>) {
@@ -215,12 +270,20 @@ impl ReadTimeoutHandler {
         self.last_read.store(now_ms(), Ordering::Relaxed);
         let last_read = self.last_read.clone();
         let limit = self.limit;
+        let observe = self.observe_output;
+        let mut output = OutputWatch::new(ctx.channel());
         spawn_timer(ctx.channel().clone(), limit, move |ch| {
-            let idle_for =
-                Duration::from_millis(now_ms().saturating_sub(last_read.load(Ordering::Relaxed)));
+            let mut last = last_read.load(Ordering::Relaxed);
+            if observe {
+                last = last.max(output.last_progress(ch));
+            }
+            let idle_for = Duration::from_millis(now_ms().saturating_sub(last));
             if idle_for >= limit {
                 ch.execute(move |p| {
-                    p.fire_exception(Error::timeout(format!("nothing read for {limit:?}")));
+                    p.fire_exception(Error::timeout(format!(
+                        "nothing read{} for {limit:?}",
+                        if observe { " or written" } else { "" }
+                    )));
                     p.close();
                 });
                 None

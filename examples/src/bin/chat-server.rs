@@ -5,8 +5,6 @@
 //! the writes. A client silent for `--idle-timeout` seconds is told so and
 //! disconnected.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use clap::Parser;
 use weft_codec::{DecoderHandler, LineBasedFrameDecoder};
@@ -20,9 +18,6 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7009")]
     addr: String,
-    /// Seconds a silent client may stay connected.
-    #[arg(long, default_value_t = 300)]
-    idle_timeout: u64,
     /// Worker threads (1: a current-thread runtime; 0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -94,7 +89,7 @@ fn main() {
     weft_examples::init_tracing();
     let args = Args::parse();
     let group = ChannelGroup::new();
-    let idle = Duration::from_secs(args.idle_timeout);
+    let idle = args.serve.idle();
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
             ServerBootstrap::new()
@@ -102,7 +97,7 @@ fn main() {
                 // that far behind is disconnected rather than held in memory.
                 .max_outbound_bytes(args.sendq as usize)
                 .child_handler(move |p| {
-                    p.add_last("idle", IdleStateHandler::new(Some(idle), None, None))?;
+                    p.add_last("idle", IdleStateHandler::new(idle, None, None))?;
                     p.add_last(
                         "lines",
                         DecoderHandler::new(LineBasedFrameDecoder::new(8192)),

@@ -60,10 +60,12 @@ fn main() {
         ))),
         _ => None,
     };
+    let serve = args.serve.clone();
     weft_examples::runtime(args.threads).block_on(async {
         let server = weft_examples::exit_on_error(
             ServerBootstrap::new()
                 .child_handler(move |p| {
+                    serve.add_idle_guard(p)?;
                     if let Some(cfg) = &tls_config {
                         p.add_last("tls", TlsHandler::server(cfg.clone())?)?;
                     }

@@ -73,10 +73,12 @@ fn main() {
     weft_examples::init_tracing();
     let args = Args::parse();
     let root = args.root.clone();
+    let serve = args.serve.clone();
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
             ServerBootstrap::new()
                 .child_handler(move |p| {
+                    serve.add_idle_guard(p)?;
                     p.add_last(
                         "lines",
                         DecoderHandler::new(LineBasedFrameDecoder::new(4096)),

@@ -160,12 +160,14 @@ fn main() {
     weft_examples::init_tracing();
     let args = Args::parse();
     let upstream = args.upstream.clone();
+    let serve = args.serve.clone();
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
             ServerBootstrap::new()
                 .pause_read_when_unwritable(false)
                 .allow_half_closure(true)
                 .child_handler(move |p| {
+                    serve.add_idle_guard(p)?;
                     p.add_last(
                         "inbound",
                         Inbound {

@@ -31,10 +31,12 @@ fn main() {
     weft_examples::init_tracing();
     let args = Args::parse();
     let store = Store::default();
+    let serve = args.serve.clone();
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
             ServerBootstrap::new()
                 .child_handler(move |p| {
+                    serve.add_idle_guard(p)?;
                     p.add_last("resp", DecoderHandler::new(RespDecoder::default()))?;
                     p.add_last("store", RespHandler::new(store.clone()))
                 })

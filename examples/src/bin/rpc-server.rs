@@ -42,10 +42,12 @@ impl TypedInbound for Service {
 fn main() {
     weft_examples::init_tracing();
     let args = Args::parse();
+    let serve = args.serve.clone();
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
             ServerBootstrap::new()
-                .child_handler(|p| {
+                .child_handler(move |p| {
+                    serve.add_idle_guard(p)?;
                     server_codecs(p)?;
                     p.add_last("service", Typed(Service))
                 })
