@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+
+use crate::confined::Root;
 use weft_codec::{Cumulation, Decoder};
 use weft_core::{Context, Error, Events, FileRegion, Handler, Msg, Promise};
 
@@ -156,44 +158,28 @@ impl Decoder for RequestDecoder {
 /// Serves files under a root directory.
 #[derive(Debug, Clone)]
 pub struct FileHandler {
-    root: PathBuf,
-    root_dir: std::sync::Arc<std::fs::File>,
+    root: Root,
+    /// Set after a response that ends the connection (`Connection: close`,
+    /// HTTP/1.0 without keep-alive, a bad request): nothing after it is
+    /// parsed or answered.
+    closing: bool,
 }
 
 impl FileHandler {
     /// Serves `root`, which must exist (it is canonicalised).
     pub fn new(root: impl AsRef<Path>) -> std::io::Result<FileHandler> {
-        let root = root.as_ref().canonicalize()?;
-        let root_dir = std::sync::Arc::new(std::fs::File::open(&root)?);
-        Ok(FileHandler { root, root_dir })
+        Ok(FileHandler {
+            root: Root::new(root)?,
+            closing: false,
+        })
     }
-}
-
-/// What opening a request path under the root gave.
-enum Opened {
-    File(std::fs::File),
-    Refused(u16),
-}
-
-/// Opens `rel` (a relative path without `..`) beneath `root_dir` with
-/// `openat2(RESOLVE_BENEATH)`: one system call, and the kernel refuses any
-/// resolution, symlinks included, that would leave the root.
-#[allow(unsafe_code)]
-fn open_beneath(root_dir: &std::fs::File, rel: &str) -> Result<std::fs::File, nix::errno::Errno> {
-    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
-    use std::os::fd::{AsRawFd, FromRawFd};
-    let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK)
-        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let fd = openat2(root_dir.as_raw_fd(), rel, how)?;
-    // SAFETY: `fd` was just returned by openat2, is open, and nothing else
-    // owns it: the File takes sole ownership and closes it on drop.
-    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
 /// How long an open file (and what `fstat` said of it) is reused before the
 /// path is opened again (nginx's `open_file_cache_valid`, shorter).
 const OPEN_FILE_VALID: Duration = Duration::from_secs(1);
+/// Most entries a directory index lists.
+pub const INDEX_MAX_ENTRIES: usize = 1000;
 /// Most files kept open per thread (nginx's `open_file_cache max`).
 const OPEN_FILE_MAX: usize = 100;
 
@@ -203,9 +189,15 @@ struct CachedFile {
     at: std::time::Instant,
 }
 
-thread_local! {
-    static OPEN_FILES: std::cell::RefCell<std::collections::HashMap<(PathBuf, String), CachedFile>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+type OpenFiles = std::collections::HashMap<(PathBuf, String), CachedFile>;
+
+/// The open-file cache, shared by the process's threads (one lock per
+/// request; a purge task can then reach every entry).
+static OPEN_FILES: std::sync::LazyLock<std::sync::Mutex<OpenFiles>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn open_files() -> std::sync::MutexGuard<'static, OpenFiles> {
+    OPEN_FILES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl FileHandler {
@@ -216,26 +208,22 @@ impl FileHandler {
         &self,
         rel: &str,
     ) -> Result<(std::sync::Arc<std::fs::File>, std::fs::Metadata), u16> {
-        let key = (self.root.clone(), rel.to_string());
+        let key = (self.root.path().to_path_buf(), rel.to_string());
         let now = std::time::Instant::now();
-        let hit = OPEN_FILES.with(|c| {
-            c.borrow()
-                .get(&key)
-                .filter(|e| now.duration_since(e.at) < OPEN_FILE_VALID)
-                .map(|e| (e.file.clone(), e.meta.clone()))
-        });
+        let hit = open_files()
+            .get(&key)
+            .filter(|e| now.duration_since(e.at) < OPEN_FILE_VALID)
+            .map(|e| (e.file.clone(), e.meta.clone()));
         if let Some(hit) = hit {
             return Ok(hit);
         }
-        let file = match self.open(rel) {
-            Opened::File(f) => f,
-            Opened::Refused(code) => return Err(code),
-        };
+        purge_expired(now);
+        let file = self.root.open(rel).map_err(|r| r.status())?;
         let meta = file.metadata().map_err(|_| 404u16)?;
         let file = std::sync::Arc::new(file);
         if meta.is_file() {
-            OPEN_FILES.with(|c| {
-                let mut c = c.borrow_mut();
+            {
+                let mut c = open_files();
                 if c.len() >= OPEN_FILE_MAX {
                     c.retain(|_, e| now.duration_since(e.at) < OPEN_FILE_VALID);
                     if c.len() >= OPEN_FILE_MAX {
@@ -250,31 +238,49 @@ impl FileHandler {
                         at: now,
                     },
                 );
-            });
+            }
         }
         Ok((file, meta))
     }
+}
 
-    fn open(&self, rel: &str) -> Opened {
-        use nix::errno::Errno;
-        match open_beneath(&self.root_dir, if rel.is_empty() { "." } else { rel }) {
-            Ok(f) => Opened::File(f),
-            Err(Errno::EXDEV | Errno::ELOOP | Errno::EACCES | Errno::EPERM) => Opened::Refused(403),
-            Err(Errno::ENOSYS) => {
-                // A kernel without openat2 (before 5.6): resolve and check.
-                let path = self.root.join(rel);
-                match path.canonicalize() {
-                    Ok(p) if p.starts_with(&self.root) => match std::fs::File::open(&p) {
-                        Ok(f) => Opened::File(f),
-                        Err(_) => Opened::Refused(403),
-                    },
-                    Ok(_) => Opened::Refused(403),
-                    Err(_) => Opened::Refused(404),
-                }
-            }
-            Err(_) => Opened::Refused(404),
-        }
+/// When the cache was last purged, in milliseconds since [`purge_base`].
+static LAST_PURGE_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn purge_base() -> std::time::Instant {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(std::time::Instant::now)
+}
+
+/// Drops the cache's expired entries, at most once per validity period, so
+/// that no file (a deleted one among them, whose disk space would otherwise
+/// never be freed) stays open much longer than [`OPEN_FILE_VALID`] after
+/// its last use. Requests call it; so does [`spawn_cache_purger`] for an
+/// idle server.
+fn purge_expired(now: std::time::Instant) {
+    use std::sync::atomic::Ordering;
+    let now_ms = now.saturating_duration_since(purge_base()).as_millis() as u64 + 1;
+    let last = LAST_PURGE_MS.load(Ordering::Relaxed);
+    if now_ms.saturating_sub(last) < OPEN_FILE_VALID.as_millis() as u64
+        || LAST_PURGE_MS
+            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
     }
+    open_files().retain(|_, e| now.duration_since(e.at) < OPEN_FILE_VALID);
+}
+
+/// Purges the open-file cache once per validity period even when no
+/// request comes. Call once from inside the runtime.
+pub fn spawn_cache_purger() {
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(OPEN_FILE_VALID);
+        loop {
+            tick.tick().await;
+            purge_expired(std::time::Instant::now());
+        }
+    });
 }
 
 thread_local! {
@@ -310,6 +316,7 @@ fn status_text(code: u16) -> &'static str {
         414 => "URI Too Long",
         416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
         _ => "Error",
     }
 }
@@ -535,9 +542,17 @@ impl FileHandler {
         };
         if meta.is_dir() {
             if !decoded.ends_with('/') {
-                return Response::text(301).header("Location", format!("{target}/"));
+                // Built from the normalised path, never from the target as
+                // sent: `GET //evil.example` must not redirect to
+                // `//evil.example/`, a protocol-relative URL to another host.
+                let mut location = String::from("/");
+                for seg in rel.split('/').filter(|s| !s.is_empty()) {
+                    location.push_str(&percent_encode_name(seg));
+                    location.push('/');
+                }
+                return Response::text(301).header("Location", location);
             }
-            return self.index(&self.root.join(&rel), &decoded);
+            return self.index(&rel, &decoded);
         }
         if !meta.is_file() {
             return Response::text(403);
@@ -593,15 +608,25 @@ impl FileHandler {
         r.with_body(Msg::from(region), count)
     }
 
-    fn index(&self, dir: &Path, shown: &str) -> Response {
-        let mut entries: Vec<(String, bool)> = match std::fs::read_dir(dir) {
-            Ok(rd) => rd
-                .filter_map(|e| e.ok())
-                .map(|e| {
+    fn index(&self, rel: &str, shown: &str) -> Response {
+        let dir = self.root.path().join(rel);
+        // Bounded work and a bounded page per request, whatever the
+        // directory holds (the reads are lazy: at most this many entries
+        // are read).
+        let mut more = false;
+        let mut entries: Vec<(String, bool)> = match std::fs::read_dir(&dir) {
+            Ok(rd) => {
+                let mut v = Vec::new();
+                for e in rd.filter_map(|e| e.ok()) {
+                    if v.len() == INDEX_MAX_ENTRIES {
+                        more = true;
+                        break;
+                    }
                     let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
-                    (e.file_name().to_string_lossy().into_owned(), is_dir)
-                })
-                .collect(),
+                    v.push((e.file_name().to_string_lossy().into_owned(), is_dir));
+                }
+                v
+            }
             Err(_) => return Response::text(403),
         };
         entries.sort();
@@ -619,6 +644,12 @@ impl FileHandler {
                 "<li><a href=\"{}{slash}\">{}{slash}</a></li>",
                 percent_encode_name(&name),
                 escape_html(&name)
+            );
+        }
+        if more {
+            let _ = writeln!(
+                html,
+                "<li>(only the first {INDEX_MAX_ENTRIES} entries are listed)</li>"
             );
         }
         html.push_str("</ul></body></html>\n");
@@ -639,13 +670,26 @@ impl Handler for FileHandler {
             Ok(ev) => ev,
             Err(other) => return ctx.fire_read(other),
         };
-        match ev {
+        if self.closing {
+            return; // after a response that ends the connection: nothing more
+        }
+        let keep_alive = match ev {
             HttpEvent::Request(req) => {
                 let keep_alive = req.keep_alive();
                 let head_only = req.method == "HEAD";
                 self.respond(&req).send(ctx, head_only, keep_alive);
+                keep_alive
             }
-            HttpEvent::Bad(status) => Response::text(status).send(ctx, false, false),
+            HttpEvent::Bad(status) => {
+                Response::text(status).send(ctx, false, false);
+                false
+            }
+        };
+        if !keep_alive {
+            // The connection ends with this response: parse nothing after
+            // it, and read no more.
+            self.closing = true;
+            ctx.channel().set_auto_read(false);
         }
     }
 

@@ -7,6 +7,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![deny(unsafe_code)]
 
+pub mod confined;
 pub mod http;
 pub mod resp;
 pub mod rpc;

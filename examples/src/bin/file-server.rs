@@ -13,6 +13,7 @@ use bytes::Bytes;
 use clap::Parser;
 use weft_codec::{DecoderHandler, LineBasedFrameDecoder};
 use weft_core::{Context, Error, FileRegion, Typed, TypedInbound};
+use weft_examples::confined::Root;
 use weft_transport::ServerBootstrap;
 
 /// A file server speaking the peers' file protocol.
@@ -33,20 +34,26 @@ struct Args {
 }
 
 struct FileRequests {
-    root: PathBuf,
+    root: Root,
 }
 
 impl FileRequests {
+    /// Opens the named file beneath the root (never outside it: symlinks
+    /// that lead out are refused by the kernel), non-blocking, and checks
+    /// on the descriptor that it is a regular file: a FIFO or device swapped
+    /// in cannot wedge the thread.
     fn open(&self, line: &[u8]) -> Option<FileRegion> {
         let name = std::str::from_utf8(line).ok()?.trim();
         if name.is_empty() || name.contains('/') || name.contains("..") || name.contains('\0') {
             return None;
         }
-        let path = self.root.join(name);
-        if !std::fs::metadata(&path).ok()?.is_file() {
+        let file = self.root.open(name).ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() {
             return None;
         }
-        FileRegion::open(path).ok()
+        let len = meta.len();
+        FileRegion::with_known_size(std::sync::Arc::new(file), 0, len, len).ok()
     }
 }
 
@@ -72,7 +79,13 @@ impl TypedInbound for FileRequests {
 fn main() {
     weft_examples::init_tracing();
     let args = Args::parse();
-    let root = args.root.clone();
+    let root = match Root::new(&args.root) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot serve {}: {e}", args.root.display());
+            std::process::exit(1);
+        }
+    };
     let serve = args.serve.clone();
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(

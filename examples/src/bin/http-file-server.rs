@@ -64,6 +64,9 @@ fn main() {
         _ => None,
     };
     weft_examples::runtime(args.threads).block_on(async move {
+        // Expired entries of the open-file cache (deleted files among them)
+        // are closed even when no request comes.
+        weft_examples::http::spawn_cache_purger();
         let server = weft_examples::exit_on_error(
             ServerBootstrap::new()
                 .child_handler(move |p| {

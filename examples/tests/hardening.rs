@@ -1,0 +1,225 @@
+//! The example servers' defences, each against the attack it answers.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{random_bytes, start, TempDir};
+
+/// A response: status, header fields (names lower-cased), body.
+type Response = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// Reads one HTTP response (head and a Content-Length body).
+fn response(r: &mut BufReader<TcpStream>) -> Option<Response> {
+    let mut status_line = String::new();
+    if r.read_line(&mut status_line).ok()? == 0 {
+        return None;
+    }
+    let status = status_line.split(' ').nth(1)?.parse().ok()?;
+    let mut headers = Vec::new();
+    loop {
+        let mut l = String::new();
+        r.read_line(&mut l).ok()?;
+        let l = l.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (n, v) = l.split_once(':')?;
+        headers.push((n.to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).ok()?;
+    Some((status, headers, body))
+}
+
+fn connect(addr: &str) -> (TcpStream, BufReader<TcpStream>) {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let r = BufReader::new(s.try_clone().unwrap());
+    (s, r)
+}
+
+#[test]
+fn http_stops_parsing_after_connection_close() {
+    let root = TempDir::new("hard-close");
+    std::fs::write(root.0.join("a"), b"A").unwrap();
+    let s = start(
+        env!("CARGO_BIN_EXE_http-file-server"),
+        &["--root", root.0.to_str().unwrap()],
+    );
+    for first in [
+        "GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        "GET /a HTTP/1.0\r\n\r\n", // 1.0 without keep-alive
+    ] {
+        let (mut w, mut r) = connect(&s.addr);
+        let mut req = first.as_bytes().to_vec();
+        for _ in 0..50 {
+            req.extend_from_slice(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+        }
+        w.write_all(&req).unwrap();
+        let (status, _, body) = response(&mut r).expect("the first response");
+        assert_eq!((status, &body[..]), (200, &b"A"[..]));
+        assert!(
+            response(&mut r).is_none(),
+            "answered after Connection: close"
+        );
+    }
+}
+
+#[test]
+fn http_directory_redirect_is_never_protocol_relative() {
+    let root = TempDir::new("hard-redirect");
+    std::fs::create_dir_all(root.0.join("sub")).unwrap();
+    let s = start(
+        env!("CARGO_BIN_EXE_http-file-server"),
+        &["--root", root.0.to_str().unwrap()],
+    );
+    for (target, want) in [("/sub", "/sub/"), ("//sub", "/sub/"), ("/./sub", "/sub/")] {
+        let (mut w, mut r) = connect(&s.addr);
+        w.write_all(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .unwrap();
+        let (status, headers, _) = response(&mut r).unwrap();
+        let loc = &headers.iter().find(|(n, _)| n == "location").unwrap().1;
+        assert_eq!((status, loc.as_str()), (301, want), "GET {target}");
+    }
+}
+
+#[test]
+fn http_index_of_a_huge_directory_is_bounded() {
+    let root = TempDir::new("hard-index");
+    std::fs::create_dir_all(root.0.join("big")).unwrap();
+    for i in 0..3000 {
+        std::fs::write(root.0.join(format!("big/f{i:05}")), b"").unwrap();
+    }
+    let s = start(
+        env!("CARGO_BIN_EXE_http-file-server"),
+        &["--root", root.0.to_str().unwrap()],
+    );
+    let (mut w, mut r) = connect(&s.addr);
+    w.write_all(b"GET /big/ HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let (status, _, body) = response(&mut r).unwrap();
+    let page = String::from_utf8(body).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(page.matches("<li><a href=\"f").count(), 1000);
+    assert!(page.contains("only the first 1000 entries"));
+}
+
+/// Under a descriptor limit, a file that cannot be opened for lack of
+/// descriptors is 503 (try again), never 404 (a file that exists).
+#[test]
+fn http_out_of_descriptors_is_503_not_404() {
+    let root = TempDir::new("hard-emfile");
+    for i in 0..200 {
+        std::fs::write(root.0.join(format!("f{i}")), b"x").unwrap();
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_http-file-server"));
+    cmd.args(["--root", root.0.to_str().unwrap(), "--threads", "1"])
+        .args(["--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the
+    // child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 48, 48)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let (mut w, mut r) = connect(&addr);
+    let mut statuses = Vec::new();
+    // Distinct files, each kept open by the open-file cache for a second:
+    // the limit is reached within a few dozen requests.
+    for i in 0..200 {
+        w.write_all(format!("GET /f{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .unwrap();
+        statuses.push(response(&mut r).unwrap().0);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(statuses.contains(&503), "{statuses:?}");
+    assert!(!statuses.contains(&404), "{statuses:?}");
+}
+
+/// A deleted file's descriptor is not kept by the open-file cache: its disk
+/// space is freed (checked on the server's descriptors in /proc).
+#[test]
+fn http_cache_lets_go_of_deleted_files() {
+    let root = TempDir::new("hard-deleted");
+    std::fs::write(root.0.join("gone.bin"), random_bytes(5, 1 << 20)).unwrap();
+    let s = start(
+        env!("CARGO_BIN_EXE_http-file-server"),
+        &["--root", root.0.to_str().unwrap()],
+    );
+    let (mut w, mut r) = connect(&s.addr);
+    w.write_all(b"GET /gone.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(response(&mut r).unwrap().0, 200);
+    std::fs::remove_file(root.0.join("gone.bin")).unwrap();
+    let pid = s.child.id();
+    let holds_deleted = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .any(|t| t.to_string_lossy().contains("gone.bin (deleted)"))
+    };
+    // No request comes any more: the purge must happen on its own.
+    let t0 = Instant::now();
+    while holds_deleted() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the deleted file is still open"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop((w, r));
+}
+
+#[test]
+fn file_server_is_confined_and_never_blocks_on_a_fifo() {
+    let base = TempDir::new("hard-file");
+    let root = base.0.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(base.0.join("secret"), b"SECRET").unwrap();
+    std::fs::write(root.join("ok"), b"fine").unwrap();
+    std::os::unix::fs::symlink(base.0.join("secret"), root.join("link")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("passwd")).unwrap();
+    nix::unistd::mkfifo(&root.join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let s = start(
+        env!("CARGO_BIN_EXE_file-server"),
+        &["--root", root.to_str().unwrap(), "--threads", "2"],
+    );
+    let mut c = TcpStream::connect(&s.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Four FIFO requests (more than the worker threads), links out, then a
+    // good file: all answered, none hangs.
+    c.write_all(b"pipe\npipe\npipe\npipe\nlink\npasswd\nok\n")
+        .unwrap();
+    let mut len = [0u8; 8];
+    for what in ["pipe", "pipe", "pipe", "pipe", "link", "passwd"] {
+        c.read_exact(&mut len).unwrap();
+        assert_eq!(i64::from_be_bytes(len), -1, "{what} must be refused");
+    }
+    c.read_exact(&mut len).unwrap();
+    assert_eq!(i64::from_be_bytes(len), 4);
+    let mut body = [0u8; 4];
+    c.read_exact(&mut body).unwrap();
+    assert_eq!(&body, b"fine");
+}
