@@ -9,6 +9,19 @@
 //! [`MAX_INLINE`] bytes. A violation yields [`RespFrame::ProtocolError`]
 //! (answered with `-ERR Protocol error: ...`, then the connection is closed,
 //! as Redis does) and the decoder decodes nothing more.
+//!
+//! The decoder is incremental: a request that arrives in pieces is parsed
+//! once, resuming at the argument where the last piece ended (a 1M-argument
+//! `MGET` trickled in 700-byte pieces costs one pass, not one per piece).
+//! The bytes of requests still incomplete are counted across all
+//! connections of the process; past [`PARTIAL_BUDGET`] the request that
+//! would pass it is a protocol error.
+//!
+//! The store copies what it keeps (keys and values): a slice of a read
+//! buffer would keep the whole buffer alive — one 1-byte `SET` pipelined
+//! behind a 50 MB `ECHO` would pin 50 MB. Keys with a time to live are also
+//! expired actively ([`Store::purge_expired`], run ten times a second by
+//! `resp-server`), as Redis does, so keys nobody reads again do not stay.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +37,11 @@ pub const MAX_ARGS: usize = 1024 * 1024;
 pub const MAX_BULK: usize = 64 * 1024 * 1024;
 /// Longest inline command or count line.
 pub const MAX_INLINE: usize = 64 * 1024;
+/// Most bytes of incomplete requests held at once, all connections together.
+pub const PARTIAL_BUDGET: usize = 1 << 30;
+
+/// Bytes of incomplete requests held by every decoder of the process.
+static PARTIAL_HELD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// What the decoder yields.
 #[derive(Debug, Clone)]
@@ -38,12 +56,51 @@ pub enum RespFrame {
 #[derive(Debug, Default)]
 pub struct RespDecoder {
     failed: bool,
+    /// Where parsing of an incomplete multibulk request stopped.
+    partial: Option<Partial>,
+    /// Bytes of the incomplete request counted in [`PARTIAL_HELD`].
+    held: usize,
+}
+
+/// An incomplete multibulk request: its argument count, the arguments
+/// parsed so far, and where the next one starts.
+#[derive(Debug)]
+struct Partial {
+    n: usize,
+    args: Vec<(usize, usize)>,
+    pos: usize,
 }
 
 enum Parse {
     Incomplete,
     Done(usize, Vec<(usize, usize)>),
     Bad(String),
+}
+
+impl RespDecoder {
+    /// Counts `now` bytes of incomplete request as this decoder's share of
+    /// the process-wide budget; false when the budget would be passed.
+    fn hold(&mut self, now: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        if now > self.held {
+            let more = now - self.held;
+            let before = PARTIAL_HELD.fetch_add(more, Ordering::AcqRel);
+            if before + more > PARTIAL_BUDGET {
+                PARTIAL_HELD.fetch_sub(more, Ordering::AcqRel);
+                return false;
+            }
+        } else {
+            PARTIAL_HELD.fetch_sub(self.held - now, Ordering::AcqRel);
+        }
+        self.held = now;
+        true
+    }
+}
+
+impl Drop for RespDecoder {
+    fn drop(&mut self) {
+        self.hold(0);
+    }
 }
 
 fn find_crlf(buf: &[u8], from: usize, limit: usize) -> Result<Option<usize>, ()> {
@@ -59,7 +116,10 @@ fn parse_int(b: &[u8]) -> Option<i64> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
 
-fn parse(buf: &[u8]) -> Parse {
+fn parse(buf: &[u8], partial: &mut Option<Partial>) -> Parse {
+    if let Some(p) = partial.take() {
+        return parse_args(buf, p, partial);
+    }
     if buf[0] != b'*' {
         // Inline command.
         let nl = match buf.iter().take(MAX_INLINE + 1).position(|b| *b == b'\n') {
@@ -95,10 +155,21 @@ fn parse(buf: &[u8]) -> Parse {
         Some(n) if n <= MAX_ARGS as i64 => n,
         _ => return Parse::Bad("invalid multibulk length".into()),
     };
-    let mut pos = first + 2;
-    let mut args = Vec::with_capacity(n.clamp(0, 64) as usize);
-    for _ in 0..n.max(0) {
+    let p = Partial {
+        n: n.max(0) as usize,
+        args: Vec::with_capacity(n.clamp(0, 64) as usize),
+        pos: first + 2,
+    };
+    parse_args(buf, p, partial)
+}
+
+/// Parses the arguments of a multibulk request from where `p` stopped;
+/// saves where it stops again in `partial` when more bytes are needed.
+fn parse_args(buf: &[u8], mut p: Partial, partial: &mut Option<Partial>) -> Parse {
+    while p.args.len() < p.n {
+        let pos = p.pos;
         if pos >= buf.len() {
+            *partial = Some(p);
             return Parse::Incomplete;
         }
         if buf[pos] != b'$' {
@@ -108,6 +179,7 @@ fn parse(buf: &[u8]) -> Parse {
             return Parse::Bad("too big bulk count string".into());
         };
         let Some(end) = end else {
+            *partial = Some(p);
             return Parse::Incomplete;
         };
         let len = match parse_int(&buf[pos + 1..end]) {
@@ -116,15 +188,16 @@ fn parse(buf: &[u8]) -> Parse {
         };
         let start = end + 2;
         if buf.len() < start + len + 2 {
+            *partial = Some(p);
             return Parse::Incomplete;
         }
         if &buf[start + len..start + len + 2] != b"\r\n" {
             return Parse::Bad("bulk string not terminated by CRLF".into());
         }
-        args.push((start, start + len));
-        pos = start + len + 2;
+        p.args.push((start, start + len));
+        p.pos = start + len + 2;
     }
-    Parse::Done(pos, args)
+    Parse::Done(p.pos, p.args)
 }
 
 impl Decoder for RespDecoder {
@@ -138,14 +211,28 @@ impl Decoder for RespDecoder {
                 }
                 return Ok(None);
             }
-            match parse(src) {
-                Parse::Incomplete => return Ok(None),
+            match parse(src, &mut self.partial) {
+                Parse::Incomplete => {
+                    if self.hold(src.len()) {
+                        return Ok(None);
+                    }
+                    self.failed = true;
+                    self.partial = None;
+                    self.hold(0);
+                    src.advance(src.len());
+                    return Ok(Some(RespFrame::ProtocolError(
+                        "the server's budget for incomplete requests is spent".into(),
+                    )));
+                }
                 Parse::Bad(why) => {
                     self.failed = true;
+                    self.partial = None;
+                    self.hold(0);
                     src.advance(src.len());
                     return Ok(Some(RespFrame::ProtocolError(why)));
                 }
                 Parse::Done(used, args) => {
+                    self.hold(0);
                     // One slice of the read for the whole request; the
                     // arguments are slices of it.
                     let all = src.split_to(used);
@@ -215,12 +302,67 @@ struct Entry {
 #[derive(Debug, Clone, Default)]
 pub struct Store {
     map: Arc<Mutex<HashMap<Bytes, Entry>>>,
+    /// Keys with a time to live, by expiry time (an entry whose key has
+    /// since changed its expiry is skipped when its time comes). Locked
+    /// after `map`, never before.
+    expiry: Arc<Mutex<std::collections::BTreeSet<(Instant, Bytes)>>>,
 }
+
+/// Most expired keys one purge removes, so that it never holds the store
+/// for long; the next purge goes on.
+const PURGE_BATCH: usize = 10_000;
 
 impl Store {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Bytes, Entry>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn expire_at(&self, t: Instant, key: &Bytes) {
+        self.expiry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((t, key.clone()));
+    }
+
+    /// Removes keys whose time to live has run out (at most a batch at a
+    /// time); returns how many. Keys are also removed when read after their
+    /// expiry; this removes the ones nobody reads again.
+    pub fn purge_expired(&self, now: Instant) -> usize {
+        let mut m = self.lock();
+        let mut idx = self.expiry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut removed = 0;
+        for _ in 0..PURGE_BATCH {
+            match idx.first() {
+                Some((t, _)) if *t <= now => {}
+                _ => break,
+            }
+            let (t, key) = idx.pop_first().expect("checked above");
+            if m.get(&key).is_some_and(|e| e.expires == Some(t)) {
+                m.remove(&key);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Runs [`purge_expired`](Self::purge_expired) ten times a second, on
+    /// the current runtime, for as long as the process lives.
+    pub fn spawn_expiry(&self) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                store.purge_expired(Instant::now());
+            }
+        });
+    }
+}
+
+/// A copy of `b` that owns its bytes: what the store keeps must not hold a
+/// slice of a (possibly huge) read buffer alive.
+fn owned(b: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(b)
 }
 
 fn live<'a>(
@@ -298,7 +440,7 @@ pub fn execute(store: &Store, args: &[Bytes]) -> (Msg, bool) {
                 Some(v) => {
                     let expires = m.get(&args[1]).and_then(|e| e.expires);
                     m.insert(
-                        args[1].clone(),
+                        owned(&args[1]),
                         Entry {
                             value: Bytes::from(v.to_string()),
                             expires,
@@ -322,9 +464,9 @@ pub fn execute(store: &Store, args: &[Bytes]) -> (Msg, bool) {
             let mut m = store.lock();
             for kv in args[1..].chunks(2) {
                 m.insert(
-                    kv[0].clone(),
+                    owned(&kv[0]),
                     Entry {
-                        value: kv[1].clone(),
+                        value: owned(&kv[1]),
                         expires: None,
                     },
                 );
@@ -340,7 +482,9 @@ pub fn execute(store: &Store, args: &[Bytes]) -> (Msg, bool) {
                         int(1)
                     }
                     Some(e) => {
-                        e.expires = Some(now + Duration::from_secs(secs as u64));
+                        let t = now + Duration::from_secs(secs as u64);
+                        e.expires = Some(t);
+                        store.expire_at(t, &args[1]);
                         int(1)
                     }
                     None => int(0),
@@ -436,10 +580,14 @@ fn set(store: &Store, args: &[Bytes], now: Instant) -> Msg {
     if (nx && exists) || (xx && !exists) {
         return nil();
     }
+    let key = owned(&args[1]);
+    if let Some(t) = expires {
+        store.expire_at(t, &key);
+    }
     m.insert(
-        args[1].clone(),
+        key,
         Entry {
-            value: args[2].clone(),
+            value: owned(&args[2]),
             expires,
         },
     );
@@ -526,6 +674,60 @@ mod tests {
     use super::*;
     use weft_codec::DecoderHandler;
     use weft_core::EmbeddedChannel;
+
+    #[test]
+    fn a_request_fed_byte_by_byte_is_parsed_once_and_right() {
+        let req = encode_command(&[b"MSET", b"alpha", b"1", b"beta", b"22"]);
+        let mut ch = EmbeddedChannel::with_handler(DecoderHandler::new(RespDecoder::default()));
+        for i in 0..req.len() {
+            ch.write_inbound(req.slice(i..i + 1));
+            if i + 1 < req.len() {
+                assert!(
+                    ch.read_inbound::<RespFrame>().is_none(),
+                    "early at byte {i}"
+                );
+            }
+        }
+        match ch.read_inbound::<RespFrame>().unwrap() {
+            RespFrame::Command(args) => {
+                let want: [&[u8]; 5] = [b"MSET", b"alpha", b"1", b"beta", b"22"];
+                assert_eq!(args.len(), 5);
+                for (a, w) in args.iter().zip(want) {
+                    assert_eq!(&a[..], w);
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_store_keeps_copies_and_purges_expired_keys() {
+        let store = Store::default();
+        let big = Bytes::from(vec![b'v'; 1 << 20]);
+        let (key, value) = (big.slice(0..3), big.slice(10..11));
+        let t0 = Instant::now();
+        set(
+            &store,
+            &[
+                Bytes::from_static(b"SET"),
+                key,
+                value,
+                Bytes::from_static(b"PX"),
+                Bytes::from_static(b"100"),
+            ],
+            t0,
+        );
+        {
+            let m = store.lock();
+            let (k, e) = m.iter().next().unwrap();
+            let range = big.as_ptr_range();
+            assert!(!range.contains(&k.as_ptr()), "the key is a copy");
+            assert!(!range.contains(&e.value.as_ptr()), "the value is a copy");
+        }
+        assert_eq!(store.purge_expired(t0), 0);
+        assert_eq!(store.purge_expired(t0 + Duration::from_millis(100)), 1);
+        assert!(store.lock().is_empty());
+    }
 
     fn decode_all(input: &[u8]) -> Vec<RespFrame> {
         let mut ch = EmbeddedChannel::with_handler(DecoderHandler::new(RespDecoder::default()));

@@ -223,3 +223,126 @@ fn file_server_is_confined_and_never_blocks_on_a_fifo() {
     c.read_exact(&mut body).unwrap();
     assert_eq!(&body, b"fine");
 }
+
+/// CPU time (user + system) of a process, in seconds, from /proc.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0 // USER_HZ
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb / 1024.0
+}
+
+/// A 1M-argument MGET trickled in 700-byte pieces is parsed once: the
+/// server's CPU time stays small (the first version re-parsed from byte 0
+/// on every read: 19 CPU-seconds in a release build).
+#[test]
+fn resp_parses_a_trickled_huge_request_once() {
+    let s = start(env!("CARGO_BIN_EXE_resp-server"), &["--threads", "1"]);
+    let n = 1_000_000;
+    let mut req = format!("*{}\r\n$4\r\nMGET\r\n", n + 1).into_bytes();
+    for _ in 0..n {
+        req.extend_from_slice(b"$1\r\nk\r\n");
+    }
+    let pid = s.child.id();
+    let cpu0 = cpu_secs(pid);
+    let (mut w, mut r) = connect(&s.addr);
+    w.set_nodelay(true).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut head = String::new();
+        r.read_line(&mut head).unwrap();
+        let mut rest = vec![0u8; 5 * 1_000_000];
+        r.read_exact(&mut rest).unwrap(); // a nil ($-1\r\n) per key
+        head
+    });
+    for piece in req.chunks(700) {
+        w.write_all(piece).unwrap();
+    }
+    assert_eq!(reader.join().unwrap(), format!("*{n}\r\n"));
+    let cpu = cpu_secs(pid) - cpu0;
+    println!(
+        "resp-server: {cpu:.2} CPU-s for a trickled 1M-argument MGET ({} pieces)",
+        req.len() / 700
+    );
+    assert!(cpu < 5.0, "{cpu} CPU-seconds");
+}
+
+/// Small values stored right behind a huge request do not keep its buffer
+/// alive (the first version: 20 one-byte SETs after 50 MB ECHOs pinned
+/// 958 MB).
+#[test]
+fn resp_small_values_do_not_pin_large_buffers() {
+    let s = start(env!("CARGO_BIN_EXE_resp-server"), &["--threads", "1"]);
+    let pid = s.child.id();
+    let base = rss_mib(pid);
+    let value = random_bytes(9, 50_000_000);
+    let (mut w, mut r) = connect(&s.addr);
+    for i in 0..20 {
+        let mut req = format!("*2\r\n$4\r\nECHO\r\n${}\r\n", value.len()).into_bytes();
+        req.extend_from_slice(&value);
+        req.extend_from_slice(
+            format!("\r\n*3\r\n$3\r\nSET\r\n$2\r\nk{}\r\n$1\r\nx\r\n", i % 10).as_bytes(),
+        );
+        let mut w2 = w.try_clone().unwrap();
+        let writer = std::thread::spawn(move || w2.write_all(&req).unwrap());
+        let mut head = String::new();
+        r.read_line(&mut head).unwrap();
+        let mut body = vec![0u8; value.len() + 2];
+        r.read_exact(&mut body).unwrap();
+        let mut ok = String::new();
+        r.read_line(&mut ok).unwrap();
+        assert_eq!(ok, "+OK\r\n");
+        writer.join().unwrap();
+    }
+    w.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+    let mut pong = String::new();
+    r.read_line(&mut pong).unwrap();
+    let growth = rss_mib(pid) - base;
+    println!("resp-server: RSS +{growth:.1} MiB after 20 x (50 MB ECHO + SET)");
+    assert!(growth < 200.0, "RSS grew by {growth} MiB");
+}
+
+/// Keys with a time to live go when it runs out, though nobody reads them.
+#[test]
+fn resp_expires_keys_actively() {
+    let s = start(env!("CARGO_BIN_EXE_resp-server"), &[]);
+    let (mut w, mut r) = connect(&s.addr);
+    let mut req = Vec::new();
+    for i in 0..1000 {
+        req.extend_from_slice(
+            format!("*5\r\n$3\r\nSET\r\n$5\r\nk{i:04}\r\n$1\r\nv\r\n$2\r\nPX\r\n$3\r\n100\r\n")
+                .as_bytes(),
+        );
+    }
+    w.write_all(&req).unwrap();
+    for _ in 0..1000 {
+        let mut ok = String::new();
+        r.read_line(&mut ok).unwrap();
+        assert_eq!(ok, "+OK\r\n");
+    }
+    let t0 = Instant::now();
+    loop {
+        w.write_all(b"*1\r\n$6\r\nDBSIZE\r\n").unwrap();
+        let mut n = String::new();
+        r.read_line(&mut n).unwrap();
+        if n == ":0\r\n" {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "still {n}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -33,6 +33,8 @@ fn main() {
     let store = Store::default();
     let serve = args.serve.clone();
     weft_examples::runtime(args.threads).block_on(async move {
+        // Keys with a time to live go when it runs out, read or not.
+        store.spawn_expiry();
         let server = weft_examples::exit_on_error(
             ServerBootstrap::new()
                 .child_handler(move |p| {
