@@ -38,9 +38,24 @@ struct Peak {
     fds: usize,
 }
 
+/// Waits (bounded) until the server's descriptors are back to `base`: the
+/// attacker's connection and everything it opened are gone.
+fn descriptors_return_to(pid: u32, base: usize) {
+    let t0 = Instant::now();
+    while descriptors(pid) > base {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{} descriptors, {base} before the attack",
+            descriptors(pid)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn measure(server: &Running, attack: impl FnOnce(Arc<AtomicBool>) + Send + 'static) -> Peak {
     let pid = server.child.id();
     let base = rss_bytes(pid);
+    let base_fds = descriptors(pid);
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
     let t = std::thread::spawn(move || attack(s2));
@@ -53,6 +68,7 @@ fn measure(server: &Running, attack: impl FnOnce(Arc<AtomicBool>) + Send + 'stat
     }
     stop.store(true, Ordering::Relaxed);
     t.join().unwrap();
+    descriptors_return_to(pid, base_fds);
     Peak {
         rss_growth: peak.saturating_sub(base),
         fds,
