@@ -54,30 +54,33 @@ pub fn start(exe: &str, args: &[&str]) -> Running {
     Running { child, addr }
 }
 
-/// `../shared/peers`, beside the repository.
-pub fn peers_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers")
-}
-
-/// A load generator from `../shared/peers/loadgen`, built into
-/// `target/peers` on first use (as `.ci/run` does) so that a fresh checkout
-/// runs the suite with nothing to prepare.
+/// A load generator of ours (`benches/src/bin`), built in release mode
+/// into `target/tools` on first use, so that a fresh clone runs the suite
+/// with nothing to prepare. (A separate target directory: the `cargo test`
+/// that runs this holds the lock of the workspace's own.)
 pub fn loadgen(name: &str) -> PathBuf {
-    static BUILD: std::sync::Once = std::sync::Once::new();
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _once = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let p = repo.join("target/peers/release").join(name);
-    BUILD.call_once(|| {
-        if !p.exists() {
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--release", "--locked", "--manifest-path"])
-                .arg(peers_dir().join("loadgen/Cargo.toml"))
-                .arg("--target-dir")
-                .arg(repo.join("target/peers"))
-                .status()
-                .expect("cannot run cargo to build the load generators");
-            assert!(status.success(), "building the load generators failed");
-        }
-    });
+    let target = repo.join("target/tools");
+    let p = target.join("release").join(name);
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "weft-benches",
+            "--bin",
+            name,
+        ])
+        .arg("--manifest-path")
+        .arg(repo.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .expect("cannot run cargo to build the load generator");
+    assert!(status.success(), "building {name} failed");
     assert!(p.exists(), "{} is missing", p.display());
     p
 }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine that has only the Rust toolchain.
+#
+# The tests drive real outside clients (curl, openssl s_client, redis-cli, redis-benchmark) and
+# prove zero-copy with strace; this installs the Debian packages that are missing (apt-get, as
+# root or through sudo), then runs every test binary even if one fails (--no-fail-fast). The load
+# generators the tests use are the project's own (benches/src/bin), built on first use.
+#
+# usage: ./test.sh [extra cargo test arguments]
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# command -> the Debian package that provides it
+declare -A pkg=(
+  [curl]=curl [openssl]=openssl [strace]=strace [sha256sum]=coreutils
+  [redis-cli]=redis-tools [redis-benchmark]=redis-tools
+)
+need=()
+for cmd in "${!pkg[@]}"; do
+  command -v "$cmd" >/dev/null || need+=("${pkg[$cmd]}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+  echo "test.sh: installing ${need[*]}" >&2
+  if [ "$(id -u)" = 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
+    echo "test.sh: missing ${need[*]}; install them with: apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${need[@]}" || {
+    echo "test.sh: could not install ${need[*]} (apt-get install ${need[*]})" >&2
+    exit 1
+  }
+fi
+exec cargo test --workspace --no-fail-fast "$@"
