@@ -123,8 +123,10 @@ async fn server_closing_early_fails_every_pending_call() {
         tokio::time::timeout(STALL, ch.closed()).await.unwrap();
         // Once ended, a call and a write fail at once (the call by its
         // registration or by its write, whichever sees the end first).
-        let late = calls.call(&ch, 1000, request(1000));
-        assert!(late.await.unwrap_err().is_closed());
+        let late = calls.call(&ch, 1000, request(1000)).await.unwrap_err();
+        // The connection's own error (a reset: the server closed with our
+        // requests unread) or a closed-channel error.
+        assert!(late.is_closed() || late.is_io(), "{late}");
         assert!(ch
             .write_and_flush(request(1))
             .await
@@ -175,10 +177,14 @@ async fn server_answering_part_then_closing_completes_exactly_that_part() {
         let (addr, server) = one_shot_server(|s| {
             let mut w = s.try_clone().unwrap();
             let r = BufReader::new(s);
-            // Answers the first 40 requests, then closes.
-            for line in r.lines().take(40) {
+            // Reads all 100 requests, answers the first 40, then closes.
+            // (Closing with requests unread would send a reset, on which
+            // the kernel may drop answers the client has not read yet.)
+            for (i, line) in r.lines().take(100).enumerate() {
                 let line = line.unwrap();
-                writeln!(w, "{line}").unwrap();
+                if i < 40 {
+                    writeln!(w, "{line}").unwrap();
+                }
             }
         });
         let (ch, calls) = client(addr, |b| b).await.unwrap();
