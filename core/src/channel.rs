@@ -208,13 +208,6 @@ impl Channel {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Whether writes are waiting: in the outbound buffer (as of the
-    /// channel's last event) or submitted from other tasks.
-    pub fn has_pending_output(&self) -> bool {
-        self.shared.outbound.load(Ordering::Acquire) > 0
-            || self.shared.queued.load(Ordering::Acquire) > 0
-    }
-
     /// Records that `n` more bytes reached the kernel. Transports call this
     /// after each write.
     pub fn record_written(&self, n: usize) {
