@@ -13,9 +13,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-PEERS=$(cd ../shared/peers && pwd)
+PEERS=$(cd ../shared/peers && pwd)   # the C, Netty and nginx peers and the A/B scripts (to move into benches/peers)
 T=$ROOT/target/peers
-L=$T/release
+# The load generators and the raw tokio baseline are ours: benches/src/bin.
+L=$ROOT/target/release
 FILES=/tmp/peers-files
 QUICK=0
 SCENARIOS=()
@@ -58,7 +59,6 @@ setup() {
   fi
   log "building weft (release) and the load generators"
   cargo build --release -q -p weft-examples -p weft-benches
-  cargo build --release -q --locked --manifest-path "$PEERS/loadgen/Cargo.toml" --target-dir "$T"
   mkdir -p "$T"
   gcc -O2 -pthread -o "$T/sendfile-server" "$PEERS/phys/sendfile-server.c"
   # shellcheck disable=SC1091
