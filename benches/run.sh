@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-PEERS=$(cd ../shared/peers && pwd)   # the C, Netty and nginx peers (still to move into benches/peers)
+PEERS=$(cd ../shared/peers && pwd)   # the Netty peers (still to move into benches/peers)
 T=$ROOT/target/peers
 # The load generators and the raw tokio baseline are ours: benches/src/bin.
 L=$ROOT/target/release
@@ -60,7 +60,7 @@ setup() {
   log "building weft (release) and the load generators"
   cargo build --release -q -p weft-examples -p weft-benches
   mkdir -p "$T"
-  gcc -O2 -pthread -o "$T/sendfile-server" "$PEERS/phys/sendfile-server.c"
+  gcc -O2 -pthread -o "$T/sendfile-server" "$ROOT/benches/peers/c/file-server.c"
   # shellcheck disable=SC1091
   . "$PEERS/netty/classpath.sh"
   rm -rf "$T/netty-classes" && mkdir -p "$T/netty-classes"
@@ -168,7 +168,7 @@ sc_file1g() {
 sc_http() {
   local w x
   w=$(start weft-http 19131 bash -c "cd $FILES && exec $ROOT/target/release/http-file-server --addr 127.0.0.1:19131 --threads 1")
-  x=$(start nginx 19132 sh "$PEERS/nginx/run.sh" 19132 $FILES 1)
+  x=$(start nginx 19132 sh "$ROOT/benches/peers/nginx/run.sh" 19132 $FILES 1)
   local xw
   xw=$(ps -o pid= --ppid "$x" | head -1 | tr -d ' '); [ -n "$xw" ] || xw=$x
   for spec in "4k.bin 50" "100m.bin 4"; do

@@ -1,0 +1,38 @@
+#!/bin/sh
+# usage: run.sh PORT [DIR=/tmp/peers-files] [WORKERS=1]
+#
+# nginx serving DIR on 127.0.0.1:PORT in the foreground (stop it with kill on its master PID, or
+# the PID in /tmp/peers-nginx-PORT/nginx.pid), configured as one serves static files fast:
+# sendfile on, tcp_nopush on, no access log, keep-alive on. Its configuration and temporary
+# files live in /tmp/peers-nginx-PORT.
+set -eu
+port=$1 dir=${2:-/tmp/peers-files} workers=${3:-1}
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+base=/tmp/peers-nginx-$port
+mkdir -p "$base"
+cat > "$base/nginx.conf" <<CONF
+daemon off;
+worker_processes $workers;
+pid $base/nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 1000000;
+    client_body_temp_path $base/body;
+    proxy_temp_path $base/proxy;
+    fastcgi_temp_path $base/fastcgi;
+    uwsgi_temp_path $base/uwsgi;
+    scgi_temp_path $base/scgi;
+    types { application/octet-stream bin; }
+    server {
+        listen 127.0.0.1:$port;
+        root $dir;
+        location / { }
+    }
+}
+CONF
+exec "$nginx" -p "$base" -c "$base/nginx.conf"
