@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-PEERS=$(cd ../shared/peers && pwd)   # the Netty peers (still to move into benches/peers)
+PEERS=$ROOT/benches/peers   # the peers' sources (C, Java, nginx config) and the A/B scripts
 T=$ROOT/target/peers
 # The load generators and the raw tokio baseline are ours: benches/src/bin.
 L=$ROOT/target/release
@@ -60,12 +60,12 @@ setup() {
   log "building weft (release) and the load generators"
   cargo build --release -q -p weft-examples -p weft-benches
   mkdir -p "$T"
-  gcc -O2 -pthread -o "$T/sendfile-server" "$ROOT/benches/peers/c/file-server.c"
+  gcc -O2 -pthread -o "$T/sendfile-server" "$PEERS/c/file-server.c"
   # shellcheck disable=SC1091
   . "$PEERS/netty/classpath.sh"
   rm -rf "$T/netty-classes" && mkdir -p "$T/netty-classes"
   javac -d "$T/netty-classes" -cp "$NETTY_CP" "$PEERS"/netty/src/peers/*.java
-  [ -f $FILES/1g.bin ] && [ -f $FILES/100m.bin ] && [ -f $FILES/4k.bin ] || "$ROOT/benches/peers/mkfiles.sh" "$FILES" >/dev/null
+  [ -f $FILES/1g.bin ] && [ -f $FILES/100m.bin ] && [ -f $FILES/4k.bin ] || "$PEERS/mkfiles.sh" "$FILES" >/dev/null
   cat $FILES/100m.bin $FILES/1g.bin > /dev/null   # warm the page cache
   # netty.sh CLASS ARGS...: a Netty peer from our own build of the peers' sources.
   {
@@ -106,10 +106,10 @@ ab() {
   local a="$WORK/a.txt" b="$WORK/b.txt"
   rm -f "$a" "$b"
   log "$label: $an vs $bn ($RUNS pairs)"
-  sh "$ROOT/benches/peers/bench/ab.sh" "$RUNS" "$a" "$b" "sh $ROOT/benches/peers/bench/cpu-of.sh $apid $acmd" "sh $ROOT/benches/peers/bench/cpu-of.sh $bpid $bcmd" || true
+  sh "$PEERS/bench/ab.sh" "$RUNS" "$a" "$b" "sh $PEERS/bench/cpu-of.sh $apid $acmd" "sh $PEERS/bench/cpu-of.sh $bpid $bcmd" || true
   for k in $keys; do
     local line
-    line=$(python3 "$ROOT/benches/peers/bench/ratio.py" "$a" "$b" "$k" 2>/dev/null) \
+    line=$(python3 "$PEERS/bench/ratio.py" "$a" "$b" "$k" 2>/dev/null) \
       || line="$k: no usable figures (a side reported none or only zeros)"
     ROWS+=("| $label | $an vs $bn | $line |")
     echo "   $line" >&2
@@ -160,7 +160,7 @@ sc_file1g() {
   ab "file 1GiB" "rate server_cpu" weft "$w" "$load --addr 127.0.0.1:19121" c-copy-loop "$k" "$load --addr 127.0.0.1:19124"
   # Server user CPU alone, weft: sendfile keeps it near zero.
   local u
-  u=$(sh "$ROOT/benches/peers/bench/cpu-of.sh" "$w" $load --addr 127.0.0.1:19121 | grep server_cpu)
+  u=$(sh "$PEERS/bench/cpu-of.sh" "$w" $load --addr 127.0.0.1:19121 | grep server_cpu)
   note "weft file-server, 3 x 1 GiB: $u"
   stop "$w"; stop "$c"; stop "$k"
 }
@@ -168,7 +168,7 @@ sc_file1g() {
 sc_http() {
   local w x
   w=$(start weft-http 19131 bash -c "cd $FILES && exec $ROOT/target/release/http-file-server --addr 127.0.0.1:19131 --threads 1")
-  x=$(start nginx 19132 sh "$ROOT/benches/peers/nginx/run.sh" 19132 $FILES 1)
+  x=$(start nginx 19132 sh "$PEERS/nginx/run.sh" 19132 $FILES 1)
   local xw
   xw=$(ps -o pid= --ppid "$x" | head -1 | tr -d ' '); [ -n "$xw" ] || xw=$x
   for spec in "4k.bin 50" "100m.bin 4"; do

@@ -1,4 +1,4 @@
-//! file-server: the file protocol of `../shared/peers/README.md`.
+//! file-server: the file protocol the benchmarks' `file-load` speaks.
 //!
 //! Request `NAME\n`; response: the file's length as an 8-byte big-endian
 //! signed number, then the file's bytes, sent as a `FileRegion` (so with
