@@ -9,7 +9,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::os::fd::{FromRawFd, IntoRawFd};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -77,22 +76,7 @@ fn start(exe: &str, args: &[&str]) -> Server {
 
 /// A client with a 4 KiB receive buffer, which it never reads.
 fn tiny_reader(addr: &str) -> TcpStream {
-    use nix::sys::socket::{
-        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
-    };
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::empty(),
-        None,
-    )
-    .unwrap();
-    setsockopt(&fd, sockopt::RcvBuf, &4096).unwrap();
-    let sa: std::net::SocketAddrV4 = addr.parse().unwrap();
-    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(sa)).unwrap();
-    // SAFETY: `fd` is a connected stream socket we own; ownership moves to
-    // the TcpStream.
-    unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) }
+    common::client_with_recv_buffer(addr, 4096)
 }
 
 /// Sends `data` from a thread of its own, counting what was accepted, and

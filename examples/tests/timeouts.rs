@@ -13,22 +13,7 @@ use common::{random_bytes, start, TempDir};
 /// A client with a small receive buffer, so that its pace is the pace at
 /// which the server's output moves.
 fn slow_client(addr: &str) -> std::net::TcpStream {
-    use nix::sys::socket::{
-        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
-    };
-    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::empty(),
-        None,
-    )
-    .unwrap();
-    setsockopt(&fd, sockopt::RcvBuf, &65536).unwrap();
-    let sa: std::net::SocketAddrV4 = addr.parse().unwrap();
-    connect(fd.as_raw_fd(), &SockaddrIn::from(sa)).unwrap();
-    // SAFETY: `fd` is a connected stream socket we own; ownership moves.
-    unsafe { std::net::TcpStream::from_raw_fd(fd.into_raw_fd()) }
+    common::client_with_recv_buffer(addr, 65536)
 }
 
 #[test]

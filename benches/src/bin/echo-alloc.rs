@@ -61,28 +61,6 @@ impl Handler for Echo {
     }
 }
 
-async fn tokio_echo(listener: TcpListener) {
-    loop {
-        let Ok((mut s, _)) = listener.accept().await else {
-            continue;
-        };
-        s.set_nodelay(true).ok();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        if s.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-    }
-}
-
 static MEASURING: AtomicBool = AtomicBool::new(false);
 static ECHOED: AtomicU64 = AtomicU64::new(0);
 
@@ -143,7 +121,7 @@ fn main() {
 
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        let srv = tokio::spawn(tokio_echo(l));
+        let srv = tokio::spawn(weft_benches::tokio_echo(l));
         let (base, base_msgs) = measure(addr, secs).await;
         srv.abort();
         println!("messages measured: weft {weft_msgs}, tokio {base_msgs}");

@@ -228,18 +228,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let rt = if o.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        if o.threads > 1 {
-            b.worker_threads(o.threads);
-        }
-        b.enable_all().build()
-    }
-    .expect("cannot build the tokio runtime");
+    let rt = weft_benches::runtime(o.threads);
     let o = std::sync::Arc::new(o);
     let tallies = rt.block_on(async {
         let start = Instant::now();

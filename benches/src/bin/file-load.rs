@@ -30,8 +30,13 @@ fn parse() -> Result<Opts, String> {
     let (mut conns, mut requests, mut threads) = (1, 10, 1);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let v = args.next().ok_or_else(|| format!("{a} needs a value\n{USAGE}"))?;
-        let num = |v: &str| v.parse::<usize>().map_err(|_| format!("bad value for {a}: {v}"));
+        let v = args
+            .next()
+            .ok_or_else(|| format!("{a} needs a value\n{USAGE}"))?;
+        let num = |v: &str| {
+            v.parse::<usize>()
+                .map_err(|_| format!("bad value for {a}: {v}"))
+        };
         match a.as_str() {
             "--addr" => addr = Some(v.parse().map_err(|_| format!("bad address: {v}"))?),
             "--file" => file = Some(v),
@@ -106,18 +111,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let rt = if o.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        if o.threads > 1 {
-            b.worker_threads(o.threads);
-        }
-        b.enable_all().build()
-    }
-    .expect("cannot build the tokio runtime");
+    let rt = weft_benches::runtime(o.threads);
     let start = Instant::now();
     let results = rt.block_on(async {
         let tasks: Vec<_> = (0..o.conns)

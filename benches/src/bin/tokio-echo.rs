@@ -6,8 +6,6 @@
 //! (`--threads 1`: a current-thread runtime; `0`: tokio's default, one
 //! worker per core; default 1, as the weft echo benchmark runs.)
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 fn main() {
     let mut addr = String::from("127.0.0.1:7007");
     let mut threads = 1usize;
@@ -26,41 +24,11 @@ fn main() {
             }
         }
     }
-    let rt = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        if threads > 1 {
-            b.worker_threads(threads);
-        }
-        b.enable_all().build()
-    }
-    .expect("cannot build the tokio runtime");
-    rt.block_on(async move {
+    weft_benches::runtime(threads).block_on(async move {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .unwrap_or_else(|e| panic!("cannot bind {addr}: {e}"));
         println!("listening on {}", listener.local_addr().expect("bound"));
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = s.set_nodelay(true);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            if s.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-        }
+        weft_benches::tokio_echo(listener).await;
     });
 }

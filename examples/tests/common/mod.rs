@@ -144,3 +144,27 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A client whose receive buffer is `bytes` (set before connecting, so the
+/// window it announces is small from the start): a slow or silent reader
+/// whose pace the server feels at once.
+#[allow(unsafe_code)]
+pub fn client_with_recv_buffer(addr: &str, bytes: usize) -> std::net::TcpStream {
+    use nix::sys::socket::{
+        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    setsockopt(&fd, sockopt::RcvBuf, &bytes).unwrap();
+    let sa: std::net::SocketAddrV4 = addr.parse().unwrap();
+    connect(fd.as_raw_fd(), &SockaddrIn::from(sa)).unwrap();
+    // SAFETY: `fd` is a connected stream socket we own; ownership moves to
+    // the TcpStream.
+    unsafe { std::net::TcpStream::from_raw_fd(fd.into_raw_fd()) }
+}
