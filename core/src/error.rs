@@ -2,10 +2,14 @@
 //!
 //! Contract: every failure that crosses a weft API — a failed write promise,
 //! an `exception_caught` event, a pipeline mutation that was refused — is an
-//! [`Error`]. It is opaque: ask it what it is with the `is_*()` predicates,
-//! and reach the underlying cause (an [`std::io::Error`], a user error) with
-//! [`std::error::Error::source`]. Errors are cheap to clone, so one failure
-//! can fail many promises.
+//! [`Error`]. It is shaped like [`std::io::Error`]: an [`ErrorKind`] to
+//! match on ([`Error::kind`], or the `is_*()` predicates where they read
+//! better), a message, and the underlying cause (an [`std::io::Error`], a
+//! TLS or user error) reached with [`std::error::Error::source`]. `Display`
+//! prints this level only — the kind and the message, never the cause, so
+//! that an error reporter walking the sources prints each thing once. Its
+//! text is for people and may change; match on the kind. Errors are cheap
+//! to clone, so one failure can fail many promises.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -33,26 +37,46 @@ struct Inner {
     cause: Option<Cause>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+/// What kind of failure an [`Error`] is. More kinds may come: match with a
+/// wildcard arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The channel is closed, or closed before the operation completed.
     Closed,
+    /// An operating-system I/O error (the source is the [`std::io::Error`]).
     Io,
+    /// A frame exceeded a decoder's limit.
     TooLongFrame,
+    /// A frame cannot be valid.
     CorruptedFrame,
+    /// Another failure while decoding input.
     Decode,
+    /// A failure while encoding output.
     Encode,
+    /// A typed handler received a message of another type.
     TypeMismatch,
+    /// A message reached a stage that cannot handle its type.
     UnsupportedMessage,
+    /// A handler panicked.
     Panic,
+    /// A pipeline operation was refused.
     Pipeline,
+    /// An argument was out of its valid range.
     InvalidArgument,
+    /// A file became shorter than the region being sent from it.
     FileShrank,
+    /// An operation did not complete in time.
     Timeout,
+    /// A TLS failure (the source is the TLS library's error).
     Tls,
+    /// An application error.
     User,
 }
 
-impl Kind {
+use ErrorKind as Kind;
+
+impl ErrorKind {
     fn describe(self) -> &'static str {
         match self {
             Kind::Closed => "channel closed",
@@ -75,50 +99,84 @@ impl Kind {
 }
 
 impl Error {
-    fn new(kind: Kind, msg: Option<String>, cause: Option<Cause>) -> Error {
+    fn make(kind: Kind, msg: Option<String>, cause: Option<Cause>) -> Error {
         Error {
             inner: Arc::new(Inner { kind, msg, cause }),
         }
     }
 
+    /// An error of `kind` with a message.
+    ///
+    /// ```
+    /// use weft_core::{Error, ErrorKind};
+    ///
+    /// let e = Error::new(ErrorKind::Decode, "a length of -1");
+    /// assert_eq!(e.kind(), ErrorKind::Decode);
+    /// assert_eq!(e.to_string(), "decode error: a length of -1");
+    /// ```
+    pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Error {
+        Error::make(kind, Some(msg.into()), None)
+    }
+
+    /// An error of `kind` caused by `source` (reached with
+    /// [`source`](StdError::source); not part of this error's text).
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    /// use weft_core::{Error, ErrorKind};
+    ///
+    /// let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "broken pipe");
+    /// let e = Error::with_source(ErrorKind::Io, io);
+    /// assert_eq!(e.to_string(), "i/o error");
+    /// assert_eq!(e.source().unwrap().to_string(), "broken pipe");
+    /// ```
+    pub fn with_source<E: StdError + Send + Sync + 'static>(kind: ErrorKind, source: E) -> Error {
+        Error::make(kind, None, Some(Arc::new(source)))
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
     /// The channel is closed (or was closed before the operation completed).
     pub fn closed() -> Error {
-        Error::new(Kind::Closed, None, None)
+        Error::make(Kind::Closed, None, None)
     }
 
     /// The channel closed, with a word on why.
     pub fn closed_because(why: impl Into<String>) -> Error {
-        Error::new(Kind::Closed, Some(why.into()), None)
+        Error::make(Kind::Closed, Some(why.into()), None)
     }
 
     /// An I/O error from the operating system.
     pub fn io(err: std::io::Error) -> Error {
-        Error::new(Kind::Io, None, Some(Arc::new(err)))
+        Error::make(Kind::Io, None, Some(Arc::new(err)))
     }
 
     /// A frame longer than the decoder's limit (Netty's `TooLongFrameException`).
     pub fn too_long_frame(msg: impl Into<String>) -> Error {
-        Error::new(Kind::TooLongFrame, Some(msg.into()), None)
+        Error::make(Kind::TooLongFrame, Some(msg.into()), None)
     }
 
     /// A frame that cannot be valid (Netty's `CorruptedFrameException`).
     pub fn corrupted_frame(msg: impl Into<String>) -> Error {
-        Error::new(Kind::CorruptedFrame, Some(msg.into()), None)
+        Error::make(Kind::CorruptedFrame, Some(msg.into()), None)
     }
 
     /// Any other failure while decoding input.
     pub fn decode(msg: impl Into<String>) -> Error {
-        Error::new(Kind::Decode, Some(msg.into()), None)
+        Error::make(Kind::Decode, Some(msg.into()), None)
     }
 
     /// A failure while encoding output.
     pub fn encode(msg: impl Into<String>) -> Error {
-        Error::new(Kind::Encode, Some(msg.into()), None)
+        Error::make(Kind::Encode, Some(msg.into()), None)
     }
 
     /// A handler received a message of a type it does not take.
     pub fn type_mismatch(expected: &'static str, found: &str) -> Error {
-        Error::new(
+        Error::make(
             Kind::TypeMismatch,
             Some(format!(
                 "expected a message of type `{expected}`, got `{found}`"
@@ -130,7 +188,7 @@ impl Error {
     /// A message reached a stage that cannot handle its type, typically a
     /// user message reaching the transport because an encoder is missing.
     pub fn unsupported_message(type_name: &str, hint: &str) -> Error {
-        Error::new(
+        Error::make(
             Kind::UnsupportedMessage,
             Some(format!("a message of type `{type_name}` {hint}")),
             None,
@@ -139,42 +197,42 @@ impl Error {
 
     /// A handler panicked; `msg` is the panic payload when it was a string.
     pub fn panic(msg: impl Into<String>) -> Error {
-        Error::new(Kind::Panic, Some(msg.into()), None)
+        Error::make(Kind::Panic, Some(msg.into()), None)
     }
 
     /// A pipeline operation was refused (duplicate name, no such handler).
     pub fn pipeline(msg: impl Into<String>) -> Error {
-        Error::new(Kind::Pipeline, Some(msg.into()), None)
+        Error::make(Kind::Pipeline, Some(msg.into()), None)
     }
 
     /// An argument was out of its valid range (builder options, file bounds).
     pub fn invalid_argument(msg: impl Into<String>) -> Error {
-        Error::new(Kind::InvalidArgument, Some(msg.into()), None)
+        Error::make(Kind::InvalidArgument, Some(msg.into()), None)
     }
 
     /// A file became shorter than the region being sent from it.
     pub fn file_shrank(msg: impl Into<String>) -> Error {
-        Error::new(Kind::FileShrank, Some(msg.into()), None)
+        Error::make(Kind::FileShrank, Some(msg.into()), None)
     }
 
     /// An operation did not complete in time.
     pub fn timeout(msg: impl Into<String>) -> Error {
-        Error::new(Kind::Timeout, Some(msg.into()), None)
+        Error::make(Kind::Timeout, Some(msg.into()), None)
     }
 
     /// A TLS failure; the cause is the TLS library's error.
     pub fn tls<E: StdError + Send + Sync + 'static>(cause: E) -> Error {
-        Error::new(Kind::Tls, None, Some(Arc::new(cause)))
+        Error::make(Kind::Tls, None, Some(Arc::new(cause)))
     }
 
     /// An application error, carried through the pipeline as its source.
     pub fn user<E: StdError + Send + Sync + 'static>(cause: E) -> Error {
-        Error::new(Kind::User, None, Some(Arc::new(cause)))
+        Error::make(Kind::User, None, Some(Arc::new(cause)))
     }
 
     /// An application error given as a message.
     pub fn user_msg(msg: impl Into<String>) -> Error {
-        Error::new(Kind::User, Some(msg.into()), None)
+        Error::make(Kind::User, Some(msg.into()), None)
     }
 
     /// The channel was closed.
@@ -268,13 +326,12 @@ impl fmt::Debug for Error {
 }
 
 impl fmt::Display for Error {
+    /// This level only: the kind and the message. The cause is the
+    /// [`source`](StdError::source); `{:?}` shows all of it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.inner.kind.describe())?;
         if let Some(m) = &self.inner.msg {
             write!(f, ": {m}")?;
-        }
-        if let Some(c) = &self.inner.cause {
-            write!(f, ": {c}")?;
         }
         Ok(())
     }
@@ -308,6 +365,27 @@ mod tests {
         let m = Error::type_mismatch("u32", "alloc::string::String");
         assert!(m.to_string().contains("u32") && m.to_string().contains("String"));
         assert!(Error::closed().to_string().contains("closed"));
+    }
+
+    #[test]
+    fn display_prints_this_level_and_the_source_the_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "broken pipe");
+        let e = Error::io(io);
+        assert_eq!(e.to_string(), "i/o error");
+        assert_eq!(e.source().unwrap().to_string(), "broken pipe");
+        assert_eq!(e.kind(), ErrorKind::Io);
+        // A reporter walking the chain prints each thing once.
+        let mut chain = vec![e.to_string()];
+        let mut cur: Option<&(dyn StdError + 'static)> = e.source();
+        while let Some(c) = cur {
+            chain.push(c.to_string());
+            cur = c.source();
+        }
+        assert_eq!(chain.join(": "), "i/o error: broken pipe");
+        assert!(
+            format!("{e:?}").contains("broken pipe"),
+            "Debug shows it all"
+        );
     }
 
     #[test]

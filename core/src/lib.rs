@@ -81,7 +81,7 @@ pub use channel::{Address, Channel, ChannelId};
 pub use composite::CompositeBytes;
 pub use context::Context;
 pub use embedded::{EmbeddedBuilder, EmbeddedChannel};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use file_region::FileRegion;
 pub use handler::{Events, Handler, InputShutdown, UserEvent};
 pub use handlers::{

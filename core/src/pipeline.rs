@@ -447,7 +447,7 @@ impl Inner {
                 Some(t) => t.errors.push_back(e),
                 None => tracing::warn!(
                     channel = %self.channel.id(),
-                    error = %e,
+                    error = ?e,
                     "an error reached the end of the pipeline unhandled"
                 ),
             },
@@ -683,7 +683,7 @@ impl Inner {
     /// `exception_caught` once the current event is done.
     pub(crate) fn close_with_reason(&mut self, err: Error) {
         if self.head.close_reason.is_none() && !self.head.closed {
-            tracing::debug!(channel = %self.channel.id(), error = %err, "closing the channel");
+            tracing::debug!(channel = %self.channel.id(), error = ?err, "closing the channel");
             self.head.close_reason = Some(err);
             self.head.reason_pending = true;
         }

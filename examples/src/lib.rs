@@ -116,12 +116,19 @@ pub async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Exits with a message when `r` is an error.
+/// Exits with a message when `r` is an error: the error and its causes,
+/// each once (`error: i/o error: Address already in use (os error 98)`).
 pub fn exit_on_error<T>(r: Result<T, Error>) -> T {
     match r {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            let mut text = format!("error: {e}");
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            eprintln!("{text}");
             std::process::exit(1);
         }
     }

@@ -231,9 +231,9 @@ fn fail(pipeline: &mut Pipeline, err: Error) {
             Some(io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe)
         )
     {
-        tracing::debug!(error = %err, "connection reset by peer");
+        tracing::debug!(error = ?err, "connection reset by peer");
     } else {
-        tracing::debug!(error = %err, "channel failed");
+        tracing::debug!(error = ?err, "channel failed");
     }
     pipeline.fire_exception(err);
 }

@@ -426,7 +426,7 @@ fn spawn_child<S: Stream + Configure>(
     init: &Initializer,
 ) {
     if let Err(e) = spawn_connection(stream, opts, init, Some(ctl)) {
-        tracing::warn!(error = %e, "could not set up an accepted connection");
+        tracing::warn!(error = ?e, "could not set up an accepted connection");
     }
 }
 

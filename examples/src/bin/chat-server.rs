@@ -80,7 +80,7 @@ impl Handler for Chat {
     }
 
     fn exception_caught(&mut self, ctx: &mut Context<'_>, err: Error) {
-        tracing::debug!(error = %err, "closing the connection");
+        tracing::debug!(error = ?err, "closing the connection");
         ctx.close();
     }
 }

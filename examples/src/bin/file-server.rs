@@ -71,7 +71,7 @@ impl TypedInbound for FileRequests {
     }
 
     fn exception_caught(&mut self, ctx: &mut Context<'_>, err: Error) {
-        tracing::debug!(error = %err, "closing the connection");
+        tracing::debug!(error = ?err, "closing the connection");
         ctx.close();
     }
 }

@@ -93,7 +93,7 @@ impl Handler for Relay {
         ctx.fire_inactive();
     }
     fn exception_caught(&mut self, ctx: &mut Context<'_>, err: Error) {
-        tracing::debug!(error = %err, "closing the relay");
+        tracing::debug!(error = ?err, "closing the relay");
         ctx.close();
     }
 }
@@ -148,7 +148,7 @@ impl Handler for Inbound {
                     client.set_auto_read(true);
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot reach the upstream");
+                    tracing::warn!(error = ?e, "cannot reach the upstream");
                     drop(client.close());
                 }
             }

@@ -34,7 +34,7 @@ impl TypedInbound for Service {
         ctx.flush();
     }
     fn exception_caught(&mut self, ctx: &mut Context<'_>, err: Error) {
-        tracing::debug!(error = %err, "closing the connection");
+        tracing::debug!(error = ?err, "closing the connection");
         ctx.close();
     }
 }
