@@ -5,7 +5,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{random_bytes, start, TempDir};
@@ -122,9 +122,7 @@ fn http_out_of_descriptors_is_503_not_404() {
         std::fs::write(root.0.join(format!("f{i}")), b"x").unwrap();
     }
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_http-file-server"));
-    cmd.args(["--root", root.0.to_str().unwrap(), "--threads", "1"])
-        .args(["--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped());
+    cmd.args(["--root", root.0.to_str().unwrap(), "--threads", "1"]);
     // SAFETY: setrlimit is async-signal-safe; nothing else runs in the
     // child between fork and exec.
     unsafe {
@@ -133,16 +131,8 @@ fn http_out_of_descriptors_is_503_not_404() {
                 .map_err(std::io::Error::from)
         });
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let server = common::start_command(cmd);
+    let addr = server.addr.clone();
     let (mut w, mut r) = connect(&addr);
     let mut statuses = Vec::new();
     // Distinct files, each kept open by the open-file cache for a second:
@@ -152,8 +142,7 @@ fn http_out_of_descriptors_is_503_not_404() {
             .unwrap();
         statuses.push(response(&mut r).unwrap().0);
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     assert!(statuses.contains(&503), "{statuses:?}");
     assert!(!statuses.contains(&404), "{statuses:?}");
 }

@@ -7,9 +7,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -24,17 +24,9 @@ const MARGIN: Duration = Duration::from_secs(5);
 const CLIENTS: usize = 10;
 
 struct Server {
-    child: Child,
-    addr: String,
+    run: common::Running,
     log: std::path::PathBuf,
     _dir: TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts an example with its shutdown timeout set and its server log
@@ -42,33 +34,14 @@ impl Drop for Server {
 fn start(exe: &str, args: &[&str]) -> Server {
     let dir = TempDir::new("shutdown");
     let log = dir.0.join("stderr.log");
-    let mut child = Command::new(exe)
-        .args(args)
-        .args(["--addr", "127.0.0.1:0", "--shutdown-timeout"])
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .arg("--shutdown-timeout")
         .arg(TIMEOUT.as_secs_f64().to_string())
         .env("RUST_LOG", "weft_transport::server=debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the server did not print its address in time");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
+        .stderr(std::fs::File::create(&log).unwrap());
     Server {
-        child,
-        addr,
+        run: common::start_command(cmd),
         log,
         _dir: dir,
     }
@@ -148,11 +121,11 @@ fn wait_until_stuck(port: u16, n: usize, ready: impl Fn() -> bool) {
 /// the channels (the answers could not fit the kernel's buffers, so no
 /// honest drain was possible).
 fn terminate(server: &mut Server, name: &str, must_abort: bool) -> Duration {
-    let pid = nix::unistd::Pid::from_raw(server.child.id() as i32);
+    let pid = nix::unistd::Pid::from_raw(server.run.child.id() as i32);
     let t0 = Instant::now();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = loop {
-        if let Some(s) = server.child.try_wait().unwrap() {
+        if let Some(s) = server.run.child.try_wait().unwrap() {
             break s;
         }
         assert!(
@@ -206,11 +179,11 @@ fn echo_server_exits_on_sigterm_with_clients_that_never_read() {
     for _ in 0..CLIENTS {
         let (tx, rx) = mpsc::channel();
         let n = Arc::new(AtomicUsize::new(0));
-        send_and_hold(tiny_reader(&server.addr), data.clone(), n.clone(), rx);
+        send_and_hold(tiny_reader(&server.run.addr), data.clone(), n.clone(), rx);
         releases.push(tx);
         sent.push(n);
     }
-    wait_until_stuck(port_of(&server.addr), CLIENTS, || {
+    wait_until_stuck(port_of(&server.run.addr), CLIENTS, || {
         sent.iter().all(|n| n.load(Ordering::Relaxed) >= 1 << 20)
     });
     terminate(&mut server, "echo-server", true);
@@ -225,8 +198,8 @@ fn resp_server_exits_on_sigterm_with_clients_that_never_read() {
     let mut cmd = format!("*2\r\n$4\r\nECHO\r\n${}\r\n", value.len()).into_bytes();
     cmd.extend_from_slice(&value);
     cmd.extend_from_slice(b"\r\n");
-    let releases = stuck_clients(&server.addr, &Arc::new(cmd));
-    wait_until_stuck(port_of(&server.addr), CLIENTS, || true);
+    let releases = stuck_clients(&server.run.addr, &Arc::new(cmd));
+    wait_until_stuck(port_of(&server.run.addr), CLIENTS, || true);
     terminate(&mut server, "resp-server", true);
     drop(releases);
 }
@@ -240,8 +213,8 @@ fn http_file_server_exits_on_sigterm_with_clients_that_never_read() {
         &["--root", root.0.to_str().unwrap(), "--threads", "2"],
     );
     let req = Arc::new(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n".to_vec());
-    let releases = stuck_clients(&server.addr, &req);
-    wait_until_stuck(port_of(&server.addr), CLIENTS, || true);
+    let releases = stuck_clients(&server.run.addr, &req);
+    wait_until_stuck(port_of(&server.run.addr), CLIENTS, || true);
     terminate(&mut server, "http-file-server", true);
     drop(releases);
 }
@@ -254,16 +227,16 @@ fn chat_server_exits_on_sigterm_with_members_that_never_read() {
         env!("CARGO_BIN_EXE_chat-server"),
         &["--threads", "2", "--sendq", "1073741824"],
     );
-    let releases = stuck_clients(&server.addr, &Arc::new(Vec::new()));
+    let releases = stuck_clients(&server.run.addr, &Arc::new(Vec::new()));
     // One member talks: 16 MiB of lines that every silent member is sent.
     let mut line = vec![b'x'; 1023];
     line.push(b'\n');
     let talk: Vec<u8> = line.repeat(16 * 1024);
     let (tx, rx) = mpsc::channel();
     let talked = Arc::new(AtomicUsize::new(0));
-    let talker = TcpStream::connect(&server.addr).unwrap();
+    let talker = TcpStream::connect(&server.run.addr).unwrap();
     send_and_hold(talker, Arc::new(talk), talked.clone(), rx);
-    wait_until_stuck(port_of(&server.addr), CLIENTS, || {
+    wait_until_stuck(port_of(&server.run.addr), CLIENTS, || {
         talked.load(Ordering::Relaxed) >= 8 << 20
     });
     terminate(&mut server, "chat-server", true);
@@ -283,13 +256,13 @@ fn proxy_exits_on_sigterm_with_clients_that_never_read() {
     for _ in 0..CLIENTS {
         let (tx, rx) = mpsc::channel();
         let n = Arc::new(AtomicUsize::new(0));
-        send_and_hold(tiny_reader(&proxy.addr), data.clone(), n.clone(), rx);
+        send_and_hold(tiny_reader(&proxy.run.addr), data.clone(), n.clone(), rx);
         releases.push(tx);
         sent.push(n);
     }
     // The proxy stops reading from a client whose answers pile up, so a
     // client may block early: wait for the answers to be stuck.
-    wait_until_stuck(port_of(&proxy.addr), CLIENTS, || {
+    wait_until_stuck(port_of(&proxy.run.addr), CLIENTS, || {
         sent.iter().all(|n| n.load(Ordering::Relaxed) >= 1 << 20)
     });
     // The proxy's own backpressure may keep what it holds for a client

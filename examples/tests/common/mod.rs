@@ -29,13 +29,20 @@ impl Running {
 /// Starts `exe` with `args` (plus `--addr 127.0.0.1:0`) and waits for its
 /// `listening on ADDR` line.
 pub fn start(exe: &str, args: &[&str]) -> Running {
-    let mut child = Command::new(exe)
-        .args(args)
+    let mut cmd = Command::new(exe);
+    cmd.args(args).stderr(Stdio::inherit());
+    start_command(cmd)
+}
+
+/// [`start`] for a command set up by the caller (environment, stderr,
+/// limits): adds `--addr 127.0.0.1:0`, starts it and waits for its
+/// `listening on ADDR` line.
+pub fn start_command(mut cmd: Command) -> Running {
+    let mut child = cmd
         .args(["--addr", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
