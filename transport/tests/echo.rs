@@ -84,24 +84,35 @@ async fn echo_over_unix_socket() {
     .await;
 }
 
+/// A weft client of `server` whose reads are handed to the returned receiver.
+async fn sink_client(
+    server: &weft_transport::Server,
+) -> (
+    weft_core::Channel,
+    tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let client = Bootstrap::new()
+        .handler(move |p| {
+            let tx = tx.clone();
+            p.add_last(
+                "sink",
+                weft_core::from_fn(move |_ctx: &mut Context<'_>, b: Bytes| {
+                    let _ = tx.send(b);
+                }),
+            )
+        })
+        .connect(server.tcp_addr().unwrap())
+        .await
+        .unwrap();
+    (client, rx)
+}
+
 #[tokio::test]
 async fn bootstrap_client_against_server() {
     bounded(async {
         let server = common::echo_server().await;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-        let client = Bootstrap::new()
-            .handler(move |p| {
-                let tx = tx.clone();
-                p.add_last(
-                    "sink",
-                    weft_core::from_fn(move |_ctx: &mut Context<'_>, b: Bytes| {
-                        let _ = tx.send(b);
-                    }),
-                )
-            })
-            .connect(server.tcp_addr().unwrap())
-            .await
-            .unwrap();
+        let (client, mut rx) = sink_client(&server).await;
         assert!(client.is_open());
         let mut want = Vec::new();
         for i in 0..100u32 {
@@ -157,20 +168,7 @@ async fn connect_refused_and_bad_options_are_errors() {
 async fn a_string_needs_a_string_encoder() {
     bounded(async {
         let server = common::echo_server().await;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-        let client = Bootstrap::new()
-            .handler(move |p| {
-                let tx = tx.clone();
-                p.add_last(
-                    "sink",
-                    weft_core::from_fn(move |_ctx: &mut Context<'_>, b: Bytes| {
-                        let _ = tx.send(b);
-                    }),
-                )
-            })
-            .connect(server.tcp_addr().unwrap())
-            .await
-            .unwrap();
+        let (client, mut rx) = sink_client(&server).await;
         let err = client
             .write_and_flush(String::from("plain"))
             .await

@@ -93,19 +93,24 @@ async fn wait_for(seen: &Seen, n: usize, rx: &mut mpsc::UnboundedReceiver<()>) {
     }
 }
 
+/// A weft server on 127.0.0.1 whose children echo over TLS with `scfg`.
+async fn tls_echo_server(scfg: Arc<rustls::ServerConfig>) -> weft_transport::Server {
+    ServerBootstrap::new()
+        .child_handler(move |pl| {
+            pl.add_last("tls", TlsHandler::server(scfg.clone())?)?;
+            pl.add_last("echo", Echo)
+        })
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_over_tls_with_weft_on_both_sides() {
     bounded(async {
         let p = pki(false);
         let scfg = server_config(vec![p.cert.clone()], p.key, &[b"weft-echo"]).unwrap();
-        let server = ServerBootstrap::new()
-            .child_handler(move |pl| {
-                pl.add_last("tls", TlsHandler::server(scfg.clone())?)?;
-                pl.add_last("echo", Echo)
-            })
-            .bind("127.0.0.1:0")
-            .await
-            .unwrap();
+        let server = tls_echo_server(scfg).await;
         let ccfg = client_config(&[p.cert], &[b"weft-echo"]).unwrap();
         let (ch, seen, mut rx) = tls_client(server.tcp_addr().unwrap(), ccfg).await;
         // Written before the handshake is done: held, then sent in order.
@@ -364,14 +369,7 @@ async fn a_user_message_never_passes_tls_unencrypted() {
     bounded(async {
         let p = pki(false);
         let scfg = server_config(vec![p.cert.clone()], p.key, &[]).unwrap();
-        let server = ServerBootstrap::new()
-            .child_handler(move |pl| {
-                pl.add_last("tls", TlsHandler::server(scfg.clone())?)?;
-                pl.add_last("echo", Echo)
-            })
-            .bind("127.0.0.1:0")
-            .await
-            .unwrap();
+        let server = tls_echo_server(scfg).await;
         let ccfg = client_config(&[p.cert], &[]).unwrap();
         let (ch, seen, mut rx) = tls_client(server.tcp_addr().unwrap(), ccfg).await;
         ch.write_and_flush(Bytes::from_static(b"before"))
