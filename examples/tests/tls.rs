@@ -26,64 +26,70 @@ fn sha256(path: &std::path::Path) -> String {
     out.split_whitespace().next().unwrap().to_string()
 }
 
+/// http-file-server over TLS serving `root`, with `extra` options.
+fn https_server(root: &std::path::Path, cert: &str, key: &str, extra: &[&str]) -> common::Running {
+    let mut args = vec![
+        "--root",
+        root.to_str().unwrap(),
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+    ];
+    args.extend_from_slice(extra);
+    start(env!("CARGO_BIN_EXE_http-file-server"), &args)
+}
+
+/// curl fetching `path` from the HTTPS server on `port`, trusting `cert`
+/// (for "localhost", resolved to 127.0.0.1), within `secs` (curl's own
+/// limit; the command is killed 10 s later); `args` go before the URL.
+fn curl_https(port: u16, cert: &str, secs: u64, args: &[&str], path: &str) -> (bool, String) {
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "--max-time", &secs.to_string(), "--cacert", cert])
+        .args(["--resolve", &resolve])
+        .args(args)
+        .arg(format!("https://localhost:{port}/{path}"));
+    run_bounded(&mut cmd, secs + 10)
+}
+
 #[test]
 fn curl_over_https_gets_the_same_bytes() {
     let dir = TempDir::new("https");
     let pki = TempDir::new("https-pki");
     let (cert, key) = make_cert(&pki.0);
     std::fs::write(dir.0.join("big.bin"), random_bytes(11, 20 * 1024 * 1024)).unwrap();
-    let s = start(
-        env!("CARGO_BIN_EXE_http-file-server"),
-        &[
-            "--root",
-            dir.0.to_str().unwrap(),
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &key,
-        ],
-    );
-    let url = format!("https://localhost:{}/big.bin", s.port());
+    let s = https_server(&dir.0, &cert, &key, &[]);
     let out = pki.0.join("got.bin");
-    let (ok, text) = run_bounded(
-        Command::new("curl").args([
-            "-s",
-            "--max-time",
-            "60",
-            "--cacert",
-            &cert,
-            "--resolve",
-            &format!("localhost:{}:127.0.0.1", s.port()),
+    let (ok, text) = curl_https(
+        s.port(),
+        &cert,
+        60,
+        &[
             "-o",
             out.to_str().unwrap(),
             "-w",
             "%{http_code} %{ssl_verify_result}",
-            &url,
-        ]),
-        70,
+        ],
+        "big.bin",
     );
     assert!(ok, "curl: {text}");
     assert_eq!(text, "200 0", "status and certificate verification");
     assert_eq!(sha256(&out), sha256(&dir.0.join("big.bin")));
     // A range over HTTPS too.
-    let (ok, text) = run_bounded(
-        Command::new("curl").args([
-            "-s",
-            "--max-time",
-            "30",
-            "--cacert",
-            &cert,
-            "--resolve",
-            &format!("localhost:{}:127.0.0.1", s.port()),
+    let (ok, text) = curl_https(
+        s.port(),
+        &cert,
+        30,
+        &[
             "-r",
             "0-9",
             "-o",
             "/dev/null",
             "-w",
             "%{http_code} %{size_download}",
-            &url,
-        ]),
-        40,
+        ],
+        "big.bin",
     );
     assert!(ok && text == "206 10", "{text}");
 }
@@ -214,38 +220,21 @@ fn a_slow_https_download_outlives_the_header_timeout() {
     let pki = TempDir::new("https-slow-pki");
     let (cert, key) = make_cert(&pki.0);
     std::fs::write(dir.0.join("big.bin"), random_bytes(12, 30_000_000)).unwrap();
-    let s = start(
-        env!("CARGO_BIN_EXE_http-file-server"),
-        &[
-            "--root",
-            dir.0.to_str().unwrap(),
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &key,
-            "--header-timeout",
-            "3",
-        ],
-    );
+    let s = https_server(&dir.0, &cert, &key, &["--header-timeout", "3"]);
     let out = pki.0.join("got.bin");
-    let (ok, text) = run_bounded(
-        Command::new("curl").args([
-            "-s",
-            "--max-time",
-            "60",
+    let (ok, text) = curl_https(
+        s.port(),
+        &cert,
+        60,
+        &[
             "--limit-rate",
             "4000000",
-            "--cacert",
-            &cert,
-            "--resolve",
-            &format!("localhost:{}:127.0.0.1", s.port()),
             "-o",
             out.to_str().unwrap(),
             "-w",
             "%{http_code} %{size_download}",
-            &format!("https://localhost:{}/big.bin", s.port()),
-        ]),
-        70,
+        ],
+        "big.bin",
     );
     assert!(ok, "curl: {text}");
     assert_eq!(text, "200 30000000");
