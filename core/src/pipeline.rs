@@ -1000,6 +1000,9 @@ impl Pipeline {
             }
         }
         // The taken writes now count in the outbound buffer.
+        if n > 0 {
+            self.publish_outbound();
+        }
         self.enter(|_| {});
         n
     }
@@ -1036,7 +1039,17 @@ impl Pipeline {
     /// Delivers a writability change caused by the transport draining the
     /// outbound buffer.
     pub fn sync_writability(&mut self) {
+        self.publish_outbound();
         self.enter(|_| {});
+    }
+
+    /// Publishes the outbound buffer's size for the checks that writes from
+    /// other tasks make (one store): after a flush drained it, after
+    /// commands filled it, even when its writability did not change.
+    fn publish_outbound(&self) {
+        self.inner
+            .channel
+            .publish_outbound(self.inner.head.outbound.buffered_bytes());
     }
 
     /// Asks the transport to shut the output down once what is flushed now

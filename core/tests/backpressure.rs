@@ -114,3 +114,21 @@ fn a_write_past_the_cap_inside_the_pipeline_fails_and_closes() {
     assert_eq!(seen.errors.lock().unwrap().len(), 1);
     drop(ok);
 }
+
+/// The outbound buffer's size is published for other tasks' checks even
+/// when its writability does not change: a handle sees writes the channel's
+/// task already holds.
+#[test]
+fn other_tasks_see_what_the_task_already_holds() {
+    let mut ch = EmbeddedChannel::new();
+    // 48 KiB held by the task (unflushed, below the 64 KiB high watermark).
+    ch.pipeline_mut().write(Bytes::from(vec![0u8; 48 * 1024]));
+    ch.pipeline_mut().sync_writability();
+    assert!(ch.channel().is_writable());
+    // 20 KiB more from another task passes the high watermark with them.
+    let handle = ch.channel().clone();
+    std::thread::spawn(move || handle.write(Bytes::from(vec![0u8; 20 * 1024])))
+        .join()
+        .unwrap();
+    assert!(!ch.channel().is_writable());
+}
