@@ -151,20 +151,22 @@ fn port_of(addr: &str) -> u16 {
     addr.rsplit(':').next().unwrap().parse().unwrap()
 }
 
-/// Clients that each send `request` and never read the answer.
-fn stuck_clients(addr: &str, request: &Arc<Vec<u8>>) -> Vec<mpsc::Sender<()>> {
+/// Clients that each send `request` and never read the answer: what
+/// releases each one, and how much of its request each has sent.
+fn stuck_clients(
+    addr: &str,
+    request: &Arc<Vec<u8>>,
+) -> (Vec<mpsc::Sender<()>>, Vec<Arc<AtomicUsize>>) {
     let mut releases = Vec::new();
+    let mut sent = Vec::new();
     for _ in 0..CLIENTS {
         let (tx, rx) = mpsc::channel();
-        send_and_hold(
-            tiny_reader(addr),
-            request.clone(),
-            Arc::new(AtomicUsize::new(0)),
-            rx,
-        );
+        let n = Arc::new(AtomicUsize::new(0));
+        send_and_hold(tiny_reader(addr), request.clone(), n.clone(), rx);
         releases.push(tx);
+        sent.push(n);
     }
-    releases
+    (releases, sent)
 }
 
 #[test]
@@ -174,15 +176,7 @@ fn echo_server_exits_on_sigterm_with_clients_that_never_read() {
     // while its echo waits (its own backpressure), so a client may block
     // early: wait for the answers to be stuck.
     let data = Arc::new(common::random_bytes(1, 16 << 20));
-    let mut releases = Vec::new();
-    let mut sent = Vec::new();
-    for _ in 0..CLIENTS {
-        let (tx, rx) = mpsc::channel();
-        let n = Arc::new(AtomicUsize::new(0));
-        send_and_hold(tiny_reader(&server.run.addr), data.clone(), n.clone(), rx);
-        releases.push(tx);
-        sent.push(n);
-    }
+    let (releases, sent) = stuck_clients(&server.run.addr, &data);
     wait_until_stuck(port_of(&server.run.addr), CLIENTS, || {
         sent.iter().all(|n| n.load(Ordering::Relaxed) >= 1 << 20)
     });
@@ -198,7 +192,7 @@ fn resp_server_exits_on_sigterm_with_clients_that_never_read() {
     let mut cmd = format!("*2\r\n$4\r\nECHO\r\n${}\r\n", value.len()).into_bytes();
     cmd.extend_from_slice(&value);
     cmd.extend_from_slice(b"\r\n");
-    let releases = stuck_clients(&server.run.addr, &Arc::new(cmd));
+    let (releases, _) = stuck_clients(&server.run.addr, &Arc::new(cmd));
     wait_until_stuck(port_of(&server.run.addr), CLIENTS, || true);
     terminate(&mut server, "resp-server", true);
     drop(releases);
@@ -213,7 +207,7 @@ fn http_file_server_exits_on_sigterm_with_clients_that_never_read() {
         &["--root", root.0.to_str().unwrap(), "--threads", "2"],
     );
     let req = Arc::new(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n".to_vec());
-    let releases = stuck_clients(&server.run.addr, &req);
+    let (releases, _) = stuck_clients(&server.run.addr, &req);
     wait_until_stuck(port_of(&server.run.addr), CLIENTS, || true);
     terminate(&mut server, "http-file-server", true);
     drop(releases);
@@ -227,7 +221,7 @@ fn chat_server_exits_on_sigterm_with_members_that_never_read() {
         env!("CARGO_BIN_EXE_chat-server"),
         &["--threads", "2", "--sendq", "1073741824"],
     );
-    let releases = stuck_clients(&server.run.addr, &Arc::new(Vec::new()));
+    let (releases, _) = stuck_clients(&server.run.addr, &Arc::new(Vec::new()));
     // One member talks: 16 MiB of lines that every silent member is sent.
     let mut line = vec![b'x'; 1023];
     line.push(b'\n');
@@ -251,15 +245,7 @@ fn proxy_exits_on_sigterm_with_clients_that_never_read() {
         &["--upstream", &echo.addr, "--threads", "2"],
     );
     let data = Arc::new(common::random_bytes(4, 16 << 20));
-    let mut releases = Vec::new();
-    let mut sent = Vec::new();
-    for _ in 0..CLIENTS {
-        let (tx, rx) = mpsc::channel();
-        let n = Arc::new(AtomicUsize::new(0));
-        send_and_hold(tiny_reader(&proxy.run.addr), data.clone(), n.clone(), rx);
-        releases.push(tx);
-        sent.push(n);
-    }
+    let (releases, sent) = stuck_clients(&proxy.run.addr, &data);
     // The proxy stops reading from a client whose answers pile up, so a
     // client may block early: wait for the answers to be stuck.
     wait_until_stuck(port_of(&proxy.run.addr), CLIENTS, || {
