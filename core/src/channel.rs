@@ -208,9 +208,9 @@ impl Channel {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Records that `n` more bytes reached the kernel. Transports call this
-    /// after each write.
-    pub fn record_written(&self, n: usize) {
+    /// Records that `n` more bytes reached the kernel (see
+    /// [`Transport::record_written`](crate::transport::Transport::record_written)).
+    pub(crate) fn record_written(&self, n: usize) {
         self.shared
             .written
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
@@ -349,12 +349,16 @@ impl Channel {
     /// their connection task before they wait, keeping `waiter` from one
     /// call to the next (a poll from the same task then costs one atomic
     /// load). Only one task may poll a channel's commands.
-    pub fn poll_commands(&self, cx: &mut Context<'_>, waiter: &mut CommandWaiter) -> Poll<()> {
+    pub(crate) fn poll_commands(
+        &self,
+        cx: &mut Context<'_>,
+        waiter: &mut CommandWaiter,
+    ) -> Poll<()> {
         self.shared.commands.poll(cx, waiter)
     }
 
     /// Whether commands are waiting.
-    pub fn has_commands(&self) -> bool {
+    pub(crate) fn has_commands(&self) -> bool {
         self.shared.commands.has_items()
     }
 

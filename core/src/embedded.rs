@@ -22,7 +22,9 @@ use std::fmt;
 use bytes::{Bytes, BytesMut};
 
 use crate::handler::UserEvent;
-use crate::{Address, Channel, Error, Handler, Msg, Pipeline, Promise, WriteFuture};
+use crate::{
+    Address, Channel, Error, Handler, Msg, Pipeline, Promise, WriteBufferWaterMark, WriteFuture,
+};
 
 /// A channel for tests: a real pipeline, driven by hand.
 ///
@@ -86,6 +88,8 @@ impl EmbeddedChannel {
         EmbeddedBuilder {
             handlers: Vec::new(),
             active: true,
+            watermark: None,
+            cap: None,
         }
     }
 
@@ -106,7 +110,7 @@ impl EmbeddedChannel {
 
     /// Whether the channel is open.
     pub fn is_open(&self) -> bool {
-        !self.pipeline.is_closed()
+        !self.pipeline.inner().head.closed
     }
 
     /// Whether the outbound buffer is below its high watermark.
@@ -117,7 +121,7 @@ impl EmbeddedChannel {
     /// Fires `channel_active` (done by [`build`](EmbeddedBuilder::build)
     /// unless the builder was told otherwise).
     pub fn fire_active(&mut self) {
-        self.pipeline.fire_active();
+        self.pipeline.transport().fire_active();
         self.settle();
     }
 
@@ -126,8 +130,8 @@ impl EmbeddedChannel {
     /// Fires `channel_read` with `msg`, then `channel_read_complete`.
     /// Returns whether any message is waiting at the tail.
     pub fn write_inbound(&mut self, msg: impl Into<Msg>) -> bool {
-        self.pipeline.fire_read(msg.into());
-        self.pipeline.fire_read_complete();
+        self.pipeline.transport().fire_read(msg.into());
+        self.pipeline.transport().fire_read_complete();
         self.settle();
         self.inbound_len() > 0
     }
@@ -139,22 +143,22 @@ impl EmbeddedChannel {
         I::Item: Into<Msg>,
     {
         for m in msgs {
-            self.pipeline.fire_read(m.into());
+            self.pipeline.transport().fire_read(m.into());
         }
-        self.pipeline.fire_read_complete();
+        self.pipeline.transport().fire_read_complete();
         self.settle();
         self.inbound_len() > 0
     }
 
     /// Fires `channel_read` alone (no `channel_read_complete`).
     pub fn fire_read(&mut self, msg: impl Into<Msg>) {
-        self.pipeline.fire_read(msg.into());
+        self.pipeline.transport().fire_read(msg.into());
         self.settle();
     }
 
     /// Fires `channel_read_complete`.
     pub fn fire_read_complete(&mut self) {
-        self.pipeline.fire_read_complete();
+        self.pipeline.transport().fire_read_complete();
         self.settle();
     }
 
@@ -272,7 +276,7 @@ impl EmbeddedChannel {
 
     /// Whether a `read` reached the head since the last call; clears it.
     pub fn take_read_request(&mut self) -> bool {
-        self.pipeline.take_read_request()
+        self.pipeline.transport().take_read_request()
     }
 
     /// Takes the next flushed message, as a `T`.
@@ -358,8 +362,9 @@ impl EmbeddedChannel {
     /// requested close; repeats until nothing changes.
     fn settle(&mut self) {
         loop {
-            let mut progressed = self.pipeline.run_commands() > 0;
-            let ob = self.pipeline.outbound();
+            let mut t = self.pipeline.transport();
+            let mut progressed = t.run_commands() > 0;
+            let ob = t.outbound();
             if !ob.flushed_is_empty() {
                 while let Some(e) = ob.pop_front() {
                     if let Some(p) = e.promise {
@@ -367,11 +372,11 @@ impl EmbeddedChannel {
                     }
                     self.outbound.push_back(e.msg);
                 }
-                self.pipeline.sync_writability();
+                t.sync_writability();
                 progressed = true;
             }
-            if self.pipeline.close_requested() {
-                self.pipeline.finish_close();
+            if t.close_requested() {
+                t.finish_close();
                 progressed = true;
             }
             if !progressed {
@@ -395,6 +400,8 @@ impl fmt::Debug for EmbeddedChannel {
 pub struct EmbeddedBuilder {
     handlers: Vec<(String, Box<dyn Handler>)>,
     active: bool,
+    watermark: Option<WriteBufferWaterMark>,
+    cap: Option<Option<usize>>,
 }
 
 impl EmbeddedBuilder {
@@ -410,6 +417,20 @@ impl EmbeddedBuilder {
         self
     }
 
+    /// Sets the write-buffer watermarks (default: 32/64 KiB), as a socket
+    /// channel's options would.
+    pub fn watermark(mut self, wm: WriteBufferWaterMark) -> Self {
+        self.watermark = Some(wm);
+        self
+    }
+
+    /// Sets the cap on outbound bytes (`None`: no cap; default:
+    /// [`DEFAULT_OUTBOUND_CAP`](crate::transport::DEFAULT_OUTBOUND_CAP)).
+    pub fn outbound_cap(mut self, cap: Option<usize>) -> Self {
+        self.cap = Some(cap);
+        self
+    }
+
     /// Builds the channel.
     ///
     /// # Panics
@@ -419,8 +440,14 @@ impl EmbeddedBuilder {
         let channel = Channel::new(Some(Address::Embedded), Some(Address::Embedded));
         let mut pipeline = Pipeline::new(channel);
         pipeline.inner_mut().tail = Some(Box::default());
+        if let Some(wm) = self.watermark {
+            pipeline.transport().set_watermark(wm);
+        }
+        if let Some(cap) = self.cap {
+            pipeline.transport().set_outbound_cap(cap);
+        }
         for (name, h) in self.handlers {
-            if let Err(e) = pipeline.add_last_boxed(&name, h) {
+            if let Err(e) = pipeline.add_last(&name, h) {
                 panic!("EmbeddedChannel: {e}");
             }
         }
@@ -439,6 +466,8 @@ impl EmbeddedBuilder {
 impl fmt::Debug for EmbeddedBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmbeddedBuilder")
+            .field("watermark", &self.watermark)
+            .field("cap", &self.cap)
             .field(
                 "handlers",
                 &self

@@ -85,6 +85,12 @@ impl Events {
         self.0 & other.0 != 0
     }
 
+    /// The events whose bits are set in `bits` (unknown bits are dropped).
+    #[cfg(test)]
+    pub(crate) const fn from_bits(bits: u16) -> Events {
+        Events(bits & Events::ALL.0)
+    }
+
     pub(crate) const fn bits(self) -> u16 {
         self.0
     }
@@ -232,5 +238,14 @@ pub trait Handler: Send + 'static {
     /// Close the channel.
     fn close(&mut self, ctx: &mut Context<'_>, promise: Option<Promise>) {
         ctx.close_with(promise);
+    }
+}
+
+/// Any handler can be passed where a boxed one is expected, so that
+/// [`Pipeline::add_last`](crate::Pipeline::add_last) and its kin take both
+/// a concrete handler and a `Box<dyn Handler>` built elsewhere.
+impl<H: Handler> From<H> for Box<dyn Handler> {
+    fn from(handler: H) -> Box<dyn Handler> {
+        Box::new(handler)
     }
 }

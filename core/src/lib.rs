@@ -10,10 +10,11 @@
 //! - [`Channel`]: a handle to a connection, usable from any task;
 //! - [`EmbeddedChannel`]: a pipeline driven by hand, to test handlers without
 //!   a socket;
-//! - [`Error`]: one opaque error type with `is_*()` predicates.
+//! - [`Error`]: one opaque error type with an [`ErrorKind`].
 //!
 //! This crate knows nothing of sockets; `weft-transport` drives pipelines
-//! from tokio sockets.
+//! from tokio sockets through the [`transport`] module, the one surface
+//! written for transport authors rather than handler authors.
 //!
 //! # Memory without reference counting by hand
 //!
@@ -56,7 +57,6 @@
 
 mod channel;
 mod composite;
-mod context;
 mod embedded;
 mod error;
 mod file_region;
@@ -64,10 +64,11 @@ mod handler;
 mod handlers;
 mod mailbox;
 mod msg;
-pub mod outbound;
+mod outbound;
 mod pipeline;
 mod promise;
 mod sync;
+pub mod transport;
 mod typed;
 
 pub use bytes;
@@ -79,7 +80,6 @@ pub struct ReadmeDoctests;
 
 pub use channel::{Address, Channel, ChannelId};
 pub use composite::CompositeBytes;
-pub use context::Context;
 pub use embedded::{EmbeddedBuilder, EmbeddedChannel};
 pub use error::{Error, ErrorKind, Result};
 pub use file_region::FileRegion;
@@ -88,9 +88,8 @@ pub use handlers::{
     CorrelationHandler, Correlator, FlushConsolidationHandler, LoggingHandler, ResponseFuture,
     DEFAULT_MAX_IN_FLIGHT,
 };
-pub use mailbox::CommandWaiter;
 pub use msg::{AnyMsg, Msg};
-pub use outbound::{OutboundBuffer, WriteBufferWaterMark};
-pub use pipeline::Pipeline;
+pub use outbound::WriteBufferWaterMark;
+pub use pipeline::{Context, Pipeline};
 pub use promise::{Promise, WriteFuture};
 pub use typed::{from_fn, FnInbound, Typed, TypedInbound};

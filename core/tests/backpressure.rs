@@ -63,8 +63,10 @@ fn writes_from_another_thread_turn_the_handle_unwritable_at_once() {
 #[test]
 fn a_write_past_the_cap_from_another_thread_fails_at_once_and_closes() {
     let seen = Seen::default();
-    let mut ch = EmbeddedChannel::with_handler(seen.clone());
-    ch.pipeline_mut().set_outbound_cap(Some(100 * 1024));
+    let mut ch = EmbeddedChannel::builder()
+        .add_last("seen", seen.clone())
+        .outbound_cap(Some(100 * 1024))
+        .build();
     let handle = ch.channel().clone();
     let mut results = std::thread::spawn(move || {
         (0..8)
@@ -101,8 +103,10 @@ fn a_write_past_the_cap_from_another_thread_fails_at_once_and_closes() {
 #[test]
 fn a_write_past_the_cap_inside_the_pipeline_fails_and_closes() {
     let seen = Seen::default();
-    let mut ch = EmbeddedChannel::with_handler(seen.clone());
-    ch.pipeline_mut().set_outbound_cap(Some(1000));
+    let mut ch = EmbeddedChannel::builder()
+        .add_last("seen", seen.clone())
+        .outbound_cap(Some(1000))
+        .build();
     let ok = ch.write_one_outbound(Bytes::from(vec![1u8; 600]));
     let mut over = ch
         .pipeline_mut()
@@ -123,7 +127,7 @@ fn other_tasks_see_what_the_task_already_holds() {
     let mut ch = EmbeddedChannel::new();
     // 48 KiB held by the task (unflushed, below the 64 KiB high watermark).
     ch.pipeline_mut().write(Bytes::from(vec![0u8; 48 * 1024]));
-    ch.pipeline_mut().sync_writability();
+    ch.pipeline_mut().transport().sync_writability();
     assert!(ch.channel().is_writable());
     // 20 KiB more from another task passes the high watermark with them.
     let handle = ch.channel().clone();

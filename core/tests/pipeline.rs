@@ -422,9 +422,10 @@ fn writability_changes_fire_after_the_event() {
         }
     }
     let l = log();
-    let mut ch = EmbeddedChannel::with_handler(Watch(l.clone()));
-    ch.pipeline_mut()
-        .set_watermark(WriteBufferWaterMark::new(4, 8).unwrap());
+    let mut ch = EmbeddedChannel::builder()
+        .add_last("watch", Watch(l.clone()))
+        .watermark(WriteBufferWaterMark::new(4, 8).unwrap())
+        .build();
     let _f1 = ch.write_one_outbound(vec![0u8; 5]);
     assert!(ch.is_writable());
     let _f2 = ch.write_one_outbound(vec![0u8; 5]);

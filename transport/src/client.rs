@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use weft_core::{Channel, Error, Pipeline};
 
-use crate::options::{channel_option_setters, ChannelOptions};
-use crate::server::{spawn_connection, Initializer};
+use crate::connection::{spawn_connection, Initializer};
+use crate::options::ChannelOptions;
 
 /// Configures and opens client connections.
 ///
@@ -66,7 +66,18 @@ impl Bootstrap {
         self
     }
 
-    channel_option_setters!();
+    /// The connection's options.
+    ///
+    /// ```
+    /// use weft_transport::{Bootstrap, ChannelOptions};
+    ///
+    /// let b = Bootstrap::new().options(ChannelOptions::new().auto_read(false));
+    /// # drop(b);
+    /// ```
+    pub fn options(mut self, opts: ChannelOptions) -> Self {
+        self.opts = opts;
+        self
+    }
 
     fn check(&self) -> Result<Initializer, Error> {
         self.opts.validate()?;

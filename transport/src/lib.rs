@@ -53,6 +53,8 @@
 #![deny(unsafe_code)]
 
 mod client;
+mod connection;
+mod control;
 mod driver;
 mod group;
 mod options;
@@ -64,7 +66,6 @@ mod timeout;
 pub mod tls;
 
 pub use client::Bootstrap;
-pub use driver::{FALLBACK_CHUNK, IOV_MAX, SENDFILE_STEP};
 pub use group::{ChannelGroup, SlowMembers};
 pub use options::ChannelOptions;
 pub use server::{Server, ServerBootstrap};

@@ -1,13 +1,29 @@
-//! Per-channel options, shared by [`ServerBootstrap`](crate::ServerBootstrap)
-//! (for accepted children) and [`Bootstrap`](crate::Bootstrap).
+//! [`ChannelOptions`]: per-channel options, given to
+//! [`ServerBootstrap::child_options`](crate::ServerBootstrap::child_options)
+//! (for accepted children) and [`Bootstrap::options`](crate::Bootstrap::options).
 //!
-//! Contract: every option has a finite, documented default; sizes are
-//! validated when the bootstrap binds or connects, so a bad combination is an
-//! [`Error::is_invalid_argument`] error, never a misbehaving channel.
+//! Contract: every option has a finite, documented default; the options are
+//! checked together by [`ChannelOptions::validate`], which the bootstraps
+//! call when they bind or connect, so a bad combination is an
+//! [`ErrorKind::InvalidArgument`](weft_core::ErrorKind::InvalidArgument)
+//! error, never a misbehaving channel.
 
 use weft_core::{Error, WriteBufferWaterMark};
 
-/// Options applied to each connection.
+/// Options applied to each connection: a builder.
+///
+/// ```
+/// use weft_core::WriteBufferWaterMark;
+/// use weft_transport::ChannelOptions;
+///
+/// let opts = ChannelOptions::new()
+///     .write_buffer_watermark(WriteBufferWaterMark::new(8 * 1024, 32 * 1024).unwrap())
+///     .max_outbound_bytes(1 << 20)
+///     .allow_half_closure(true);
+/// assert!(opts.validate().is_ok());
+/// // A cap below the high watermark can never be right:
+/// assert!(opts.max_outbound_bytes(1024).validate().is_err());
+/// ```
 #[derive(Clone, Debug)]
 pub struct ChannelOptions {
     pub(crate) tcp_nodelay: bool,
@@ -42,7 +58,7 @@ impl Default for ChannelOptions {
             read_initial: 2048,
             read_max: 64 * 1024,
             write_spin: 16,
-            max_outbound_bytes: Some(weft_core::outbound::DEFAULT_OUTBOUND_CAP),
+            max_outbound_bytes: Some(weft_core::transport::DEFAULT_OUTBOUND_CAP),
             pause_read_when_unwritable: true,
             sendfile: true,
         }
@@ -50,7 +66,15 @@ impl Default for ChannelOptions {
 }
 
 impl ChannelOptions {
-    pub(crate) fn validate(&self) -> Result<(), Error> {
+    /// The defaults (the same as [`Default`]).
+    pub fn new() -> ChannelOptions {
+        ChannelOptions::default()
+    }
+
+    /// Checks the options together: read sizes in order, a cap at or above
+    /// the high watermark, counts of at least one. The bootstraps call it
+    /// before they bind or connect.
+    pub fn validate(&self) -> Result<(), Error> {
         if !(self.read_min >= 1
             && self.read_min <= self.read_initial
             && self.read_initial <= self.read_max)
@@ -75,102 +99,108 @@ impl ChannelOptions {
         }
         Ok(())
     }
-}
 
-/// The option setters both bootstraps share.
-macro_rules! channel_option_setters {
-    () => {
-        /// TCP_NODELAY (default: on).
-        pub fn tcp_nodelay(mut self, on: bool) -> Self {
-            self.opts.tcp_nodelay = on;
-            self
-        }
-        /// SO_KEEPALIVE (default: off).
-        pub fn keepalive(mut self, on: bool) -> Self {
-            self.opts.keepalive = on;
-            self
-        }
-        /// SO_RCVBUF (default: the kernel's).
-        pub fn recv_buffer_size(mut self, bytes: usize) -> Self {
-            self.opts.recv_buffer_size = Some(bytes);
-            self
-        }
-        /// SO_SNDBUF (default: the kernel's).
-        pub fn send_buffer_size(mut self, bytes: usize) -> Self {
-            self.opts.send_buffer_size = Some(bytes);
-            self
-        }
-        /// Write-buffer watermarks (default 32 KiB / 64 KiB).
-        pub fn write_buffer_watermark(mut self, wm: weft_core::WriteBufferWaterMark) -> Self {
-            self.opts.watermark = wm;
-            self
-        }
-        /// Whether the channel reads on its own (default: on). When off, it
-        /// reads one burst per `read()` request.
-        pub fn auto_read(mut self, on: bool) -> Self {
-            self.opts.auto_read = on;
-            self
-        }
-        /// Whether end of input keeps the channel open for writing, with an
-        /// [`InputShutdown`](weft_core::InputShutdown) user event (default: off;
-        /// end of input closes the channel).
-        pub fn allow_half_closure(mut self, on: bool) -> Self {
-            self.opts.allow_half_closure = on;
-            self
-        }
-        /// Most reads in one wake-up before `channel_read_complete` and a
-        /// turn for other work (default 16).
-        pub fn max_reads_per_wakeup(mut self, n: usize) -> Self {
-            self.opts.max_reads_per_wakeup = n;
-            self
-        }
-        /// Adaptive read-buffer bounds: minimum, initial and maximum size of
-        /// one read (default 64 B, 2 KiB, 64 KiB).
-        pub fn read_buffer_sizes(mut self, min: usize, initial: usize, max: usize) -> Self {
-            self.opts.read_min = min;
-            self.opts.read_initial = initial;
-            self.opts.read_max = max;
-            self
-        }
-        /// Most write system calls per wake-up before giving other channels
-        /// a turn (default 16).
-        pub fn write_spin_count(mut self, n: usize) -> Self {
-            self.opts.write_spin = n;
-            self
-        }
-        /// Cap on the bytes a channel's outbound buffer may hold (default
-        /// [`DEFAULT_OUTBOUND_CAP`](weft_core::outbound::DEFAULT_OUTBOUND_CAP),
-        /// 64 MiB). A write past it fails with a closed-channel error naming
-        /// the cap and the channel closes: a peer that never reads cannot
-        /// grow the process. Writes from other tasks count when submitted.
-        pub fn max_outbound_bytes(mut self, bytes: usize) -> Self {
-            self.opts.max_outbound_bytes = Some(bytes);
-            self
-        }
-        /// Removes the outbound cap (see
-        /// [`max_outbound_bytes`](Self::max_outbound_bytes)).
-        pub fn no_outbound_cap(mut self) -> Self {
-            self.opts.max_outbound_bytes = None;
-            self
-        }
-        /// Whether the transport stops reading from a channel while it is
-        /// unwritable (above its high watermark) and resumes below the low
-        /// one (default: on), so that a peer that sends requests without
-        /// reading the answers is held back without any handler's help.
-        /// Switch it off for handlers that manage auto-read themselves, such
-        /// as a proxy, whose reads on one channel feed the writes of another.
-        pub fn pause_read_when_unwritable(mut self, on: bool) -> Self {
-            self.opts.pause_read_when_unwritable = on;
-            self
-        }
-        /// Whether a `FileRegion` goes out with `sendfile` (default: on). Off,
-        /// files are streamed in chunks read from the file, as when the
-        /// kernel refuses `sendfile`: useful to measure what `sendfile` saves.
-        pub fn sendfile(mut self, on: bool) -> Self {
-            self.opts.sendfile = on;
-            self
-        }
-    };
-}
+    /// TCP_NODELAY (default: on).
+    pub fn tcp_nodelay(mut self, on: bool) -> Self {
+        self.tcp_nodelay = on;
+        self
+    }
 
-pub(crate) use channel_option_setters;
+    /// SO_KEEPALIVE (default: off).
+    pub fn keepalive(mut self, on: bool) -> Self {
+        self.keepalive = on;
+        self
+    }
+
+    /// SO_RCVBUF (default: the kernel's).
+    pub fn recv_buffer_size(mut self, bytes: usize) -> Self {
+        self.recv_buffer_size = Some(bytes);
+        self
+    }
+
+    /// SO_SNDBUF (default: the kernel's).
+    pub fn send_buffer_size(mut self, bytes: usize) -> Self {
+        self.send_buffer_size = Some(bytes);
+        self
+    }
+
+    /// Write-buffer watermarks (default 32 KiB / 64 KiB).
+    pub fn write_buffer_watermark(mut self, wm: weft_core::WriteBufferWaterMark) -> Self {
+        self.watermark = wm;
+        self
+    }
+
+    /// Whether the channel reads on its own (default: on). When off, it
+    /// reads one burst per `read()` request.
+    pub fn auto_read(mut self, on: bool) -> Self {
+        self.auto_read = on;
+        self
+    }
+
+    /// Whether end of input keeps the channel open for writing, with an
+    /// [`InputShutdown`](weft_core::InputShutdown) user event (default: off;
+    /// end of input closes the channel).
+    pub fn allow_half_closure(mut self, on: bool) -> Self {
+        self.allow_half_closure = on;
+        self
+    }
+
+    /// Most reads in one wake-up before `channel_read_complete` and a
+    /// turn for other work (default 16).
+    pub fn max_reads_per_wakeup(mut self, n: usize) -> Self {
+        self.max_reads_per_wakeup = n;
+        self
+    }
+
+    /// Adaptive read-buffer bounds: minimum, initial and maximum size of
+    /// one read (default 64 B, 2 KiB, 64 KiB).
+    pub fn read_buffer_sizes(mut self, min: usize, initial: usize, max: usize) -> Self {
+        self.read_min = min;
+        self.read_initial = initial;
+        self.read_max = max;
+        self
+    }
+
+    /// Most write system calls per wake-up before giving other channels
+    /// a turn (default 16).
+    pub fn write_spin_count(mut self, n: usize) -> Self {
+        self.write_spin = n;
+        self
+    }
+
+    /// Cap on the bytes a channel's outbound buffer may hold (default
+    /// [`DEFAULT_OUTBOUND_CAP`](weft_core::transport::DEFAULT_OUTBOUND_CAP),
+    /// 64 MiB). A write past it fails with a closed-channel error naming
+    /// the cap and the channel closes: a peer that never reads cannot
+    /// grow the process. Writes from other tasks count when submitted.
+    pub fn max_outbound_bytes(mut self, bytes: usize) -> Self {
+        self.max_outbound_bytes = Some(bytes);
+        self
+    }
+
+    /// Removes the outbound cap (see
+    /// [`max_outbound_bytes`](Self::max_outbound_bytes)).
+    pub fn no_outbound_cap(mut self) -> Self {
+        self.max_outbound_bytes = None;
+        self
+    }
+
+    /// Whether the transport stops reading from a channel while it is
+    /// unwritable (above its high watermark) and resumes below the low
+    /// one (default: on), so that a peer that sends requests without
+    /// reading the answers is held back without any handler's help.
+    /// Switch it off for handlers that manage auto-read themselves, such
+    /// as a proxy, whose reads on one channel feed the writes of another.
+    pub fn pause_read_when_unwritable(mut self, on: bool) -> Self {
+        self.pause_read_when_unwritable = on;
+        self
+    }
+
+    /// Whether a `FileRegion` goes out with `sendfile` (default: on). Off,
+    /// files are streamed in chunks read from the file, as when the
+    /// kernel refuses `sendfile`: useful to measure what `sendfile` saves.
+    pub fn sendfile(mut self, on: bool) -> Self {
+        self.sendfile = on;
+        self
+    }
+}

@@ -15,84 +15,23 @@
 //!   what it had flushed (reading no more), and after the timeout closes
 //!   whatever is left — also channels whose peer never reads; it returns
 //!   once every channel is closed. [`Server::closed`] resolves then (Netty's
-//!   `closeFuture()`);
-//! - the shutdown phase only moves forward (running → draining → abort).
-//!   Each change is stored first, then every channel is sent a command, so
-//!   that its task wakes and reads the new phase (the rule of the
-//!   `Channel` handshake, model-checked in weft-core).
+//!   `closeFuture()`); the shutdown's phases are kept by
+//!   [`ServerCtl`](crate::control::ServerCtl).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
-use tokio::sync::Notify;
 use tracing::Instrument;
-use weft_core::{Address, Channel, ChannelId, Error, Pipeline};
+use weft_core::{Address, Channel, Error, Pipeline};
 
-use crate::options::{channel_option_setters, ChannelOptions};
+use crate::connection::{spawn_connection, Configure, Initializer};
+use crate::control::{Phase, ServerCtl};
+use crate::options::ChannelOptions;
 use crate::stream::Stream;
-
-/// Fills a new channel's pipeline.
-pub(crate) type Initializer = Arc<dyn Fn(&mut Pipeline) -> Result<(), Error> + Send + Sync>;
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Phase {
-    Running = 0,
-    Draining = 1,
-    Abort = 2,
-}
-
-/// What a server shares with its connection tasks.
-pub(crate) struct ServerCtl {
-    phase: AtomicU8,
-    channels: Mutex<HashMap<ChannelId, Channel>>,
-    /// Notified when the phase changes.
-    changed: Notify,
-    /// Notified when the last channel closes.
-    drained: Notify,
-    /// Set, and `stopped_notify` notified, once a shutdown has completed.
-    stopped: AtomicBool,
-    stopped_notify: Notify,
-}
-
-impl ServerCtl {
-    pub(crate) fn phase(&self) -> Phase {
-        match self.phase.load(Ordering::Acquire) {
-            0 => Phase::Running,
-            1 => Phase::Draining,
-            _ => Phase::Abort,
-        }
-    }
-
-    /// Moves the phase forward to `p` (never back).
-    fn set_phase(&self, p: Phase) {
-        if self.phase.fetch_max(p as u8, Ordering::AcqRel) >= p as u8 {
-            return;
-        }
-        self.changed.notify_waiters();
-        // Wake every connection task so it sees the new phase.
-        for ch in self
-            .channels
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-        {
-            ch.execute(|_| {});
-        }
-    }
-
-    fn count(&self) -> usize {
-        self.channels
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
-    }
-}
 
 /// Configures and binds a server.
 ///
@@ -177,7 +116,19 @@ impl ServerBootstrap {
         self
     }
 
-    channel_option_setters!();
+    /// The options of each accepted channel (Netty's `childOption`).
+    ///
+    /// ```
+    /// use weft_transport::{ChannelOptions, ServerBootstrap};
+    ///
+    /// let b = ServerBootstrap::new()
+    ///     .child_options(ChannelOptions::new().allow_half_closure(true).keepalive(true));
+    /// # drop(b);
+    /// ```
+    pub fn child_options(mut self, opts: ChannelOptions) -> Self {
+        self.opts = opts;
+        self
+    }
 
     fn check(&self) -> Result<Initializer, Error> {
         self.opts.validate()?;
@@ -223,14 +174,7 @@ impl ServerBootstrap {
     }
 
     fn start(self, listener: Listener, local: Address, init: Initializer) -> Server {
-        let ctl = Arc::new(ServerCtl {
-            phase: AtomicU8::new(Phase::Running as u8),
-            channels: Mutex::new(HashMap::new()),
-            changed: Notify::new(),
-            drained: Notify::new(),
-            stopped: AtomicBool::new(false),
-            stopped_notify: Notify::new(),
-        });
+        let ctl = Arc::new(ServerCtl::new());
         let opts = Arc::new(self.opts);
         let task = tokio::spawn(
             accept_loop(listener, ctl.clone(), opts, init, self.max_connections)
@@ -271,14 +215,8 @@ async fn accept_loop(
 ) {
     let mut backoff = Duration::from_millis(10);
     loop {
-        let stopped = ctl.changed.notified();
-        tokio::pin!(stopped);
-        stopped.as_mut().enable();
-        if ctl.phase() != Phase::Running {
-            return;
-        }
         let accepted = tokio::select! {
-            _ = &mut stopped => return,
+            _ = ctl.stopped_running() => return,
             r = accept(&listener) => r,
         };
         match accepted {
@@ -302,7 +240,7 @@ async fn accept_loop(
             Err(e) if is_resource_exhaustion(&e) => {
                 tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed; backing off");
                 tokio::select! {
-                    _ = &mut stopped => return,
+                    _ = ctl.stopped_running() => return,
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -330,93 +268,6 @@ fn is_resource_exhaustion(e: &std::io::Error) -> bool {
         e.raw_os_error().map(Errno::from_raw),
         Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)
     )
-}
-
-pub(crate) trait Configure {
-    fn configure(&self, opts: &ChannelOptions) -> std::io::Result<()>;
-}
-
-impl Configure for tokio::net::TcpStream {
-    fn configure(&self, opts: &ChannelOptions) -> std::io::Result<()> {
-        use nix::sys::socket::{setsockopt, sockopt};
-        self.set_nodelay(opts.tcp_nodelay)?;
-        if opts.keepalive {
-            setsockopt(self, sockopt::KeepAlive, &true)?;
-        }
-        if let Some(n) = opts.recv_buffer_size {
-            setsockopt(self, sockopt::RcvBuf, &n)?;
-        }
-        if let Some(n) = opts.send_buffer_size {
-            setsockopt(self, sockopt::SndBuf, &n)?;
-        }
-        Ok(())
-    }
-}
-
-impl Configure for tokio::net::UnixStream {
-    fn configure(&self, opts: &ChannelOptions) -> std::io::Result<()> {
-        use nix::sys::socket::{setsockopt, sockopt};
-        if let Some(n) = opts.recv_buffer_size {
-            setsockopt(self, sockopt::RcvBuf, &n)?;
-        }
-        if let Some(n) = opts.send_buffer_size {
-            setsockopt(self, sockopt::SndBuf, &n)?;
-        }
-        Ok(())
-    }
-}
-
-/// Builds a channel's pipeline and spawns its task.
-pub(crate) fn spawn_connection<S: Stream + Configure>(
-    stream: S,
-    opts: &Arc<ChannelOptions>,
-    init: &Initializer,
-    ctl: Option<&Arc<ServerCtl>>,
-) -> Result<Channel, Error> {
-    stream.configure(opts)?;
-    let (local, remote) = stream.addresses();
-    let span = tracing::debug_span!(
-        "channel",
-        id = tracing::field::Empty,
-        peer = %remote.as_ref().map(|a| a.to_string()).unwrap_or_default()
-    );
-    let channel = Channel::new(local, remote);
-    channel.set_auto_read(opts.auto_read);
-    span.record("id", tracing::field::display(channel.id()));
-    let mut pipeline = Pipeline::new(channel.clone());
-    pipeline.set_watermark(opts.watermark);
-    pipeline.set_outbound_cap(opts.max_outbound_bytes);
-    let init_result =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init(&mut pipeline)))
-            .unwrap_or_else(|_| Err(Error::panic("the channel initializer panicked")));
-    init_result?;
-    if let Some(ctl) = ctl {
-        ctl.channels
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(channel.id(), channel.clone());
-    }
-    let ctl = ctl.cloned();
-    let opts = opts.clone();
-    let id = channel.id();
-    let task = async move {
-        crate::driver::drive(stream, pipeline, opts, ctl.clone()).await;
-        if let Some(ctl) = ctl {
-            let mut chans = ctl.channels.lock().unwrap_or_else(|e| e.into_inner());
-            chans.remove(&id);
-            if chans.is_empty() {
-                drop(chans);
-                ctl.drained.notify_waiters();
-            }
-        }
-    };
-    // The span costs a little on every poll; skip it when nobody listens.
-    if span.is_disabled() {
-        tokio::spawn(task);
-    } else {
-        tokio::spawn(task.instrument(span));
-    }
-    Ok(channel)
 }
 
 fn spawn_child<S: Stream + Configure>(
@@ -482,14 +333,7 @@ impl Server {
 
     /// Handles to the open connections.
     pub fn channels(&self) -> Vec<Channel> {
-        self.inner
-            .ctl
-            .channels
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.inner.ctl.channels()
     }
 
     /// Stops accepting; lets each channel finish writing what it flushed
@@ -512,45 +356,22 @@ impl Server {
                 let _ = std::fs::remove_file(p);
             }
         }
-        let drained = tokio::time::timeout(timeout, self.all_closed()).await;
+        let drained = tokio::time::timeout(timeout, ctl.all_closed()).await;
         if drained.is_err() {
             tracing::debug!(
                 left = ctl.count(),
                 "shutdown timeout: closing the remaining channels"
             );
             ctl.set_phase(Phase::Abort);
-            self.all_closed().await;
+            ctl.all_closed().await;
         }
-        ctl.stopped.store(true, Ordering::Release);
-        ctl.stopped_notify.notify_waiters();
+        ctl.mark_stopped();
     }
 
     /// Resolves once a [`shutdown`](Self::shutdown) has completed: the
     /// server accepts no more and every one of its channels is closed.
     pub async fn closed(&self) {
-        let ctl = &self.inner.ctl;
-        loop {
-            let n = ctl.stopped_notify.notified();
-            tokio::pin!(n);
-            n.as_mut().enable();
-            if ctl.stopped.load(Ordering::Acquire) {
-                return;
-            }
-            n.await;
-        }
-    }
-
-    async fn all_closed(&self) {
-        let ctl = &self.inner.ctl;
-        loop {
-            let n = ctl.drained.notified();
-            tokio::pin!(n);
-            n.as_mut().enable();
-            if ctl.count() == 0 {
-                return;
-            }
-            n.await;
-        }
+        self.inner.ctl.closed().await;
     }
 }
 

@@ -174,11 +174,11 @@ async fn a_half_closing_client_receives_the_whole_answer() {
 /// stays open. The reader receives everything either way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_does_not_let_a_silent_member_hold_memory() {
-    use weft_transport::{ChannelGroup, SlowMembers};
+    use weft_transport::{ChannelGroup, ChannelOptions, SlowMembers};
     bounded(async {
         for policy in [SlowMembers::Close, SlowMembers::Skip] {
             let server = ServerBootstrap::new()
-                .max_outbound_bytes(1 << 20)
+                .child_options(ChannelOptions::new().max_outbound_bytes(1 << 20))
                 .child_handler(|_p| Ok(()))
                 .bind("127.0.0.1:0")
                 .await

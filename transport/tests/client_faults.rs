@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use weft_codec::{DecoderHandler, LineBasedFrameDecoder};
 use weft_core::{from_fn, Channel, Context, Correlator, Error, Msg};
-use weft_transport::Bootstrap;
+use weft_transport::{Bootstrap, ChannelOptions};
 
 use common::bounded;
 
@@ -212,9 +212,11 @@ async fn server_that_stops_reading_fails_writes_past_the_cap() {
             let _ = hold_rx.recv(); // holds the connection, reads nothing
             drop(s);
         });
-        let (ch, calls) = client(addr, |b| b.max_outbound_bytes(1 << 20))
-            .await
-            .unwrap();
+        let (ch, calls) = client(addr, |b| {
+            b.options(ChannelOptions::new().max_outbound_bytes(1 << 20))
+        })
+        .await
+        .unwrap();
         let pending = calls.register(u64::MAX).unwrap();
         let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
         let writes: Vec<_> = (0..1024)

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use weft_core::{Channel, Context, Events, Handler, Msg, WriteFuture};
-use weft_transport::{Bootstrap, Server, ServerBootstrap};
+use weft_transport::{Bootstrap, ChannelOptions, Server, ServerBootstrap};
 
 use common::bounded;
 
@@ -179,7 +179,7 @@ async fn pipelined_batches_from_other_tasks() {
 async fn set_auto_read_from_another_task_wakes_the_channel() {
     bounded(async {
         let server = ServerBootstrap::new()
-            .auto_read(false)
+            .child_options(ChannelOptions::new().auto_read(false))
             .child_handler(|p| p.add_last("answer", AnswerFromTask::new()))
             .bind("127.0.0.1:0")
             .await
@@ -335,7 +335,7 @@ async fn writes_after_a_pause_are_delivered() {
 async fn shutdown_ends_with_clients_that_never_read() {
     bounded(async {
         let server = ServerBootstrap::new()
-            .send_buffer_size(16 * 1024)
+            .child_options(ChannelOptions::new().send_buffer_size(16 * 1024))
             .child_handler(|p| p.add_last("echo", common::Echo))
             .bind("127.0.0.1:0")
             .await

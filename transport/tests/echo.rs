@@ -9,7 +9,7 @@ use bytes::Bytes;
 use common::{bounded, random_bytes, Collect, Echo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_core::Context;
-use weft_transport::{Bootstrap, ServerBootstrap};
+use weft_transport::{Bootstrap, ChannelOptions, ServerBootstrap};
 
 async fn echo_roundtrip(mut s: impl AsyncReadExt + AsyncWriteExt + Unpin) {
     let data = random_bytes(1, 300_000);
@@ -147,7 +147,7 @@ async fn connect_refused_and_bad_options_are_errors() {
         assert!(e.is_io(), "{e}");
         let e = ServerBootstrap::new()
             .child_handler(|_| Ok(()))
-            .read_buffer_sizes(100, 10, 1000)
+            .child_options(ChannelOptions::new().read_buffer_sizes(100, 10, 1000))
             .bind("127.0.0.1:0")
             .await
             .unwrap_err();

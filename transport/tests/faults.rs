@@ -16,7 +16,7 @@ use bytes::Bytes;
 use common::{bounded, fd_count, random_bytes, Echo, TempFile};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_core::{from_fn, Context, Events, FileRegion, Handler, Msg, Promise};
-use weft_transport::{ReadTimeoutHandler, ServerBootstrap};
+use weft_transport::{ChannelOptions, ReadTimeoutHandler, ServerBootstrap};
 
 /// Raises the soft descriptor limit to the hard one (load tests need
 /// thousands of sockets in this one process).
@@ -211,7 +211,7 @@ async fn slow_reader_memory_stays_bounded_and_the_cap_closes() {
         let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
         let closed_tx = Mutex::new(Some(closed_tx));
         let server = ServerBootstrap::new()
-            .max_outbound_bytes(4 * 1024 * 1024)
+            .child_options(ChannelOptions::new().max_outbound_bytes(4 * 1024 * 1024))
             .child_handler(move |p| {
                 let tx = closed_tx.lock().unwrap().take();
                 let ch = p.channel().clone();

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use common::{bounded, random_bytes, Collect, TempFile};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_core::{CompositeBytes, FileRegion, Msg};
-use weft_transport::{Bootstrap, ServerBootstrap};
+use weft_transport::{Bootstrap, ChannelOptions, ServerBootstrap};
 
 /// Client writes 1 KiB as bytes, an empty region, then a region from an
 /// offset; the server checks every byte and the exact total.
@@ -27,7 +27,7 @@ async fn file_region_transfer(auto_read: bool, sendfile: bool) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let tx = Mutex::new(Some(tx));
     let server = ServerBootstrap::new()
-        .auto_read(auto_read)
+        .child_options(ChannelOptions::new().auto_read(auto_read))
         .child_handler(move |p| {
             let (c, done) = Collect::new(auto_read);
             if let Some(tx) = tx.lock().unwrap().take() {
@@ -40,8 +40,11 @@ async fn file_region_transfer(auto_read: bool, sendfile: bool) {
         .unwrap();
 
     let client = Bootstrap::new()
-        .auto_read(auto_read)
-        .sendfile(sendfile)
+        .options(
+            ChannelOptions::new()
+                .auto_read(auto_read)
+                .sendfile(sendfile),
+        )
         .connect(server.tcp_addr().unwrap())
         .await
         .unwrap();

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use common::{bounded, random_bytes};
 use tokio::io::AsyncReadExt;
 use weft_core::{CompositeBytes, Msg};
-use weft_transport::Bootstrap;
+use weft_transport::{Bootstrap, ChannelOptions};
 
 /// Writes `msgs` from a weft client to a plain tokio peer; returns what the
 /// peer read.
@@ -24,7 +24,7 @@ async fn send_all(msgs: Vec<Msg>, send_buffer: Option<usize>) -> Vec<u8> {
     });
     let mut b = Bootstrap::new();
     if let Some(n) = send_buffer {
-        b = b.send_buffer_size(n);
+        b = b.options(ChannelOptions::new().send_buffer_size(n));
     }
     let ch = b.connect(addr).await.unwrap();
     let mut last = None;

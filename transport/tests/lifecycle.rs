@@ -12,7 +12,7 @@ use bytes::Bytes;
 use common::{bounded, random_bytes, Echo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_core::{from_fn, Context, Events, Handler, InputShutdown, Msg, UserEvent};
-use weft_transport::{ChannelGroup, ServerBootstrap};
+use weft_transport::{ChannelGroup, ChannelOptions, ServerBootstrap};
 
 /// Counts the bytes it reads; on end of input answers with the count and closes.
 struct CountThenReply(usize);
@@ -37,7 +37,7 @@ impl Handler for CountThenReply {
 /// A half-closure server whose children answer `got N` at end of input.
 async fn count_then_reply_server() -> weft_transport::Server {
     ServerBootstrap::new()
-        .allow_half_closure(true)
+        .child_options(ChannelOptions::new().allow_half_closure(true))
         .child_handler(|p| p.add_last("count", CountThenReply(0)))
         .bind("127.0.0.1:0")
         .await
@@ -292,7 +292,7 @@ async fn shutdown_output_sends_fin_after_the_flushed_bytes() {
         let server = count_then_reply_server().await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
         let ch = weft_transport::Bootstrap::new()
-            .allow_half_closure(true)
+            .options(ChannelOptions::new().allow_half_closure(true))
             .handler(move |p| {
                 let tx = tx.clone();
                 p.add_last(

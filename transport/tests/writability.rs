@@ -10,7 +10,7 @@ use common::bounded;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use weft_core::{Context, Events, Handler, WriteBufferWaterMark};
-use weft_transport::Bootstrap;
+use weft_transport::{Bootstrap, ChannelOptions};
 
 const CHUNK: usize = 16 * 1024;
 const TOTAL_CHUNKS: usize = 1024; // 16 MiB
@@ -66,7 +66,7 @@ async fn unwritable_above_high_writable_below_low_and_memory_bounded() {
             events: tx,
         }));
         let ch = Bootstrap::new()
-            .write_buffer_watermark(wm)
+            .options(ChannelOptions::new().write_buffer_watermark(wm))
             .handler(move |p| p.add_last("producer", producer.lock().unwrap().take().unwrap()))
             .connect(addr)
             .await
@@ -106,7 +106,7 @@ async fn channel_handle_writes_turn_unwritable_when_peer_does_not_read() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let ch = Bootstrap::new()
-            .send_buffer_size(8 * 1024)
+            .options(ChannelOptions::new().send_buffer_size(8 * 1024))
             .connect(addr)
             .await
             .unwrap();

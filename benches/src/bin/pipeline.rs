@@ -65,7 +65,7 @@ fn pipeline_with<H: Handler>(make: impl Fn() -> H) -> Pipeline {
 fn run_pipeline(p: &mut Pipeline, n: u64, payload: &Bytes) -> Duration {
     let start = Instant::now();
     for _ in 0..n {
-        p.fire_read(Msg::Bytes(payload.clone()));
+        p.transport().fire_read(Msg::Bytes(payload.clone()));
     }
     start.elapsed()
 }

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use clap::Parser;
 use weft_codec::{DecoderHandler, LineBasedFrameDecoder};
 use weft_core::{CompositeBytes, Context, Error, Events, Handler, Msg, UserEvent};
-use weft_transport::{ChannelGroup, IdleState, IdleStateEvent, IdleStateHandler, ServerBootstrap};
+use weft_transport::{
+    ChannelGroup, ChannelOptions, IdleState, IdleStateEvent, IdleStateHandler, ServerBootstrap,
+};
 
 /// A line-based chat server.
 #[derive(Parser, Debug)]
@@ -95,7 +97,7 @@ fn main() {
             ServerBootstrap::new()
                 // A member's send queue (IRC's "sendq"): a member that falls
                 // that far behind is disconnected rather than held in memory.
-                .max_outbound_bytes(args.sendq as usize)
+                .child_options(ChannelOptions::new().max_outbound_bytes(args.sendq as usize))
                 .child_handler(move |p| {
                     p.add_last("idle", IdleStateHandler::new(idle, None, None))?;
                     p.add_last(

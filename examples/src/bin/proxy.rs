@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use weft_core::{Channel, Context, Error, Events, Handler, InputShutdown, Msg, UserEvent};
-use weft_transport::{Bootstrap, ServerBootstrap};
+use weft_transport::{Bootstrap, ChannelOptions, ServerBootstrap};
 
 /// A TCP relay with backpressure.
 #[derive(Parser, Debug)]
@@ -117,11 +117,10 @@ impl Handler for Inbound {
             let c2 = client.clone();
             let e2 = ended.clone();
             let up = Bootstrap::new()
-                .allow_half_closure(true)
                 // The relays manage reading themselves (auto-read across the
                 // two channels); the transport's own pause would deadlock a
                 // relay whose two directions wait on each other.
-                .pause_read_when_unwritable(false)
+                .options(relay_options())
                 .handler(move |p| {
                     p.add_last(
                         "relay",
@@ -156,6 +155,14 @@ impl Handler for Inbound {
     }
 }
 
+/// Both sides of a relay: half-closure passes a client's end of input on
+/// to the upstream, and the relays, not the transport, decide when to read.
+fn relay_options() -> ChannelOptions {
+    ChannelOptions::new()
+        .allow_half_closure(true)
+        .pause_read_when_unwritable(false)
+}
+
 fn main() {
     weft_examples::init_tracing();
     let args = Args::parse();
@@ -164,8 +171,7 @@ fn main() {
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
             ServerBootstrap::new()
-                .pause_read_when_unwritable(false)
-                .allow_half_closure(true)
+                .child_options(relay_options())
                 .child_handler(move |p| {
                     serve.add_idle_guard(p)?;
                     p.add_last(

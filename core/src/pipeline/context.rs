@@ -9,8 +9,9 @@
 
 use std::fmt;
 
+use super::edit::{At, Target};
+use super::{Ev, Inner};
 use crate::handler::UserEvent;
-use crate::pipeline::{Ev, Inner, TAIL};
 use crate::{Channel, Error, Handler, Msg, Promise, WriteFuture};
 
 /// A handler's handle on its pipeline during a callback.
@@ -147,24 +148,25 @@ impl<'a> Context<'a> {
 
     /// Adds a handler at the head end of the pipeline.
     pub fn add_first(&mut self, name: &str, handler: impl Handler) -> Result<(), Error> {
-        self.inner
-            .insert_after(crate::pipeline::HEAD, name, Box::new(handler))
+        self.inner.add(At::First, name, Box::new(handler))
     }
 
     /// Adds a handler at the tail end of the pipeline.
     pub fn add_last(&mut self, name: &str, handler: impl Handler) -> Result<(), Error> {
-        self.inner.insert_before(TAIL, name, Box::new(handler))
+        self.inner.add(At::Last, name, Box::new(handler))
     }
 
     /// Adds a handler right after this one (it sees this handler's next
     /// `fire_*` call).
     pub fn add_after_self(&mut self, name: &str, handler: impl Handler) -> Result<(), Error> {
-        self.inner.insert_after(self.idx, name, Box::new(handler))
+        self.inner
+            .add(At::After(Target::Slot(self.idx)), name, Box::new(handler))
     }
 
     /// Adds a handler right before this one.
     pub fn add_before_self(&mut self, name: &str, handler: impl Handler) -> Result<(), Error> {
-        self.inner.insert_before(self.idx, name, Box::new(handler))
+        self.inner
+            .add(At::Before(Target::Slot(self.idx)), name, Box::new(handler))
     }
 
     /// Adds a handler after the handler named `base`.
@@ -174,8 +176,8 @@ impl<'a> Context<'a> {
         name: &str,
         handler: impl Handler,
     ) -> Result<(), Error> {
-        let at = self.find(base)?;
-        self.inner.insert_after(at, name, Box::new(handler))
+        self.inner
+            .add(At::After(Target::Named(base)), name, Box::new(handler))
     }
 
     /// Adds a handler before the handler named `base`.
@@ -185,30 +187,31 @@ impl<'a> Context<'a> {
         name: &str,
         handler: impl Handler,
     ) -> Result<(), Error> {
-        let at = self.find(base)?;
-        self.inner.insert_before(at, name, Box::new(handler))
+        self.inner
+            .add(At::Before(Target::Named(base)), name, Box::new(handler))
     }
 
     /// Removes the handler named `name`.
     pub fn remove(&mut self, name: &str) -> Result<(), Error> {
-        self.inner.remove(name)
+        self.inner.remove(Target::Named(name))
     }
 
     /// Removes this handler. Its `handler_removed` runs once the current
     /// callback returns; until then this context still forwards events.
     pub fn remove_self(&mut self) {
-        self.inner.remove_at(self.idx);
+        let _ = self.inner.remove(Target::Slot(self.idx));
     }
 
     /// Replaces this handler with `handler` named `name`.
     pub fn replace_self(&mut self, name: &str, handler: impl Handler) -> Result<(), Error> {
-        self.inner.replace_at(self.idx, name, Box::new(handler))
+        self.inner
+            .replace(Target::Slot(self.idx), name, Box::new(handler))
     }
 
     /// Replaces the handler named `old`.
     pub fn replace(&mut self, old: &str, name: &str, handler: impl Handler) -> Result<(), Error> {
-        let at = self.find(old)?;
-        self.inner.replace_at(at, name, Box::new(handler))
+        self.inner
+            .replace(Target::Named(old), name, Box::new(handler))
     }
 
     /// Whether a handler named `name` is in the pipeline.
@@ -219,12 +222,6 @@ impl<'a> Context<'a> {
     /// The handlers' names, head to tail.
     pub fn names(&self) -> Vec<&str> {
         self.inner.names()
-    }
-
-    fn find(&self, name: &str) -> Result<usize, Error> {
-        self.inner
-            .find(name)
-            .ok_or_else(|| Error::pipeline(format!("no handler named `{name}` in the pipeline")))
     }
 }
 

@@ -1,0 +1,252 @@
+//! Dispatch: how an event finds its way from one slot to the next.
+//!
+//! Contract:
+//! - an event goes from a slot to `hop[kind]`: the next handler that
+//!   declared the event, in the event's direction; the head and the tail
+//!   end the way (see `ends.rs`);
+//! - a handler is taken out of its slot for the length of its callback; an
+//!   event that reaches it meanwhile (re-entrancy) queues in the slot and is
+//!   delivered, in order, when the callback returns; while any slot holds
+//!   queued events, every event checks whether its path crosses one and
+//!   queues behind it, so that events keep their order even when some skip
+//!   the busy handler;
+//! - a handler that panics is marked dead (it passes everything through)
+//!   and the channel is asked to close; [`Inner::recover`] builds the error
+//!   the caller then fires.
+
+use std::collections::VecDeque;
+
+use super::ends::{Head, Tail};
+use super::slot::{Ev, Link, Occupant, Slot, HEAD, HOP_READ, HOP_WRITE, TAIL};
+use crate::{Channel, Context, Error, Events, Handler, Msg, Promise};
+
+/// The dispatch machinery shared by [`Pipeline`](super::Pipeline) and
+/// [`Context`].
+pub(crate) struct Inner {
+    pub(super) slots: Vec<Slot>,
+    pub(super) free: Vec<usize>,
+    /// Slots holding queued events.
+    pub(super) pending_queues: usize,
+    pub(crate) channel: Channel,
+    pub(crate) head: Head,
+    /// Collected at the tail (EmbeddedChannel only; boxed so that a socket
+    /// channel pays one pointer for it).
+    pub(crate) tail: Option<Box<Tail>>,
+}
+
+impl Inner {
+    pub(super) fn new(channel: Channel) -> Inner {
+        let mut inner = Inner {
+            slots: vec![Slot::sentinel(HEAD, TAIL), Slot::sentinel(HEAD, TAIL)],
+            free: Vec::new(),
+            pending_queues: 0,
+            channel,
+            head: Head::new(),
+            tail: None,
+        };
+        inner.rehop();
+        inner
+    }
+
+    /// Sends `ev` on from slot `from`, in its direction.
+    pub(crate) fn forward(&mut self, from: usize, ev: Ev) {
+        let bit = ev.bit();
+        if bit == 0 {
+            return;
+        }
+        let to = self.slots[from].hop[bit.trailing_zeros() as usize] as usize;
+        if self.pending_queues > 0 {
+            if let Some(q) = self.queue_on_path(from, to, bit) {
+                return self.enqueue(q, ev);
+            }
+        }
+        match to {
+            TAIL => self.at_tail(ev),
+            HEAD => self.at_head(ev),
+            _ => self.invoke(to, ev),
+        }
+    }
+
+    /// Fast path for `channel_read`, the hottest event: no `Ev` is built
+    /// unless the target is busy.
+    #[inline]
+    pub(crate) fn forward_read(&mut self, from: usize, msg: Msg) {
+        if self.pending_queues > 0 {
+            return self.forward(from, Ev::Read(msg));
+        }
+        let i = self.slots[from].hop[HOP_READ] as usize;
+        if i == TAIL {
+            return self.at_tail(Ev::Read(msg));
+        }
+        let Some(mut h) = self.slots[i].take() else {
+            return self.invoke(i, Ev::Read(msg));
+        };
+        h.channel_read(&mut Context::new(self, i), msg);
+        self.finish_call(i, h);
+    }
+
+    /// Fast path for `write`, the hottest outbound operation.
+    #[inline]
+    pub(crate) fn forward_write(&mut self, from: usize, msg: Msg, promise: Option<Promise>) {
+        if self.pending_queues > 0 {
+            return self.forward(from, Ev::Write(msg, promise));
+        }
+        let i = self.slots[from].hop[HOP_WRITE] as usize;
+        if i == HEAD {
+            return self.at_head(Ev::Write(msg, promise));
+        }
+        let Some(mut h) = self.slots[i].take() else {
+            return self.invoke(i, Ev::Write(msg, promise));
+        };
+        h.write(&mut Context::new(self, i), msg, promise);
+        self.finish_call(i, h);
+    }
+
+    /// The first slot strictly between `from` and `to`, on the event's way,
+    /// that holds queued events.
+    #[cold]
+    fn queue_on_path(&self, from: usize, to: usize, bit: u16) -> Option<usize> {
+        let inbound = bit & Events::INBOUND.bits() != 0;
+        let step = |i: usize| {
+            if inbound {
+                self.slots[i].next
+            } else {
+                self.slots[i].prev
+            }
+        };
+        let mut i = step(from);
+        while i != to && i != HEAD && i != TAIL {
+            if self.slots[i].has_queued() {
+                return Some(i);
+            }
+            i = step(i);
+        }
+        None
+    }
+
+    fn enqueue(&mut self, idx: usize, ev: Ev) {
+        let q = self.slots[idx]
+            .queued
+            .get_or_insert_with(|| Box::new(VecDeque::new()));
+        if q.is_empty() {
+            self.pending_queues += 1;
+        }
+        q.push_back(ev);
+    }
+
+    fn dequeue(&mut self, idx: usize) -> Option<Ev> {
+        let q = self.slots[idx].queued.as_mut()?;
+        let ev = q.pop_front()?;
+        if q.is_empty() {
+            self.pending_queues -= 1;
+        }
+        Some(ev)
+    }
+
+    /// Drops a slot's queue (its events' promises fail as they drop).
+    pub(super) fn clear_queue(&mut self, idx: usize) {
+        if let Some(q) = self.slots[idx].queued.take() {
+            if !q.is_empty() {
+                self.pending_queues -= 1;
+            }
+        }
+    }
+
+    fn invoke(&mut self, idx: usize, ev: Ev) {
+        let Some(mut h) = self.slots[idx].take() else {
+            if self.slots[idx].is_busy() {
+                self.enqueue(idx, ev);
+            } else {
+                // A handler lost to a panic: pass everything through.
+                self.forward(idx, ev);
+            }
+            return;
+        };
+        self.call(&mut *h, idx, ev);
+        self.finish_call(idx, h);
+    }
+
+    /// After a callback: deliver what queued up meanwhile, then put the
+    /// handler back, or finish removing it.
+    #[inline]
+    pub(super) fn finish_call(&mut self, idx: usize, h: Box<dyn Handler>) {
+        let slot = &mut self.slots[idx];
+        if !slot.has_queued() && slot.link == Link::Linked {
+            slot.occupant = Occupant::Idle(h);
+        } else {
+            self.finish_call_slow(idx, h);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn finish_call_slow(&mut self, idx: usize, mut h: Box<dyn Handler>) {
+        while let Some(ev) = self.dequeue(idx) {
+            let s = &self.slots[idx];
+            if s.link == Link::Linked && s.interest & ev.bit() != 0 {
+                self.call(&mut *h, idx, ev);
+            } else {
+                // Queued only to keep its place behind earlier events.
+                self.forward(idx, ev);
+            }
+        }
+        let slot = &mut self.slots[idx];
+        if slot.link == Link::Linked {
+            slot.occupant = Occupant::Idle(h);
+        } else {
+            self.call_removed(idx, h);
+        }
+    }
+
+    pub(super) fn call(&mut self, h: &mut dyn Handler, idx: usize, ev: Ev) {
+        let mut ctx = Context::new(self, idx);
+        match ev {
+            Ev::Active => h.channel_active(&mut ctx),
+            Ev::Read(m) => h.channel_read(&mut ctx, m),
+            Ev::ReadComplete => h.channel_read_complete(&mut ctx),
+            Ev::UserEvent(e) => h.user_event(&mut ctx, e),
+            Ev::Writability(w) => h.writability_changed(&mut ctx, w),
+            Ev::Exception(e) => h.exception_caught(&mut ctx, e),
+            Ev::Inactive => h.channel_inactive(&mut ctx),
+            Ev::Write(m, p) => h.write(&mut ctx, m, p),
+            Ev::Flush => h.flush(&mut ctx),
+            Ev::ReadRequest => h.read(&mut ctx),
+            Ev::Close(p) => h.close(&mut ctx, p),
+            Ev::Added => h.handler_added(&mut ctx),
+        }
+    }
+
+    /// Calls `handler_removed`, passes on what queued behind the handler,
+    /// and frees the slot.
+    pub(super) fn call_removed(&mut self, idx: usize, mut h: Box<dyn Handler>) {
+        h.handler_removed(&mut Context::new(self, idx));
+        while let Some(ev) = self.dequeue(idx) {
+            self.forward(idx, ev);
+        }
+        drop(h);
+        self.free_slot(idx);
+    }
+
+    /// Cleans up after a handler panicked somewhere in the call stack: every
+    /// busy handler was unwound through and is lost.
+    pub(super) fn recover(&mut self, payload: Box<dyn std::any::Any + Send>) -> Error {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".to_string());
+        let busy: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].is_busy() && self.slots[i].link != Link::Free)
+            .collect();
+        for i in busy {
+            self.clear_queue(i);
+            self.slots[i].occupant = Occupant::Dead;
+            if self.slots[i].link == Link::Removed {
+                self.free_slot(i);
+            }
+        }
+        tracing::error!(channel = %self.channel.id(), panic = %msg, "a handler panicked; closing the channel");
+        self.head.close_requested = true;
+        Error::panic(msg)
+    }
+}

@@ -1,0 +1,155 @@
+//! A pipeline's slots and the events that travel between them.
+//!
+//! Contract:
+//! - slot 0 is the head and slot 1 the tail; they hold no handler and are
+//!   never removed;
+//! - a slot's [`Link`] says where it stands in the list and its
+//!   [`Occupant`] what its handler is doing; the two are independent: a
+//!   handler can be removed while its callback is still running (it is
+//!   `Removed` and `Busy`), and finishes leaving when the callback returns;
+//! - `hop[k]` is the slot that event kind `k` goes to from here; it is kept
+//!   up to date by the structural edits, so skipping the handlers that did
+//!   not declare an event costs nothing per event.
+
+use std::collections::VecDeque;
+use std::mem;
+
+use crate::handler::UserEvent;
+use crate::{Error, Events, Handler, Msg, Promise};
+
+pub(crate) const HEAD: usize = 0;
+pub(crate) const TAIL: usize = 1;
+
+/// Number of event kinds (bits of [`Events`]).
+pub(super) const KINDS: usize = 11;
+/// Bits 0..7 are inbound, 7..11 outbound.
+pub(super) const INBOUND_KINDS: usize = 7;
+pub(super) const HOP_READ: usize = Events::READ.bits().trailing_zeros() as usize;
+pub(super) const HOP_WRITE: usize = Events::WRITE.bits().trailing_zeros() as usize;
+
+/// One event or operation on its way through the pipeline.
+pub(crate) enum Ev {
+    Active,
+    Read(Msg),
+    ReadComplete,
+    UserEvent(UserEvent),
+    Writability(bool),
+    Exception(Error),
+    Inactive,
+    Write(Msg, Option<Promise>),
+    Flush,
+    ReadRequest,
+    Close(Option<Promise>),
+    /// Only ever delivered to one handler, never forwarded.
+    Added,
+}
+
+impl Ev {
+    /// The event's kind as a bit of [`Events`]; 0 for `Added`.
+    pub(super) fn bit(&self) -> u16 {
+        match self {
+            Ev::Active => Events::ACTIVE.bits(),
+            Ev::Read(_) => Events::READ.bits(),
+            Ev::ReadComplete => Events::READ_COMPLETE.bits(),
+            Ev::UserEvent(_) => Events::USER_EVENT.bits(),
+            Ev::Writability(_) => Events::WRITABILITY.bits(),
+            Ev::Exception(_) => Events::EXCEPTION.bits(),
+            Ev::Inactive => Events::INACTIVE.bits(),
+            Ev::Write(..) => Events::WRITE.bits(),
+            Ev::Flush => Events::FLUSH.bits(),
+            Ev::ReadRequest => Events::READ_REQUEST.bits(),
+            Ev::Close(_) => Events::CLOSE.bits(),
+            Ev::Added => 0,
+        }
+    }
+}
+
+/// Where a slot stands in the list.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Link {
+    /// In the list: events reach it.
+    Linked,
+    /// Out of the list while its callback still runs; its links point at
+    /// live slots, so what it forwards meanwhile goes to its old neighbours.
+    Removed,
+    /// Unused, waiting on the free list.
+    Free,
+}
+
+/// What a slot's handler is doing.
+pub(super) enum Occupant {
+    /// Waiting for an event.
+    Idle(Box<dyn Handler>),
+    /// Taken out: its callback is running further up the call stack, and
+    /// events that reach it meanwhile queue up.
+    Busy,
+    /// Lost to a panic (or a sentinel): events pass straight through.
+    Dead,
+}
+
+pub(super) struct Slot {
+    pub(super) name: Box<str>,
+    pub(super) occupant: Occupant,
+    pub(super) interest: u16,
+    /// For each event kind, the slot it goes to from here: the next
+    /// interested slot towards the tail (inbound) or head (outbound).
+    pub(super) hop: [u16; KINDS],
+    pub(super) prev: usize,
+    pub(super) next: usize,
+    pub(super) link: Link,
+    /// Events that arrived while the handler's callback was running
+    /// (boxed: rarely used, and a slot should stay small).
+    #[allow(clippy::box_collection)] // deliberate: 8 bytes per slot instead of 32
+    pub(super) queued: Option<Box<VecDeque<Ev>>>,
+}
+
+impl Slot {
+    pub(super) fn sentinel(prev: usize, next: usize) -> Slot {
+        Slot {
+            // Sentinels are never looked up by name; an empty name allocates nothing.
+            name: Box::default(),
+            occupant: Occupant::Dead,
+            interest: 0,
+            hop: [TAIL as u16; KINDS],
+            prev,
+            next,
+            link: Link::Linked,
+            queued: None,
+        }
+    }
+
+    pub(super) fn new(name: &str, interest: u16, prev: usize, next: usize) -> Slot {
+        Slot {
+            name: name.into(),
+            // Busy until its `handler_added` returns.
+            occupant: Occupant::Busy,
+            interest,
+            hop: [TAIL as u16; KINDS],
+            prev,
+            next,
+            link: Link::Linked,
+            queued: None,
+        }
+    }
+
+    /// Takes the handler out to call it, leaving the slot busy; `None` when
+    /// it is busy already or dead.
+    #[inline]
+    pub(super) fn take(&mut self) -> Option<Box<dyn Handler>> {
+        if !matches!(self.occupant, Occupant::Idle(_)) {
+            return None;
+        }
+        match mem::replace(&mut self.occupant, Occupant::Busy) {
+            Occupant::Idle(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    pub(super) fn is_busy(&self) -> bool {
+        matches!(self.occupant, Occupant::Busy)
+    }
+
+    pub(super) fn has_queued(&self) -> bool {
+        self.queued.as_ref().is_some_and(|q| !q.is_empty())
+    }
+}

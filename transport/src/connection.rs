@@ -1,0 +1,101 @@
+//! Setting up a connection: socket options, the channel, its pipeline, and
+//! the task that drives it. Shared by the server (accepted connections) and
+//! the client bootstrap.
+//!
+//! Contract: the socket is configured from the [`ChannelOptions`] first;
+//! the pipeline gets the options' watermarks and cap before the initializer
+//! runs; an initializer that fails or panics closes the connection (the
+//! error is returned, the task never starts); a connection of a server is
+//! registered with it before its task starts and unregistered when the task
+//! ends.
+
+use std::sync::Arc;
+
+use tracing::Instrument;
+use weft_core::{Channel, Error, Pipeline};
+
+use crate::control::ServerCtl;
+use crate::options::ChannelOptions;
+use crate::stream::Stream;
+
+/// Fills a new channel's pipeline.
+pub(crate) type Initializer = Arc<dyn Fn(&mut Pipeline) -> Result<(), Error> + Send + Sync>;
+
+/// Applies the socket-level options.
+pub(crate) trait Configure {
+    fn configure(&self, opts: &ChannelOptions) -> std::io::Result<()>;
+}
+
+impl Configure for tokio::net::TcpStream {
+    fn configure(&self, opts: &ChannelOptions) -> std::io::Result<()> {
+        use nix::sys::socket::{setsockopt, sockopt};
+        self.set_nodelay(opts.tcp_nodelay)?;
+        if opts.keepalive {
+            setsockopt(self, sockopt::KeepAlive, &true)?;
+        }
+        configure_buffers(self, opts)
+    }
+}
+
+impl Configure for tokio::net::UnixStream {
+    fn configure(&self, opts: &ChannelOptions) -> std::io::Result<()> {
+        configure_buffers(self, opts)
+    }
+}
+
+fn configure_buffers(s: &impl std::os::fd::AsFd, opts: &ChannelOptions) -> std::io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if let Some(n) = opts.recv_buffer_size {
+        setsockopt(s, sockopt::RcvBuf, &n)?;
+    }
+    if let Some(n) = opts.send_buffer_size {
+        setsockopt(s, sockopt::SndBuf, &n)?;
+    }
+    Ok(())
+}
+
+/// Builds a channel's pipeline and spawns its task.
+pub(crate) fn spawn_connection<S: Stream + Configure>(
+    stream: S,
+    opts: &Arc<ChannelOptions>,
+    init: &Initializer,
+    ctl: Option<&Arc<ServerCtl>>,
+) -> Result<Channel, Error> {
+    stream.configure(opts)?;
+    let (local, remote) = stream.addresses();
+    let span = tracing::debug_span!(
+        "channel",
+        id = tracing::field::Empty,
+        peer = %remote.as_ref().map(|a| a.to_string()).unwrap_or_default()
+    );
+    let channel = Channel::new(local, remote);
+    channel.set_auto_read(opts.auto_read);
+    span.record("id", tracing::field::display(channel.id()));
+    let mut pipeline = Pipeline::new(channel.clone());
+    let mut t = pipeline.transport();
+    t.set_watermark(opts.watermark);
+    t.set_outbound_cap(opts.max_outbound_bytes);
+    let init_result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init(&mut pipeline)))
+            .unwrap_or_else(|_| Err(Error::panic("the channel initializer panicked")));
+    init_result?;
+    if let Some(ctl) = ctl {
+        ctl.register(&channel);
+    }
+    let ctl = ctl.cloned();
+    let opts = opts.clone();
+    let id = channel.id();
+    let task = async move {
+        crate::driver::drive(stream, pipeline, opts, ctl.clone()).await;
+        if let Some(ctl) = ctl {
+            ctl.unregister(id);
+        }
+    };
+    // The span costs a little on every poll; skip it when nobody listens.
+    if span.is_disabled() {
+        tokio::spawn(task);
+    } else {
+        tokio::spawn(task.instrument(span));
+    }
+    Ok(channel)
+}

@@ -1,0 +1,263 @@
+//! The connection task: one per channel, owning its pipeline and socket.
+//!
+//! Contract:
+//! - the task alternates between running the work that is due (commands
+//!   queued from other tasks, flushed writes, a due output shutdown, a
+//!   close) and waiting for the next wake-up: a command, the socket turning
+//!   writable (while a write is blocked), or readable (while it wants to
+//!   read);
+//! - reads and writes are the read half's ([`read`]) and the write half's
+//!   ([`write`]) business;
+//! - while the channel is unwritable (above its high watermark) it reads
+//!   nothing, and reads again below the low watermark, unless
+//!   `pause_read_when_unwritable` is off;
+//! - end of input fires [`InputShutdown`](weft_core::InputShutdown) (so
+//!   decoders finish and handlers can answer); when half-closure is allowed
+//!   the channel then stays open, otherwise it closes **once everything
+//!   flushed has been written** — a peer that sends its request and shuts
+//!   its output down (`shutdown(SHUT_WR)`, `nc -N`) receives the whole
+//!   answer;
+//! - a server's shutdown drains the channel the same way (reading no more),
+//!   and its abort phase closes it at once;
+//! - on close, what was flushed before the close gets one non-blocking
+//!   attempt to reach the kernel (Netty writes on flush, so
+//!   `write_and_flush` then `close` delivers what fits in the socket
+//!   buffer); then the socket is closed, every pending promise fails and
+//!   `channel_inactive` fires.
+
+mod read;
+mod write;
+
+use std::future::poll_fn;
+use std::io;
+use std::sync::Arc;
+use std::task::Poll;
+
+use weft_core::transport::CommandWaiter;
+use weft_core::{Error, Pipeline};
+
+use crate::control::{Phase, ServerCtl};
+use crate::options::ChannelOptions;
+use crate::stream::Stream;
+use read::{Input, Reader};
+use write::{Flushed, Writer};
+
+/// Whether the socket takes writes now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Output {
+    Ready,
+    /// The send buffer was full: wait until the socket is writable.
+    Blocked,
+}
+
+/// Whether the channel still serves, or only finishes what it flushed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Serving,
+    /// The server shuts down: no more reads; close once flushed.
+    Draining,
+}
+
+/// What ended a wait.
+enum Wake {
+    Commands,
+    Readable(io::Result<()>),
+    Writable(io::Result<()>),
+}
+
+/// What the loop does after a step.
+enum Next {
+    /// Wait for the next wake-up.
+    Wait,
+    /// More is due at once (a handler flushed again).
+    Again,
+    /// The write budget is spent: let other tasks run first.
+    Yield,
+    /// The channel closes.
+    Close,
+}
+
+struct Conn<S> {
+    stream: S,
+    pipeline: Pipeline,
+    opts: Arc<ChannelOptions>,
+    ctl: Option<Arc<ServerCtl>>,
+    reader: Reader,
+    writer: Writer,
+    output: Output,
+    mode: Mode,
+}
+
+/// Runs a connection until it closes.
+pub(crate) async fn drive<S: Stream>(
+    stream: S,
+    pipeline: Pipeline,
+    opts: Arc<ChannelOptions>,
+    ctl: Option<Arc<ServerCtl>>,
+) {
+    let mut conn = Conn {
+        reader: Reader::new(&opts),
+        writer: Writer::new(opts.sendfile, opts.write_spin),
+        stream,
+        pipeline,
+        opts,
+        ctl,
+        output: Output::Ready,
+        mode: Mode::Serving,
+    };
+    tracing::debug!("channel active");
+    conn.pipeline.transport().fire_active();
+    let mut waiter = CommandWaiter::new();
+    loop {
+        match conn.run_due() {
+            Next::Close => break,
+            Next::Again => continue,
+            Next::Yield => {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            Next::Wait => {}
+        }
+        let wake = conn.wait(&mut waiter).await;
+        if let Err(e) = conn.on_wake(wake) {
+            fail(&mut conn.pipeline, e);
+            break;
+        }
+    }
+    conn.close();
+}
+
+impl<S: Stream> Conn<S> {
+    /// Runs what is due without waiting.
+    fn run_due(&mut self) -> Next {
+        let mut t = self.pipeline.transport();
+        t.run_commands();
+        if t.take_read_request() {
+            self.reader.requested = true;
+        }
+        if let Some(ctl) = &self.ctl {
+            match ctl.phase() {
+                Phase::Running => {}
+                Phase::Draining => self.mode = Mode::Draining,
+                Phase::Abort => return Next::Close,
+            }
+        }
+        if t.close_requested() {
+            return Next::Close;
+        }
+        let mut next = Next::Wait;
+        if self.output == Output::Ready && !t.outbound().flushed_is_empty() {
+            match self.writer.flush(&self.stream, &mut t) {
+                Ok(Flushed::Done) => {}
+                Ok(Flushed::Blocked) => self.output = Output::Blocked,
+                Ok(Flushed::Budget) => next = Next::Yield,
+                Err(e) => {
+                    // The writes that were under way fail with the cause.
+                    t.outbound().fail_flushed(&e);
+                    fail(&mut self.pipeline, e);
+                    return Next::Close;
+                }
+            }
+            t.sync_writability();
+        }
+        if let Some(shutdown) = t.take_due_shutdown() {
+            let r = nix::sys::socket::shutdown(
+                self.stream.as_raw_fd(),
+                nix::sys::socket::Shutdown::Write,
+            )
+            .map_err(|e| Error::io(io::Error::from(e)));
+            tracing::debug!("output shut down");
+            shutdown.complete(r);
+        }
+        if t.close_requested() {
+            return Next::Close;
+        }
+        let flushed_out = t.outbound().flushed_is_empty();
+        let ending = self.mode == Mode::Draining
+            || (self.reader.input == Input::Ended && !self.opts.allow_half_closure);
+        if ending && flushed_out && !t.has_commands() {
+            // Shutting down, or the peer's input ended without half-closure:
+            // everything flushed is out, so the channel can close.
+            return Next::Close;
+        }
+        if matches!(next, Next::Wait) && self.output == Output::Ready && !flushed_out {
+            // A handler flushed more while reacting to the last write (a
+            // writability change, an error): write it before waiting.
+            next = Next::Again;
+        }
+        next
+    }
+
+    /// Waits for a command, or the socket's readiness the channel wants.
+    async fn wait(&mut self, waiter: &mut CommandWaiter) -> Wake {
+        let ch = self.pipeline.channel();
+        let want_read = self.reader.input == Input::Open
+            && self.mode == Mode::Serving
+            && (ch.is_auto_read() || self.reader.requested)
+            && (!self.opts.pause_read_when_unwritable || ch.is_writable());
+        let want_write = self.output == Output::Blocked;
+        let (stream, mut t) = (&self.stream, self.pipeline.transport());
+        poll_fn(|cx| {
+            if t.poll_commands(cx, waiter).is_ready() {
+                return Poll::Ready(Wake::Commands);
+            }
+            if want_write {
+                if let Poll::Ready(r) = stream.poll_write_ready(cx) {
+                    return Poll::Ready(Wake::Writable(r));
+                }
+            }
+            if want_read {
+                if let Poll::Ready(r) = stream.poll_read_ready(cx) {
+                    return Poll::Ready(Wake::Readable(r));
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    fn on_wake(&mut self, wake: Wake) -> Result<(), Error> {
+        match wake {
+            Wake::Commands => Ok(()),
+            Wake::Writable(r) => {
+                r?;
+                self.output = Output::Ready;
+                Ok(())
+            }
+            Wake::Readable(r) => {
+                r?;
+                self.reader
+                    .read_burst(&self.stream, &mut self.pipeline, &self.opts)
+            }
+        }
+    }
+
+    /// Closes the socket and completes the channel's close.
+    fn close(mut self) {
+        let mut t = self.pipeline.transport();
+        if t.close_requested() && self.output == Output::Ready {
+            // As in Netty, where a flush writes at once: what was flushed
+            // before the close gets one non-blocking attempt to reach the
+            // kernel.
+            if let Err(e) = self.writer.flush(&self.stream, &mut t) {
+                t.outbound().fail_flushed(&e);
+            }
+        }
+        drop(self.stream);
+        t.finish_close();
+        tracing::debug!("channel inactive");
+    }
+}
+
+/// Fires an error that ends the channel.
+fn fail(pipeline: &mut Pipeline, err: Error) {
+    if matches!(
+        err.io_kind(),
+        Some(io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe)
+    ) {
+        tracing::debug!(error = ?err, "connection reset by peer");
+    } else {
+        tracing::debug!(error = ?err, "channel failed");
+    }
+    pipeline.fire_exception(err);
+}

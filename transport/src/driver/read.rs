@@ -1,0 +1,211 @@
+//! The read half of a connection: bursts of reads into an adaptively sized
+//! buffer.
+//!
+//! Contract:
+//! - a burst reads up to `max_reads_per_wakeup` times; each read is handed
+//!   on as one `Bytes` split off the buffer (no copy), and the burst ends
+//!   with `channel_read_complete` if anything was read;
+//! - the buffer comes from the per-thread pool and goes back when the burst
+//!   ends, so an idle connection holds no read buffer;
+//! - the burst stops early when the socket is drained (a short read), a
+//!   handler closed the channel, auto-read is off, or (with
+//!   `pause_read_when_unwritable`) the handlers' writes made the channel
+//!   unwritable;
+//! - end of input fires [`InputShutdown`]; the caller decides whether the
+//!   channel then closes.
+//!
+//! The size of each read follows [`ReadStrategy`].
+
+use std::io;
+
+use weft_core::{Error, InputShutdown, Pipeline};
+
+use crate::options::ChannelOptions;
+use crate::stream::Stream;
+
+/// How much to offer the next read (hyper's and Netty's adaptive sizing):
+/// double after a read that filled the buffer, halve after two reads in a
+/// row that used less than half of it, always within `[min, max]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ReadStrategy {
+    min: usize,
+    max: usize,
+    next: usize,
+    short_reads: u8,
+}
+
+impl ReadStrategy {
+    pub(crate) fn new(min: usize, initial: usize, max: usize) -> ReadStrategy {
+        ReadStrategy {
+            min,
+            max,
+            next: initial.clamp(min, max),
+            short_reads: 0,
+        }
+    }
+
+    /// Bytes to offer the next read.
+    pub(crate) fn next_size(&self) -> usize {
+        self.next
+    }
+
+    /// Smallest spare room worth a read without growing the buffer.
+    pub(crate) fn min_spare(&self) -> usize {
+        self.min.max(self.next / 4)
+    }
+
+    /// Adapts to a read of `n` bytes out of `offered`.
+    pub(crate) fn record(&mut self, n: usize, offered: usize) {
+        if n == offered {
+            self.next = (self.next * 2).min(self.max);
+            self.short_reads = 0;
+        } else if n < self.next / 2 {
+            self.short_reads += 1;
+            if self.short_reads >= 2 {
+                self.next = (self.next / 2).max(self.min);
+                self.short_reads = 0;
+            }
+        } else {
+            self.short_reads = 0;
+        }
+    }
+}
+
+/// Whether the peer's side of the stream still sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Input {
+    Open,
+    /// The peer shut its output down (a read returned 0).
+    Ended,
+}
+
+/// The read half's state.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    pub(crate) strategy: ReadStrategy,
+    pub(crate) input: Input,
+    /// A handler asked for a read (auto-read off).
+    pub(crate) requested: bool,
+}
+
+impl Reader {
+    pub(crate) fn new(opts: &ChannelOptions) -> Reader {
+        Reader {
+            strategy: ReadStrategy::new(opts.read_min, opts.read_initial, opts.read_max),
+            input: Input::Open,
+            requested: false,
+        }
+    }
+
+    /// Reads a burst from `stream` into the pipeline.
+    pub(crate) fn read_burst<S: Stream>(
+        &mut self,
+        stream: &S,
+        pipeline: &mut Pipeline,
+        opts: &ChannelOptions,
+    ) -> Result<(), Error> {
+        let mut buf = crate::recv_pool::take(self.strategy.next_size());
+        let mut reads = 0;
+        let mut got_any = false;
+        let r = loop {
+            if reads >= opts.max_reads_per_wakeup {
+                break Ok(());
+            }
+            if buf.capacity() - buf.len() < self.strategy.min_spare() {
+                buf.reserve(self.strategy.next_size());
+            }
+            let offered = buf.capacity() - buf.len();
+            match stream.try_read_drain(&mut buf) {
+                Ok(0) => {
+                    self.input = Input::Ended;
+                    break Ok(());
+                }
+                Ok(n) => {
+                    reads += 1;
+                    got_any = true;
+                    self.strategy.record(n, offered);
+                    let mut t = pipeline.transport();
+                    t.fire_read(buf.split().freeze());
+                    if t.close_requested() || t.is_closed() || n < offered {
+                        break Ok(()); // closing, or drained: the next read would block
+                    }
+                    let ch = t.channel();
+                    if !ch.is_auto_read() || (opts.pause_read_when_unwritable && !ch.is_writable())
+                    {
+                        break Ok(()); // asked to stop, or the answers must drain first
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(Error::io(e)),
+            }
+        };
+        crate::recv_pool::give(buf);
+        r?;
+        if got_any {
+            self.requested = false;
+            pipeline.transport().fire_read_complete();
+        }
+        if self.input == Input::Ended {
+            tracing::debug!(
+                half_closure = opts.allow_half_closure,
+                "input shut down by peer"
+            );
+            pipeline.fire_user_event(Box::new(InputShutdown));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadStrategy;
+
+    #[test]
+    fn starts_within_its_bounds() {
+        assert_eq!(ReadStrategy::new(64, 2048, 65536).next_size(), 2048);
+        assert_eq!(ReadStrategy::new(64, 10, 65536).next_size(), 64);
+        assert_eq!(ReadStrategy::new(64, 1 << 20, 65536).next_size(), 65536);
+    }
+
+    #[test]
+    fn grows_on_full_reads_up_to_the_max() {
+        let mut s = ReadStrategy::new(64, 2048, 16384);
+        let mut seen = vec![];
+        for _ in 0..5 {
+            let n = s.next_size();
+            s.record(n, n);
+            seen.push(s.next_size());
+        }
+        assert_eq!(seen, [4096, 8192, 16384, 16384, 16384]);
+    }
+
+    #[test]
+    fn shrinks_after_two_short_reads_in_a_row_down_to_the_min() {
+        let mut s = ReadStrategy::new(512, 2048, 65536);
+        s.record(10, 2048);
+        assert_eq!(s.next_size(), 2048, "one short read is not a trend");
+        s.record(10, 2048);
+        assert_eq!(s.next_size(), 1024);
+        for _ in 0..10 {
+            s.record(1, 1024);
+        }
+        assert_eq!(s.next_size(), 512);
+    }
+
+    #[test]
+    fn a_read_of_half_or_more_resets_the_short_count() {
+        let mut s = ReadStrategy::new(64, 2048, 65536);
+        s.record(10, 2048);
+        s.record(1500, 2048);
+        s.record(10, 2048);
+        assert_eq!(s.next_size(), 2048, "the two short reads were not in a row");
+    }
+
+    #[test]
+    fn spare_room_worth_a_read_is_a_quarter_of_the_next_size() {
+        let s = ReadStrategy::new(64, 2048, 65536);
+        assert_eq!(s.min_spare(), 512);
+        assert_eq!(ReadStrategy::new(64, 128, 256).min_spare(), 64);
+    }
+}

@@ -1,0 +1,304 @@
+//! The write half of a connection: draining the flushed part of the
+//! outbound buffer to the socket, strictly in order.
+//!
+//! Contract:
+//! - consecutive byte entries (`Bytes`, `CompositeBytes`) go out in one
+//!   `writev` of at most [`IOV_MAX`] slices, a single slice with a plain
+//!   `write` ([`Writer::write_gathered`]); a header followed by a file is
+//!   sent with `MSG_MORE` on TCP, so that it shares a segment with the
+//!   file's first bytes;
+//! - a `FileRegion` goes out with `sendfile` from its current position, in
+//!   steps of at most [`SENDFILE_STEP`] bytes ([`Writer::write_sendfile`]);
+//!   `sendfile` returning 0 before the region's end means the file shrank:
+//!   that write fails with the file-shrank error and the error ends the
+//!   channel (the peer's framing can no longer be trusted), never a spin;
+//! - when the kernel refuses `sendfile` (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`)
+//!   or it is switched off, regions are streamed in chunks of
+//!   [`FALLBACK_CHUNK`] bytes read from the file, one chunk in memory at a
+//!   time ([`Writer::write_streamed`]);
+//! - a user message reaching the socket fails its promise with an error
+//!   naming its type and suggesting a missing encoder;
+//! - after `write_spin` system calls the flush stops with
+//!   [`Flushed::Budget`], so one busy channel does not starve the others on
+//!   its thread; the bytes written are reported to the channel once per
+//!   flush.
+
+use std::io::{self, IoSlice};
+use std::os::fd::AsFd;
+
+use bytes::Bytes;
+use tokio::io::Interest;
+use weft_core::transport::{OutboundBuffer, Transport};
+use weft_core::{Error, FileRegion, Msg};
+
+use crate::stream::Stream;
+
+/// Most slices in one `writev` (Linux's IOV_MAX; 1025 gives EINVAL).
+pub(crate) const IOV_MAX: usize = 1024;
+/// Slices gathered on the stack; more than this use a heap array.
+const SMALL_IOV: usize = 64;
+/// Most bytes asked of one `sendfile` call.
+pub(crate) const SENDFILE_STEP: usize = 1 << 20;
+/// Size of one chunk when a `FileRegion` is streamed instead of sent.
+pub(crate) const FALLBACK_CHUNK: usize = 64 * 1024;
+
+/// How a flush ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flushed {
+    /// Nothing flushed is left.
+    Done,
+    /// The socket's send buffer is full: wait for writability.
+    Blocked,
+    /// The write budget for this wake-up is spent.
+    Budget,
+}
+
+/// How file regions leave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Files {
+    Sendfile,
+    /// Read in chunks and written (sendfile off or refused).
+    Streamed,
+}
+
+/// What one system call did.
+pub(crate) enum Step {
+    /// Wrote this many bytes; the entry may have more.
+    Wrote(usize),
+    /// Wrote this many bytes, less than offered: the send buffer is
+    /// (nearly) full and the next attempt would most likely block.
+    Short(usize),
+    /// The socket would block.
+    Blocked,
+    /// Nothing was written (an interrupted call, an entry completed without
+    /// a system call): go on without spending the budget.
+    Again,
+}
+
+/// The write half's state.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    files: Files,
+    /// A chunk of a streamed `FileRegion`, partly written.
+    chunk: Option<Bytes>,
+    spin: usize,
+}
+
+impl Writer {
+    pub(crate) fn new(sendfile: bool, spin: usize) -> Writer {
+        Writer {
+            files: if sendfile {
+                Files::Sendfile
+            } else {
+                Files::Streamed
+            },
+            chunk: None,
+            spin,
+        }
+    }
+
+    /// Writes flushed entries until none is left, the socket is full, or
+    /// the budget is spent. An error is the channel's end; the entry it hit
+    /// has failed with it.
+    pub(crate) fn flush<S: Stream>(
+        &mut self,
+        stream: &S,
+        t: &mut Transport<'_>,
+    ) -> Result<Flushed, Error> {
+        let mut budget = self.spin;
+        let mut written = 0;
+        let r = loop {
+            let ob = t.outbound();
+            let step = match ob.front_mut().map(|e| &mut e.msg) {
+                None => break Ok(Flushed::Done),
+                Some(Msg::Bytes(_) | Msg::Composite(_)) => Self::write_gathered(stream, ob),
+                Some(Msg::File(region)) if region.is_done() && self.chunk.is_none() => {
+                    ob.complete_front(Ok(()));
+                    Ok(Step::Again)
+                }
+                Some(Msg::File(_)) if self.files == Files::Streamed || self.chunk.is_some() => {
+                    self.write_streamed(stream, ob)
+                }
+                Some(Msg::File(_)) => self.write_sendfile(stream, ob),
+                Some(Msg::User(u)) => {
+                    let err = unsupported(&**u);
+                    ob.complete_front(Err(err));
+                    Ok(Step::Again)
+                }
+            };
+            match step {
+                Ok(Step::Wrote(k)) => {
+                    written += k;
+                    budget -= 1;
+                    if budget == 0 {
+                        break Ok(Flushed::Budget);
+                    }
+                }
+                Ok(Step::Short(k)) => {
+                    written += k;
+                    break Ok(Flushed::Blocked);
+                }
+                Ok(Step::Blocked) => break Ok(Flushed::Blocked),
+                Ok(Step::Again) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        t.record_written(written);
+        r
+    }
+
+    /// Writes a run of byte entries with one `write`/`writev`/`sendmsg`.
+    pub(crate) fn write_gathered<S: Stream>(
+        stream: &S,
+        ob: &mut OutboundBuffer,
+    ) -> Result<Step, Error> {
+        let (slices, file_follows) = ob.gather_count(IOV_MAX);
+        if slices == 0 {
+            ob.advance(0); // completes empty entries
+            return Ok(Step::Again);
+        }
+        let r = if S::CORKS && file_follows {
+            // A header before a file body: say more follows, so that the
+            // header and the first file bytes share a segment.
+            let mut iov = [IoSlice::new(&[]); SMALL_IOV];
+            let (n, total) = ob.gather(&mut iov);
+            stream
+                .try_io(Interest::WRITABLE, || {
+                    nix::sys::socket::sendmsg::<()>(
+                        stream.as_raw_fd(),
+                        &iov[..n],
+                        &[],
+                        nix::sys::socket::MsgFlags::from_bits_retain(nix::libc::MSG_MORE)
+                            | nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+                        None,
+                    )
+                    .map_err(io::Error::from)
+                })
+                .map(|k| (k, total))
+        } else if slices == 1 {
+            let b = ob.first_slice().expect("counted one slice");
+            stream.try_write(b).map(|k| (k, b.len()))
+        } else if slices <= SMALL_IOV {
+            let mut iov = [IoSlice::new(&[]); SMALL_IOV];
+            let (n, total) = ob.gather(&mut iov);
+            stream.try_write_vectored(&iov[..n]).map(|k| (k, total))
+        } else {
+            let mut iov = vec![IoSlice::new(&[]); IOV_MAX];
+            let (n, total) = ob.gather(&mut iov);
+            stream.try_write_vectored(&iov[..n]).map(|k| (k, total))
+        };
+        let step = io_step(r)?;
+        if let Step::Wrote(k) | Step::Short(k) = step {
+            ob.advance(k);
+        }
+        Ok(step)
+    }
+
+    /// Sends the front `FileRegion` with one `sendfile` step.
+    pub(crate) fn write_sendfile<S: Stream>(
+        &mut self,
+        stream: &S,
+        ob: &mut OutboundBuffer,
+    ) -> Result<Step, Error> {
+        let region = front_region(ob);
+        let file = region.file().clone();
+        let mut offset = region.position() as i64;
+        let count = region.remaining().min(SENDFILE_STEP as u64) as usize;
+        let r = stream.try_io(Interest::WRITABLE, || {
+            nix::sys::sendfile::sendfile(stream.as_fd(), file.as_fd(), Some(&mut offset), count)
+                .map_err(io::Error::from)
+        });
+        let step = match r {
+            Ok(0) => {
+                let err = region.shrank_error();
+                ob.complete_front(Err(err.clone()));
+                return Err(err);
+            }
+            Err(e) if is_sendfile_refusal(&e) => {
+                tracing::debug!(error = %e, "sendfile refused; streaming the file in chunks");
+                self.files = Files::Streamed;
+                return Ok(Step::Again);
+            }
+            r => io_step(r.map(|k| (k, count)))?,
+        };
+        if let Step::Wrote(k) | Step::Short(k) = step {
+            region.advance(k as u64);
+            if region.is_done() {
+                ob.complete_front(Ok(()));
+            }
+        }
+        Ok(step)
+    }
+
+    /// Writes the front `FileRegion` by chunks read from the file.
+    pub(crate) fn write_streamed<S: Stream>(
+        &mut self,
+        stream: &S,
+        ob: &mut OutboundBuffer,
+    ) -> Result<Step, Error> {
+        let chunk = match &mut self.chunk {
+            Some(c) => c,
+            None => match front_region(ob).read_chunk(FALLBACK_CHUNK) {
+                Ok(c) => self.chunk.insert(c),
+                Err(e) => {
+                    ob.complete_front(Err(e.clone()));
+                    return Err(e);
+                }
+            },
+        };
+        // A short write here just leaves the rest of the chunk for the next
+        // call, which finds out whether the socket is full.
+        let step = match io_step(stream.try_write(chunk).map(|k| (k, k)))? {
+            Step::Short(k) => Step::Wrote(k),
+            s => s,
+        };
+        if let Step::Wrote(k) = step {
+            let _ = chunk.split_to(k);
+            if chunk.is_empty() {
+                self.chunk = None;
+            }
+        }
+        Ok(step)
+    }
+}
+
+/// The front entry's region (the caller matched it).
+fn front_region(ob: &mut OutboundBuffer) -> &mut FileRegion {
+    match ob.front_mut().map(|e| &mut e.msg) {
+        Some(Msg::File(r)) => r,
+        _ => unreachable!("the front entry is a FileRegion"),
+    }
+}
+
+/// Sorts a write's outcome, given as `(written, offered)`.
+fn io_step(r: io::Result<(usize, usize)>) -> Result<Step, Error> {
+    match r {
+        Ok((k, offered)) if k < offered => Ok(Step::Short(k)),
+        Ok((k, _)) => Ok(Step::Wrote(k)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Step::Blocked),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Step::Again),
+        Err(e) => Err(Error::io(e)),
+    }
+}
+
+fn is_sendfile_refusal(e: &io::Error) -> bool {
+    use nix::errno::Errno;
+    matches!(
+        e.raw_os_error().map(Errno::from_raw),
+        Some(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP)
+    )
+}
+
+/// The error for a user message that reached the socket.
+fn unsupported(u: &dyn weft_core::AnyMsg) -> Error {
+    let name = u.type_name();
+    let hint = if u.as_any().is::<String>() {
+        "reached the transport, which writes only bytes: add a StringEncoder or \
+         LineEncoder (weft-codec) to the pipeline, or write Bytes::from(text)"
+    } else {
+        "reached the transport, which writes only Bytes, CompositeBytes and \
+         FileRegion: is an encoder missing from the pipeline?"
+    };
+    tracing::warn!(msg_type = name, "user message reached the transport");
+    Error::unsupported_message(name, hint)
+}
