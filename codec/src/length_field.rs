@@ -19,7 +19,7 @@
 
 use std::fmt;
 
-use bytes::Bytes;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use weft_core::{CompositeBytes, Context, Error, Events, Handler, Msg, Promise};
 
 use crate::{Cumulation, Decoder};
@@ -34,21 +34,56 @@ pub enum ByteOrder {
     LittleEndian,
 }
 
-fn read_uint(b: &[u8], order: ByteOrder) -> u64 {
-    let mut v = 0u64;
-    match order {
-        ByteOrder::BigEndian => {
-            for &x in b {
-                v = (v << 8) | x as u64;
-            }
+/// A length field's shape, shared by the decoder and the prepender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Field {
+    len: usize,
+    order: ByteOrder,
+}
+
+impl Field {
+    /// Netty's default: 4 bytes, big endian.
+    const DEFAULT: Field = Field {
+        len: 4,
+        order: ByteOrder::BigEndian,
+    };
+
+    fn validate(self) -> Result<Field, Error> {
+        if !matches!(self.len, 1 | 2 | 3 | 4 | 8) {
+            return Err(Error::invalid_argument(format!(
+                "length_field_length must be 1, 2, 3, 4 or 8 (got {})",
+                self.len
+            )));
         }
-        ByteOrder::LittleEndian => {
-            for &x in b.iter().rev() {
-                v = (v << 8) | x as u64;
-            }
+        Ok(self)
+    }
+
+    /// The field's value (`b` holds exactly the field).
+    fn read(self, mut b: &[u8]) -> u64 {
+        match self.order {
+            ByteOrder::BigEndian => b.get_uint(self.len),
+            ByteOrder::LittleEndian => b.get_uint_le(self.len),
         }
     }
-    v
+
+    /// Largest value the field holds (8-byte fields are signed in Netty).
+    fn max(self) -> u64 {
+        if self.len == 8 {
+            i64::MAX as u64
+        } else {
+            (1u64 << (8 * self.len)) - 1
+        }
+    }
+
+    /// The field holding `v` (at most [`max`](Self::max)).
+    fn encode(self, v: u64) -> Bytes {
+        let mut h = BytesMut::with_capacity(self.len);
+        match self.order {
+            ByteOrder::BigEndian => h.put_uint(v, self.len),
+            ByteOrder::LittleEndian => h.put_uint_le(v, self.len),
+        }
+        h.freeze()
+    }
 }
 
 /// Default largest frame: 1 MiB.
@@ -76,11 +111,10 @@ pub const DEFAULT_MAX_FRAME_LENGTH: usize = 1024 * 1024;
 pub struct LengthFieldBasedFrameDecoder {
     max_frame_length: usize,
     offset: usize,
-    field_len: usize,
+    field: Field,
     adjustment: i64,
     strip: usize,
     fail_fast: bool,
-    order: ByteOrder,
     // Discard mode.
     discarding: bool,
     too_long_frame_length: u64,
@@ -92,11 +126,10 @@ pub struct LengthFieldBasedFrameDecoder {
 pub struct LengthFieldBasedFrameDecoderBuilder {
     max_frame_length: usize,
     offset: usize,
-    field_len: usize,
+    field: Field,
     adjustment: i64,
     strip: usize,
     fail_fast: bool,
-    order: ByteOrder,
 }
 
 impl LengthFieldBasedFrameDecoder {
@@ -107,11 +140,10 @@ impl LengthFieldBasedFrameDecoder {
         LengthFieldBasedFrameDecoderBuilder {
             max_frame_length: DEFAULT_MAX_FRAME_LENGTH,
             offset: 0,
-            field_len: 4,
+            field: Field::DEFAULT,
             adjustment: 0,
             strip: 0,
             fail_fast: true,
-            order: ByteOrder::BigEndian,
         }
     }
 
@@ -133,7 +165,7 @@ impl LengthFieldBasedFrameDecoder {
     }
 
     fn header_len(&self) -> usize {
-        self.offset + self.field_len
+        self.offset + self.field.len
     }
 
     fn discard(&mut self, src: &mut Cumulation) -> Result<(), Error> {
@@ -180,7 +212,7 @@ impl LengthFieldBasedFrameDecoderBuilder {
     }
     /// Size of the length field: 1, 2, 3, 4 or 8 bytes.
     pub fn length_field_length(mut self, n: usize) -> Self {
-        self.field_len = n;
+        self.field.len = n;
         self
     }
     /// Added to the length field's value to get the length of what follows it.
@@ -201,34 +233,28 @@ impl LengthFieldBasedFrameDecoderBuilder {
     }
     /// Byte order of the length field (default big endian).
     pub fn byte_order(mut self, order: ByteOrder) -> Self {
-        self.order = order;
+        self.field.order = order;
         self
     }
     /// Checks the options and builds the decoder.
     pub fn build(self) -> Result<LengthFieldBasedFrameDecoder, Error> {
-        if !matches!(self.field_len, 1 | 2 | 3 | 4 | 8) {
-            return Err(Error::invalid_argument(format!(
-                "length_field_length must be 1, 2, 3, 4 or 8 (got {})",
-                self.field_len
-            )));
-        }
+        let field = self.field.validate()?;
         if self.max_frame_length == 0 {
             return Err(Error::invalid_argument("max_frame_length must be positive"));
         }
-        if self.offset + self.field_len > self.max_frame_length {
+        if self.offset + field.len > self.max_frame_length {
             return Err(Error::invalid_argument(format!(
                 "max_frame_length ({}) must be at least length_field_offset ({}) + length_field_length ({})",
-                self.max_frame_length, self.offset, self.field_len
+                self.max_frame_length, self.offset, field.len
             )));
         }
         Ok(LengthFieldBasedFrameDecoder {
             max_frame_length: self.max_frame_length,
             offset: self.offset,
-            field_len: self.field_len,
+            field,
             adjustment: self.adjustment,
             strip: self.strip,
             fail_fast: self.fail_fast,
-            order: self.order,
             discarding: false,
             too_long_frame_length: 0,
             bytes_to_discard: 0,
@@ -250,8 +276,8 @@ impl Decoder for LengthFieldBasedFrameDecoder {
         if src.len() < header {
             return Ok(None);
         }
-        let raw = read_uint(&src[self.offset..header], self.order);
-        if self.field_len == 8 && raw > i64::MAX as u64 {
+        let raw = self.field.read(&src[self.offset..header]);
+        if raw > self.field.max() {
             src.advance(header);
             return Err(Error::corrupted_frame(format!(
                 "negative length field: {}",
@@ -299,11 +325,11 @@ impl fmt::Debug for LengthFieldBasedFrameDecoder {
         f.debug_struct("LengthFieldBasedFrameDecoder")
             .field("max_frame_length", &self.max_frame_length)
             .field("length_field_offset", &self.offset)
-            .field("length_field_length", &self.field_len)
+            .field("length_field_length", &self.field.len)
             .field("length_adjustment", &self.adjustment)
             .field("initial_bytes_to_strip", &self.strip)
             .field("fail_fast", &self.fail_fast)
-            .field("byte_order", &self.order)
+            .field("byte_order", &self.field.order)
             .finish()
     }
 }
@@ -325,28 +351,26 @@ impl fmt::Debug for LengthFieldBasedFrameDecoder {
 /// ```
 #[derive(Clone, Debug)]
 pub struct LengthFieldPrepender {
-    field_len: usize,
+    field: Field,
     adjustment: i64,
     includes_itself: bool,
-    order: ByteOrder,
 }
 
 /// Builds a [`LengthFieldPrepender`], validating its options.
 #[derive(Clone, Debug)]
 pub struct LengthFieldPrependerBuilder {
-    inner: LengthFieldPrepender,
+    field: Field,
+    adjustment: i64,
+    includes_itself: bool,
 }
 
 impl LengthFieldPrepender {
     /// A 4-byte big-endian length of the payload alone, by default.
     pub fn builder() -> LengthFieldPrependerBuilder {
         LengthFieldPrependerBuilder {
-            inner: LengthFieldPrepender {
-                field_len: 4,
-                adjustment: 0,
-                includes_itself: false,
-                order: ByteOrder::BigEndian,
-            },
+            field: Field::DEFAULT,
+            adjustment: 0,
+            includes_itself: false,
         }
     }
 
@@ -359,59 +383,46 @@ impl LengthFieldPrepender {
     pub fn header(&self, len: usize) -> Result<Bytes, Error> {
         let mut v = len as i128 + self.adjustment as i128;
         if self.includes_itself {
-            v += self.field_len as i128;
+            v += self.field.len as i128;
         }
-        let max: i128 = if self.field_len == 8 {
-            i64::MAX as i128
-        } else {
-            (1i128 << (8 * self.field_len)) - 1
-        };
-        if v < 0 || v > max {
+        if v < 0 || v > self.field.max() as i128 {
             return Err(Error::encode(format!(
                 "length {v} does not fit a {}-byte length field",
-                self.field_len
+                self.field.len
             )));
         }
-        let v = v as u64;
-        let be = v.to_be_bytes();
-        let mut h = be[8 - self.field_len..].to_vec();
-        if self.order == ByteOrder::LittleEndian {
-            h.reverse();
-        }
-        Ok(Bytes::from(h))
+        Ok(self.field.encode(v as u64))
     }
 }
 
 impl LengthFieldPrependerBuilder {
     /// Size of the length field: 1, 2, 3, 4 or 8 bytes.
     pub fn length_field_length(mut self, n: usize) -> Self {
-        self.inner.field_len = n;
+        self.field.len = n;
         self
     }
     /// Added to the payload length.
     pub fn length_adjustment(mut self, n: i64) -> Self {
-        self.inner.adjustment = n;
+        self.adjustment = n;
         self
     }
     /// Whether the length counts the length field too.
     pub fn length_includes_length_field(mut self, on: bool) -> Self {
-        self.inner.includes_itself = on;
+        self.includes_itself = on;
         self
     }
     /// Byte order of the length field.
     pub fn byte_order(mut self, order: ByteOrder) -> Self {
-        self.inner.order = order;
+        self.field.order = order;
         self
     }
     /// Checks the options and builds the prepender.
     pub fn build(self) -> Result<LengthFieldPrepender, Error> {
-        if !matches!(self.inner.field_len, 1 | 2 | 3 | 4 | 8) {
-            return Err(Error::invalid_argument(format!(
-                "length_field_length must be 1, 2, 3, 4 or 8 (got {})",
-                self.inner.field_len
-            )));
-        }
-        Ok(self.inner)
+        Ok(LengthFieldPrepender {
+            field: self.field.validate()?,
+            adjustment: self.adjustment,
+            includes_itself: self.includes_itself,
+        })
     }
 }
 
