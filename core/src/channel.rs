@@ -250,10 +250,13 @@ impl Channel {
             let cap = sh.cap.load(Ordering::Acquire);
             if held > cap {
                 sh.queued.fetch_sub(len, Ordering::AcqRel);
-                let err = Error::closed_because(format!(
-                    "a write of {len} bytes would take the channel's outbound bytes to \
+                let err = Error::new(
+                    crate::ErrorKind::Closed,
+                    format!(
+                        "a write of {len} bytes would take the channel's outbound bytes to \
                      {held}, past its cap of {cap}: the peer is not reading"
-                ));
+                    ),
+                );
                 if let Some(p) = promise {
                     p.fail(err.clone());
                 }

@@ -144,11 +144,6 @@ impl Error {
         Error::make(Kind::Closed, None, None)
     }
 
-    /// The channel closed, with a word on why.
-    pub fn closed_because(why: impl Into<String>) -> Error {
-        Error::make(Kind::Closed, Some(why.into()), None)
-    }
-
     /// An I/O error from the operating system.
     pub fn io(err: std::io::Error) -> Error {
         Error::make(Kind::Io, None, Some(Arc::new(err)))
@@ -175,7 +170,7 @@ impl Error {
     }
 
     /// A handler received a message of a type it does not take.
-    pub fn type_mismatch(expected: &'static str, found: &str) -> Error {
+    pub(crate) fn type_mismatch(expected: &'static str, found: &str) -> Error {
         Error::make(
             Kind::TypeMismatch,
             Some(format!(
@@ -196,12 +191,12 @@ impl Error {
     }
 
     /// A handler panicked; `msg` is the panic payload when it was a string.
-    pub fn panic(msg: impl Into<String>) -> Error {
+    pub(crate) fn panic(msg: impl Into<String>) -> Error {
         Error::make(Kind::Panic, Some(msg.into()), None)
     }
 
     /// A pipeline operation was refused (duplicate name, no such handler).
-    pub fn pipeline(msg: impl Into<String>) -> Error {
+    pub(crate) fn pipeline(msg: impl Into<String>) -> Error {
         Error::make(Kind::Pipeline, Some(msg.into()), None)
     }
 
@@ -211,7 +206,7 @@ impl Error {
     }
 
     /// A file became shorter than the region being sent from it.
-    pub fn file_shrank(msg: impl Into<String>) -> Error {
+    pub(crate) fn file_shrank(msg: impl Into<String>) -> Error {
         Error::make(Kind::FileShrank, Some(msg.into()), None)
     }
 
@@ -220,19 +215,9 @@ impl Error {
         Error::make(Kind::Timeout, Some(msg.into()), None)
     }
 
-    /// A TLS failure; the cause is the TLS library's error.
-    pub fn tls<E: StdError + Send + Sync + 'static>(cause: E) -> Error {
-        Error::make(Kind::Tls, None, Some(Arc::new(cause)))
-    }
-
     /// An application error, carried through the pipeline as its source.
     pub fn user<E: StdError + Send + Sync + 'static>(cause: E) -> Error {
         Error::make(Kind::User, None, Some(Arc::new(cause)))
-    }
-
-    /// An application error given as a message.
-    pub fn user_msg(msg: impl Into<String>) -> Error {
-        Error::make(Kind::User, Some(msg.into()), None)
     }
 
     /// The channel was closed.
@@ -243,14 +228,6 @@ impl Error {
     pub fn is_io(&self) -> bool {
         self.inner.kind == Kind::Io
     }
-    /// A frame exceeded a decoder's limit.
-    pub fn is_too_long_frame(&self) -> bool {
-        self.inner.kind == Kind::TooLongFrame
-    }
-    /// A frame was corrupt.
-    pub fn is_corrupted_frame(&self) -> bool {
-        self.inner.kind == Kind::CorruptedFrame
-    }
     /// Any codec error: too long, corrupted, or another decode/encode failure.
     pub fn is_codec(&self) -> bool {
         matches!(
@@ -258,41 +235,9 @@ impl Error {
             Kind::TooLongFrame | Kind::CorruptedFrame | Kind::Decode | Kind::Encode
         )
     }
-    /// A typed handler received a message of another type.
-    pub fn is_type_mismatch(&self) -> bool {
-        self.inner.kind == Kind::TypeMismatch
-    }
-    /// A message reached a stage that cannot handle it.
-    pub fn is_unsupported_message(&self) -> bool {
-        self.inner.kind == Kind::UnsupportedMessage
-    }
-    /// A handler panicked.
-    pub fn is_panic(&self) -> bool {
-        self.inner.kind == Kind::Panic
-    }
-    /// A pipeline operation was refused.
-    pub fn is_pipeline(&self) -> bool {
-        self.inner.kind == Kind::Pipeline
-    }
-    /// An argument was invalid.
-    pub fn is_invalid_argument(&self) -> bool {
-        self.inner.kind == Kind::InvalidArgument
-    }
-    /// A file shrank under a `FileRegion` being sent.
-    pub fn is_file_shrank(&self) -> bool {
-        self.inner.kind == Kind::FileShrank
-    }
     /// A timeout.
     pub fn is_timeout(&self) -> bool {
         self.inner.kind == Kind::Timeout
-    }
-    /// A TLS failure.
-    pub fn is_tls(&self) -> bool {
-        self.inner.kind == Kind::Tls
-    }
-    /// An application error.
-    pub fn is_user(&self) -> bool {
-        self.inner.kind == Kind::User
     }
 
     /// The underlying I/O error kind, if this is an I/O error.

@@ -181,11 +181,14 @@ impl OutboundBuffer {
     pub fn push(&mut self, msg: Msg, promise: Option<Promise>) {
         let w = weight(&msg);
         if self.buffered.saturating_add(w) > self.cap {
-            let err = Error::closed_because(format!(
-                "the outbound buffer holds {} bytes and a write of {w} more would pass its \
+            let err = Error::new(
+                crate::ErrorKind::Closed,
+                format!(
+                    "the outbound buffer holds {} bytes and a write of {w} more would pass its \
                  cap of {}: the peer is not reading",
-                self.buffered, self.cap
-            ));
+                    self.buffered, self.cap
+                ),
+            );
             complete(promise, Err(err.clone()));
             self.overflow.get_or_insert(err);
             return;

@@ -72,36 +72,12 @@ fn send_and_hold(
     });
 }
 
-/// Bytes the kernel holds in the send queues of the server's side of its
-/// connections: > 0 for a connection whose answer is waiting for a reader.
-fn server_side_send_queues(port: u16) -> Vec<u64> {
-    let mut out = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 5 || f[3] == "0A" {
-                continue;
-            }
-            let local_port = u16::from_str_radix(f[1].rsplit(':').next().unwrap_or(""), 16);
-            if local_port != Ok(port) {
-                continue;
-            }
-            let tx = f[4].split(':').next().unwrap_or("0");
-            out.push(u64::from_str_radix(tx, 16).unwrap_or(0));
-        }
-    }
-    out
-}
-
 /// Waits until `n` server-side connections have answers stuck in the
 /// kernel and `ready()` holds (bounded).
 fn wait_until_stuck(port: u16, n: usize, ready: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let stuck = server_side_send_queues(port)
+        let stuck = common::send_queues_on_port(port)
             .into_iter()
             .filter(|&q| q > 0)
             .count();

@@ -77,7 +77,12 @@ pub(crate) fn spawn_connection<S: Stream + Configure>(
     t.set_outbound_cap(opts.max_outbound_bytes);
     let init_result =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init(&mut pipeline)))
-            .unwrap_or_else(|_| Err(Error::panic("the channel initializer panicked")));
+            .unwrap_or_else(|_| {
+                Err(Error::new(
+                    weft_core::ErrorKind::Panic,
+                    "the channel initializer panicked",
+                ))
+            });
     init_result?;
     if let Some(ctl) = ctl {
         ctl.register(&channel);

@@ -98,7 +98,7 @@ pub struct TlsHandler {
 impl TlsHandler {
     /// A server-side stage.
     pub fn server(config: Arc<rustls::ServerConfig>) -> Result<TlsHandler, Error> {
-        let conn = rustls::ServerConnection::new(config).map_err(Error::tls)?;
+        let conn = rustls::ServerConnection::new(config).map_err(tls_error)?;
         Ok(TlsHandler::new(conn.into(), false))
     }
 
@@ -111,7 +111,7 @@ impl TlsHandler {
         let name = ServerName::try_from(server_name.to_string()).map_err(|_| {
             Error::invalid_argument(format!("`{server_name}` is not a valid server name"))
         })?;
-        let conn = rustls::ClientConnection::new(config, name).map_err(Error::tls)?;
+        let conn = rustls::ClientConnection::new(config, name).map_err(tls_error)?;
         Ok(TlsHandler::new(conn.into(), true))
     }
 
@@ -203,7 +203,7 @@ impl TlsHandler {
                 if n == 0 && !self.conn.wants_write() {
                     return self.fail_write(
                         ctx,
-                        Error::closed_because("TLS session closed"),
+                        Error::new(weft_core::ErrorKind::Closed, "TLS session closed"),
                         promise,
                     );
                 }
@@ -295,7 +295,7 @@ impl TlsHandler {
         // Tell the peer why (the alert rustls prepared), then close.
         self.write_tls(ctx, None);
         ctx.flush();
-        ctx.fire_exception(Error::tls(err));
+        ctx.fire_exception(Error::with_source(weft_core::ErrorKind::Tls, err));
         ctx.close();
     }
 
@@ -399,7 +399,10 @@ impl Handler for TlsHandler {
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
         if self.failed {
             if let Some(p) = promise {
-                p.fail(Error::closed_because("the TLS session failed"));
+                p.fail(Error::new(
+                    weft_core::ErrorKind::Closed,
+                    "the TLS session failed",
+                ));
             }
             return;
         }
@@ -459,7 +462,7 @@ pub fn server_config(
     let mut cfg = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(Error::tls)?;
+        .map_err(tls_error)?;
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(cfg))
 }
@@ -471,7 +474,7 @@ pub fn client_config(
 ) -> Result<Arc<rustls::ClientConfig>, Error> {
     let mut store = rustls::RootCertStore::empty();
     for r in roots {
-        store.add(r.clone()).map_err(Error::tls)?;
+        store.add(r.clone()).map_err(tls_error)?;
     }
     let mut cfg = rustls::ClientConfig::builder()
         .with_root_certificates(store)
@@ -481,3 +484,8 @@ pub fn client_config(
 }
 
 pub use rustls;
+
+/// A rustls failure as a weft error (the rustls error is its source).
+fn tls_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> Error {
+    Error::with_source(weft_core::ErrorKind::Tls, e)
+}

@@ -192,7 +192,7 @@ async fn truncated_file_fails_the_write_without_spinning() {
         });
         let outcome = rx.recv().await.unwrap().await;
         let err = outcome.unwrap_err();
-        assert!(err.is_file_shrank(), "{err}");
+        assert!(err.kind() == weft_core::ErrorKind::FileShrank, "{err}");
         assert!(err.to_string().contains("file ended"), "{err}");
         let received = drain.await.unwrap();
         assert!(
@@ -232,7 +232,7 @@ async fn user_message_at_the_transport_names_its_type() {
             .await
             .unwrap();
         let err = ch.write_and_flush(Msg::user(NotEncoded)).await.unwrap_err();
-        assert!(err.is_unsupported_message());
+        assert!(err.kind() == weft_core::ErrorKind::UnsupportedMessage);
         let text = err.to_string();
         assert!(
             text.contains("NotEncoded") && text.contains("encoder"),

@@ -286,7 +286,7 @@ async fn bad_tls_input_is_a_typed_error_and_a_closed_connection() {
             .unwrap();
         let mut v = Vec::new();
         let _ = s.read_to_end(&mut v).await; // closed (maybe after an alert)
-        assert!(erx.recv().await.unwrap().is_tls());
+        assert!(erx.recv().await.unwrap().kind() == weft_core::ErrorKind::Tls);
 
         // A truncated record: a handshake header promising more than comes.
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -333,7 +333,7 @@ async fn bad_tls_input_is_a_typed_error_and_a_closed_connection() {
         let errs = seen.errors.lock().unwrap().clone();
         assert!(
             // The TLS library's error is the source (not part of the text).
-            errs.iter().any(|e| e.is_tls()
+            errs.iter().any(|e| e.kind() == weft_core::ErrorKind::Tls
                 && std::error::Error::source(e)
                     .is_some_and(|c| c.to_string().to_lowercase().contains("expired"))),
             "{errs:?}"
@@ -380,7 +380,10 @@ async fn a_user_message_never_passes_tls_unencrypted() {
             .write_and_flush(String::from("secret"))
             .await
             .unwrap_err();
-        assert!(err.is_unsupported_message(), "{err}");
+        assert!(
+            err.kind() == weft_core::ErrorKind::UnsupportedMessage,
+            "{err}"
+        );
         assert!(err.to_string().contains("TLS"), "{err}");
         ch.write_and_flush(Bytes::from_static(b"after"))
             .await

@@ -322,13 +322,16 @@ mod tests {
         let mut ch = EmbeddedChannel::with_handler(c.handler(|r: &u32| *r));
         let _a = c.register(1).unwrap();
         assert!(
-            c.register(1).unwrap_err().is_invalid_argument(),
+            c.register(1).unwrap_err().kind() == crate::ErrorKind::InvalidArgument,
             "duplicate"
         );
         let _b = c.register(2).unwrap();
-        assert!(c.register(3).unwrap_err().is_invalid_argument(), "limit");
+        assert!(
+            c.register(3).unwrap_err().kind() == crate::ErrorKind::InvalidArgument,
+            "limit"
+        );
         ch.write_inbound(Msg::user(5u32));
-        assert!(ch.check_exception().unwrap_err().is_corrupted_frame());
+        assert!(ch.check_exception().unwrap_err().kind() == crate::ErrorKind::CorruptedFrame);
         // Other messages pass on untouched.
         ch.write_inbound(Msg::user(String::from("x")));
         assert_eq!(ch.read_inbound::<String>().unwrap(), "x");

@@ -1,5 +1,7 @@
 //! Helpers for the example tests: start a binary on port 0, find the peers.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
+
+pub use weft_test_support::{client_with_recv_buffer, random_bytes, send_queues_on_port, TempDir};
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -116,62 +118,4 @@ pub fn run_bounded(cmd: &mut Command, secs: u64) -> (bool, String) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Deterministic pseudo-random bytes.
-pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        v.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
-/// A fresh temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("weft-ex-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A client whose receive buffer is `bytes` (set before connecting, so the
-/// window it announces is small from the start): a slow or silent reader
-/// whose pace the server feels at once.
-#[allow(unsafe_code)]
-pub fn client_with_recv_buffer(addr: &str, bytes: usize) -> std::net::TcpStream {
-    use nix::sys::socket::{
-        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
-    };
-    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::empty(),
-        None,
-    )
-    .unwrap();
-    setsockopt(&fd, sockopt::RcvBuf, &bytes).unwrap();
-    let sa: std::net::SocketAddrV4 = addr.parse().unwrap();
-    connect(fd.as_raw_fd(), &SockaddrIn::from(sa)).unwrap();
-    // SAFETY: `fd` is a connected stream socket we own; ownership moves to
-    // the TcpStream.
-    unsafe { std::net::TcpStream::from_raw_fd(fd.into_raw_fd()) }
 }
