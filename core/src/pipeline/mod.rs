@@ -69,7 +69,7 @@ use crate::{Channel, Error, Handler, Msg, Promise, WriteFuture};
 /// p.add_first("a", Noop).unwrap();
 /// p.add_after("b", "c", Noop).unwrap();
 /// assert_eq!(p.names(), ["a", "b", "c"]);
-/// assert!(p.add_last("a", Noop).unwrap_err().kind() == crate::ErrorKind::Pipeline);
+/// assert_eq!(p.add_last("a", Noop).unwrap_err().kind(), weft_core::ErrorKind::Pipeline);
 /// p.remove("b").unwrap();
 /// assert_eq!(p.names(), ["a", "c"]);
 /// ```
