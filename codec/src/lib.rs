@@ -25,6 +25,8 @@ mod decoder;
 mod delimiter;
 mod encoder;
 mod fixed;
+#[cfg(feature = "http")]
+pub mod http;
 mod length_field;
 mod line;
 mod message;

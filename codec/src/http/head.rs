@@ -1,0 +1,180 @@
+//! Request heads (RFC 9112 §2–§5, RFC 9110 §5 and §7.2), parsed with
+//! `httparse` and checked further where it is lenient.
+//!
+//! Contract:
+//! - the request line is `method SP request-target SP HTTP-version CRLF`
+//!   with single spaces; a target longer than the limit is 414; a version
+//!   other than HTTP/1.0 and HTTP/1.1 is 505 for another major version and
+//!   400 otherwise;
+//! - every line of the head ends with CRLF: a lone LF (which `httparse`
+//!   accepts) or a bare CR is 400;
+//! - field names are tokens with no whitespace before the colon, values
+//!   carry no CR, LF or NUL, and obsolete line folding is refused (400);
+//! - more fields than the limit, or a head larger than the limit, is 431;
+//! - an HTTP/1.1 request carries exactly one `Host`, a valid authority (or
+//!   empty); an HTTP/1.0 request at most one (400).
+
+use std::str::FromStr;
+
+use bytes::Bytes;
+use http::header::HOST;
+use http::uri::Authority;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+
+use super::error::{HttpError, HttpErrorKind};
+
+/// The limits a head is parsed under.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HeadLimits {
+    pub(crate) max_request_line: usize,
+    pub(crate) max_head: usize,
+    pub(crate) max_headers: usize,
+}
+
+/// A parsed head and how many bytes it took.
+pub(crate) type Parsed = (Request<()>, usize);
+
+/// Parses the head at the front of `buf`: `Ok(None)` when it is not
+/// complete yet (and within its limits).
+pub(crate) fn parse_request_head(
+    buf: &[u8],
+    limits: &HeadLimits,
+) -> Result<Option<Parsed>, HttpError> {
+    // The request line first, so that an over-long target is a 414 even
+    // when the rest of the head is not there yet.
+    let line_end = buf.iter().position(|&c| c == b'\n');
+    if line_end.unwrap_or(buf.len()) > limits.max_request_line {
+        return Err(HttpError::new(
+            HttpErrorKind::UriTooLong,
+            format!(
+                "the request line is longer than {} bytes",
+                limits.max_request_line
+            ),
+        ));
+    }
+    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut headers);
+    let status = req.parse(buf).map_err(|e| map_httparse(e, buf))?;
+    let httparse::Status::Complete(len) = status else {
+        if buf.len() > limits.max_head {
+            return Err(HttpError::new(
+                HttpErrorKind::HeadersTooLarge,
+                format!("the request head is larger than {} bytes", limits.max_head),
+            ));
+        }
+        return Ok(None);
+    };
+    if len > limits.max_head {
+        return Err(HttpError::new(
+            HttpErrorKind::HeadersTooLarge,
+            format!("the request head is larger than {} bytes", limits.max_head),
+        ));
+    }
+    check_line_endings(&buf[..len])?;
+    let version = match req.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+        .map_err(|_| HttpError::new(HttpErrorKind::RequestLine, "a malformed method"))?;
+    let target = req.path.unwrap_or_default();
+    let uri = Uri::from_str(target)
+        .map_err(|_| HttpError::new(HttpErrorKind::RequestLine, "a malformed request target"))?;
+    let mut map = HeaderMap::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field name"))?;
+        let value = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(h.value))
+            .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field value"))?;
+        map.append(name, value);
+    }
+    check_host(version, &map)?;
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = map;
+    Ok(Some((request, len)))
+}
+
+fn map_httparse(e: httparse::Error, buf: &[u8]) -> HttpError {
+    use httparse::Error as E;
+    match e {
+        E::TooManyHeaders => {
+            HttpError::new(HttpErrorKind::HeadersTooLarge, "too many header fields")
+        }
+        E::Version => {
+            // The version is the last word of the request line.
+            let line = buf.split(|&c| c == b'\n').next().unwrap_or(buf);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let word = line.rsplit(|&c| c == b' ').next().unwrap_or(line);
+            match word {
+                // Decided on the major digit alone: the rest of the line may
+                // not have arrived yet.
+                [b'H', b'T', b'T', b'P', b'/', major, ..]
+                    if major.is_ascii_digit() && *major != b'1' =>
+                {
+                    HttpError::unsupported_version(format!(
+                        "HTTP/{} is not supported",
+                        String::from_utf8_lossy(&word[5..])
+                    ))
+                }
+                _ => HttpError::new(
+                    HttpErrorKind::Version,
+                    "a malformed or unknown HTTP version",
+                ),
+            }
+        }
+        E::HeaderName | E::HeaderValue => HttpError::new(HttpErrorKind::Field, format!("{e}")),
+        E::NewLine => HttpError::new(HttpErrorKind::LineEnding, "a malformed line ending"),
+        _ => HttpError::new(HttpErrorKind::RequestLine, format!("{e}")),
+    }
+}
+
+/// Every LF is preceded by CR, and every CR followed by LF.
+fn check_line_endings(head: &[u8]) -> Result<(), HttpError> {
+    for (i, &c) in head.iter().enumerate() {
+        let ok = match c {
+            b'\n' => i > 0 && head[i - 1] == b'\r',
+            b'\r' => head.get(i + 1) == Some(&b'\n'),
+            _ => true,
+        };
+        if !ok {
+            return Err(HttpError::new(
+                HttpErrorKind::LineEnding,
+                "a line ends with a lone LF or a bare CR",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_host(version: Version, headers: &HeaderMap) -> Result<(), HttpError> {
+    let mut hosts = headers.get_all(HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Err(HttpError::new(
+            HttpErrorKind::Host,
+            "Host given more than once",
+        ));
+    }
+    match first {
+        None if version == Version::HTTP_11 => Err(HttpError::new(
+            HttpErrorKind::Host,
+            "an HTTP/1.1 request without Host",
+        )),
+        None => Ok(()),
+        Some(v) if v.is_empty() => Ok(()),
+        Some(v) => match Authority::try_from(v.as_bytes()) {
+            Ok(a) if a.as_str().contains('@') => Err(HttpError::new(
+                HttpErrorKind::Host,
+                "Host carries user information",
+            )),
+            Ok(_) => Ok(()),
+            Err(_) => Err(HttpError::new(
+                HttpErrorKind::Host,
+                "Host is not a valid authority",
+            )),
+        },
+    }
+}

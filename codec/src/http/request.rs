@@ -1,0 +1,292 @@
+//! [`HttpRequestDecoder`]: the server side's decoder — request heads, then
+//! their bodies as slices of the received bytes.
+//!
+//! Contract:
+//! - each request yields a [`HttpRequestPart::Head`] carrying the request
+//!   (method, target, version, headers) and how its body is framed; a head
+//!   whose body is [`BodyKind::Empty`] is the whole request. Otherwise the
+//!   body follows as [`HttpRequestPart::Data`] slices (no copy) as the bytes
+//!   arrive and ends with one [`HttpRequestPart::End`], which carries the
+//!   last bytes of a `Content-Length` body and the trailers of a chunked
+//!   one;
+//! - requests are decoded one after the other (pipelining): the bytes of
+//!   the next request wait in the cumulation until the current body is over;
+//! - the first violation of the rules of `head.rs`, `framing.rs` and
+//!   `chunked.rs` yields one [`HttpRequestPart::Invalid`] with the status to
+//!   answer, after which the decoder decodes nothing more: no byte after an
+//!   error is ever parsed as a request;
+//! - a request that ends the connection (`Connection: close` in HTTP/1.1,
+//!   HTTP/1.0 without `Connection: keep-alive`) is the last one decoded;
+//! - end of input inside a head or a body is an error of the transport's
+//!   making, not a request: it yields nothing (the partial request is
+//!   dropped with the connection).
+
+use bytes::Bytes;
+use http::header::CONNECTION;
+use http::{HeaderMap, Request, Version};
+use weft_core::Error;
+
+use super::chunked::{ChunkedDecoder, ChunkedItem};
+use super::error::HttpError;
+use super::framing::{request_framing, BodyFraming};
+use super::head::{parse_request_head, HeadLimits};
+use crate::{Cumulation, Decoder};
+
+/// Default longest request line (method, target and version): 8 KiB, as
+/// nginx's default `large_client_header_buffers`.
+pub const DEFAULT_MAX_REQUEST_LINE: usize = 8 * 1024;
+/// Default largest request head: 16 KiB.
+pub const DEFAULT_MAX_HEAD: usize = 16 * 1024;
+/// Default most header fields: 100, as hyper.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// Default longest chunk-size line, extensions included: 4 KiB.
+pub const DEFAULT_MAX_CHUNK_LINE: usize = 4 * 1024;
+/// Default largest trailer section: 8 KiB.
+pub const DEFAULT_MAX_TRAILERS: usize = 8 * 1024;
+
+/// How a request's body is framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body: the head is the whole request.
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// The chunked transfer coding (length unknown until the end).
+    Chunked,
+}
+
+/// One piece of a request, as [`HttpRequestDecoder`] yields them.
+#[derive(Debug)]
+pub enum HttpRequestPart {
+    /// A request head.
+    Head {
+        /// Method, target, version and headers.
+        request: Request<()>,
+        /// Whether and how a body follows.
+        body: BodyKind,
+    },
+    /// Bytes of the body: a slice of the received bytes.
+    Data(Bytes),
+    /// The body is over (Netty's `LastHttpContent`): its last bytes (the
+    /// end of a `Content-Length` body; empty for a chunked one) and its
+    /// trailers (empty unless chunked with trailers).
+    End {
+        /// The body's last bytes, a slice of the received bytes.
+        data: Bytes,
+        /// Trailer fields, kept apart from the head's.
+        trailers: HeaderMap,
+    },
+    /// The request is invalid; answer with its status and close. Nothing
+    /// more is decoded.
+    Invalid(HttpError),
+}
+
+#[derive(Debug)]
+enum State {
+    Head,
+    Length(u64),
+    Chunked(Box<ChunkedDecoder>),
+    /// After an error, or after the last request of the connection.
+    Stopped,
+}
+
+/// Decodes HTTP/1.x requests (the decoding half of Netty's
+/// `HttpServerCodec`).
+///
+/// ```
+/// use weft_codec::http::{BodyKind, HttpRequestDecoder, HttpRequestPart};
+/// use weft_codec::DecoderHandler;
+/// use weft_core::EmbeddedChannel;
+///
+/// let mut ch = EmbeddedChannel::with_handler(DecoderHandler::new(HttpRequestDecoder::new()));
+/// ch.write_inbound(&b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"[..]);
+/// let Some(HttpRequestPart::Head { request, body }) = ch.read_inbound() else { panic!() };
+/// assert_eq!(request.uri(), "/up");
+/// assert_eq!(body, BodyKind::Length(5));
+/// let Some(HttpRequestPart::End { data, .. }) = ch.read_inbound() else { panic!() };
+/// assert_eq!(data, "hello");
+/// ```
+#[derive(Debug)]
+pub struct HttpRequestDecoder {
+    limits: HeadLimits,
+    max_chunk_line: usize,
+    max_trailers: usize,
+    state: State,
+    /// The current request is the connection's last.
+    last: bool,
+}
+
+impl Default for HttpRequestDecoder {
+    fn default() -> Self {
+        HttpRequestDecoder::new()
+    }
+}
+
+impl HttpRequestDecoder {
+    /// A decoder with the default limits.
+    pub fn new() -> HttpRequestDecoder {
+        HttpRequestDecoder {
+            limits: HeadLimits {
+                max_request_line: DEFAULT_MAX_REQUEST_LINE,
+                max_head: DEFAULT_MAX_HEAD,
+                max_headers: DEFAULT_MAX_HEADERS,
+            },
+            max_chunk_line: DEFAULT_MAX_CHUNK_LINE,
+            max_trailers: DEFAULT_MAX_TRAILERS,
+            state: State::Head,
+            last: false,
+        }
+    }
+
+    /// Longest request line; longer is 414 (default 8 KiB).
+    pub fn max_request_line(mut self, n: usize) -> Self {
+        self.limits.max_request_line = n;
+        self
+    }
+
+    /// Largest head; larger is 431 (default 16 KiB).
+    pub fn max_head(mut self, n: usize) -> Self {
+        self.limits.max_head = n;
+        self
+    }
+
+    /// Most header fields; more is 431 (default 100).
+    pub fn max_headers(mut self, n: usize) -> Self {
+        self.limits.max_headers = n;
+        self
+    }
+
+    /// Longest chunk-size line, extensions included (default 4 KiB).
+    pub fn max_chunk_line(mut self, n: usize) -> Self {
+        self.max_chunk_line = n;
+        self
+    }
+
+    /// Largest trailer section; larger is 431 (default 8 KiB).
+    pub fn max_trailers(mut self, n: usize) -> Self {
+        self.max_trailers = n;
+        self
+    }
+
+    fn fail(&mut self, src: &mut Cumulation, err: HttpError) -> Option<HttpRequestPart> {
+        tracing::debug!(error = %err, "invalid HTTP request");
+        self.state = State::Stopped;
+        // Nothing after the error is ever parsed; consuming it also keeps
+        // the decoder's contract (an item consumes input).
+        src.advance(src.len());
+        Some(HttpRequestPart::Invalid(err))
+    }
+
+    /// The body is over: the next request, or none if this was the last.
+    fn end_of_request(&mut self) {
+        self.state = if self.last {
+            State::Stopped
+        } else {
+            State::Head
+        };
+    }
+
+    fn decode_head(&mut self, src: &mut Cumulation) -> Result<Option<HttpRequestPart>, HttpError> {
+        let Some((request, len)) = parse_request_head(src, &self.limits)? else {
+            return Ok(None);
+        };
+        let framing = request_framing(request.version(), request.headers())?;
+        src.advance(len);
+        self.last = !keep_alive(&request);
+        let body = match framing {
+            BodyFraming::Empty => {
+                self.end_of_request();
+                BodyKind::Empty
+            }
+            BodyFraming::Length(n) => {
+                self.state = State::Length(n);
+                BodyKind::Length(n)
+            }
+            BodyFraming::Chunked => {
+                self.state = State::Chunked(Box::new(ChunkedDecoder::new(
+                    self.max_chunk_line,
+                    self.max_trailers,
+                )));
+                BodyKind::Chunked
+            }
+        };
+        Ok(Some(HttpRequestPart::Head { request, body }))
+    }
+}
+
+/// Whether the connection stays open after this request (RFC 9112 §9.3).
+fn keep_alive(request: &Request<()>) -> bool {
+    let has = |token: &str| {
+        request.headers().get_all(CONNECTION).iter().any(|v| {
+            v.to_str()
+                .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+                .unwrap_or(false)
+        })
+    };
+    match request.version() {
+        Version::HTTP_10 => has("keep-alive"),
+        _ => !has("close"),
+    }
+}
+
+impl Decoder for HttpRequestDecoder {
+    type Item = HttpRequestPart;
+
+    fn decode(&mut self, src: &mut Cumulation) -> Result<Option<HttpRequestPart>, Error> {
+        let r = match &mut self.state {
+            State::Stopped => {
+                // Nothing more is parsed; what arrives is dropped.
+                src.advance(src.len());
+                return Ok(None);
+            }
+            State::Head => {
+                if src.is_empty() {
+                    return Ok(None);
+                }
+                self.decode_head(src)
+            }
+            State::Length(left) => {
+                if src.is_empty() {
+                    return Ok(None);
+                }
+                let n = (*left).min(src.len() as u64) as usize;
+                let data = src.split_to(n);
+                *left -= n as u64;
+                if *left == 0 {
+                    // The last bytes end the body (as Netty's
+                    // LastHttpContent): every item consumes input.
+                    self.end_of_request();
+                    return Ok(Some(HttpRequestPart::End {
+                        data,
+                        trailers: HeaderMap::new(),
+                    }));
+                }
+                Ok(Some(HttpRequestPart::Data(data)))
+            }
+            State::Chunked(c) => match c.decode(src) {
+                Ok(Some(ChunkedItem::Data(b))) => Ok(Some(HttpRequestPart::Data(b))),
+                Ok(Some(ChunkedItem::End(trailers))) => {
+                    self.end_of_request();
+                    Ok(Some(HttpRequestPart::End {
+                        data: Bytes::new(),
+                        trailers,
+                    }))
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            },
+        };
+        match r {
+            Ok(item) => Ok(item),
+            Err(e) => Ok(self.fail(src, e)),
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut Cumulation) -> Result<Option<HttpRequestPart>, Error> {
+        let item = self.decode(src)?;
+        if item.is_none() && !src.is_empty() {
+            tracing::debug!(bytes = src.len(), "the connection ended inside a request");
+        }
+        Ok(item)
+    }
+}
