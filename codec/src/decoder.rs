@@ -122,6 +122,19 @@ impl<D: Decoder> DecoderHandler<D> {
         &self.decoder
     }
 
+    /// The decoder, mutably (for a codec that shares state with it).
+    pub fn decoder_mut(&mut self) -> &mut D {
+        &mut self.decoder
+    }
+
+    /// Decodes what is buffered, as after a read: for a handler that wraps
+    /// this one and held its decoder back (HTTP's bounded pipelining).
+    pub fn resume(&mut self, ctx: &mut Context<'_>) {
+        if !self.failed && !self.paused {
+            self.run(ctx, false);
+        }
+    }
+
     /// Bytes received and not yet decoded.
     pub fn buffered(&self) -> usize {
         self.cum.len()

@@ -30,6 +30,7 @@ use super::chunked::{ChunkedDecoder, ChunkedItem};
 use super::error::HttpError;
 use super::framing::{request_framing, BodyFraming};
 use super::head::{parse_request_head, HeadLimits};
+use super::response::RequestInfo;
 use crate::{Cumulation, Decoder};
 
 /// Default longest request line (method, target and version): 8 KiB, as
@@ -114,6 +115,10 @@ pub struct HttpRequestDecoder {
     state: State,
     /// The current request is the connection's last.
     last: bool,
+    /// Requests decoded and not yet answered (kept by the server codec).
+    pub(crate) unanswered: std::collections::VecDeque<RequestInfo>,
+    /// Most requests decoded ahead of their answers (`None`: no bound).
+    pub(crate) max_in_flight: Option<usize>,
 }
 
 impl Default for HttpRequestDecoder {
@@ -135,6 +140,8 @@ impl HttpRequestDecoder {
             max_trailers: DEFAULT_MAX_TRAILERS,
             state: State::Head,
             last: false,
+            unanswered: std::collections::VecDeque::new(),
+            max_in_flight: None,
         }
     }
 
@@ -193,6 +200,13 @@ impl HttpRequestDecoder {
         let framing = request_framing(request.version(), request.headers())?;
         src.advance(len);
         self.last = !keep_alive(&request);
+        if self.max_in_flight.is_some() {
+            self.unanswered.push_back(RequestInfo {
+                method: request.method().clone(),
+                version: request.version(),
+                last: self.last,
+            });
+        }
         let body = match framing {
             BodyFraming::Empty => {
                 self.end_of_request();
@@ -240,7 +254,10 @@ impl Decoder for HttpRequestDecoder {
                 return Ok(None);
             }
             State::Head => {
-                if src.is_empty() {
+                let full = self
+                    .max_in_flight
+                    .is_some_and(|max| self.unanswered.len() >= max);
+                if src.is_empty() || full {
                     return Ok(None);
                 }
                 self.decode_head(src)

@@ -1,0 +1,263 @@
+//! [`HttpServerCodec`]: requests in, responses out, in order (Netty's
+//! `HttpServerCodec` with its keep-alive handling).
+//!
+//! Contract:
+//! - inbound, it is a [`DecoderHandler`] over [`HttpRequestDecoder`]: it
+//!   yields [`HttpRequestPart`](super::HttpRequestPart)s;
+//! - outbound, it encodes full responses (`http::Response<()>`,
+//!   `Response<Bytes>`, `Response<CompositeBytes>`, `Response<FileRegion>`)
+//!   and streamed ones ([`HttpResponsePart::Head`], body messages,
+//!   [`HttpResponsePart::End`]), as `response.rs` says; a response answers
+//!   the oldest request not yet answered, so handlers answer in request
+//!   order (as HTTP/1.1 requires);
+//! - at most `max_in_flight` requests (default 16) are decoded ahead of
+//!   their answers: past it the codec stops decoding and switches the
+//!   channel's auto-read off, and resumes when an answer completes, so a
+//!   client pipelining thousands of requests is held to that many;
+//! - after the answer to a connection's last request (`Connection: close`,
+//!   HTTP/1.0 without keep-alive, a close-delimited body) is flushed, the
+//!   output is shut down: the client reads the whole answer, then closes;
+//! - an invalid request (an [`HttpRequestPart::Invalid`]) is answered by
+//!   the application or, if it lets the part through to the tail, by
+//!   nobody: the codec only guarantees nothing after it is decoded.
+
+use std::fmt;
+
+use bytes::Bytes;
+use weft_core::{Context, Events, Handler, Msg, Promise};
+
+use super::request::HttpRequestDecoder;
+use super::response::{
+    encode_chunk, encode_end, encode_full, encode_stream_head, FullBody, HttpResponsePart,
+    RequestInfo, Streaming,
+};
+use crate::DecoderHandler;
+
+/// Default most requests decoded ahead of their answers.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
+
+/// The server side of HTTP/1.1 in one handler.
+///
+/// ```
+/// use bytes::Bytes;
+/// use weft_codec::http::{http, HttpRequestPart, HttpServerCodec};
+/// use weft_core::{from_fn, Context, EmbeddedChannel, Msg};
+///
+/// let hello = from_fn(|ctx: &mut Context<'_>, part: HttpRequestPart| {
+///     if let HttpRequestPart::Head { .. } = part {
+///         let answer = http::Response::new(Bytes::from_static(b"Hello, World!"));
+///         ctx.write_and_flush(Msg::user(answer));
+///     }
+/// });
+/// let mut ch = EmbeddedChannel::builder()
+///     .add_last("http", HttpServerCodec::new())
+///     .add_last("hello", hello)
+///     .build();
+/// ch.write_inbound(&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+/// let out = ch.read_outbound_bytes();
+/// assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
+/// assert!(out.ends_with(b"content-length: 13\r\n\r\nHello, World!"));
+/// ```
+pub struct HttpServerCodec {
+    inbound: DecoderHandler<HttpRequestDecoder>,
+    /// The request being answered by a streamed response, and its framing.
+    streaming: Option<(RequestInfo, Streaming)>,
+    /// Auto-read was switched off by the in-flight bound.
+    holding_reads: bool,
+    /// The last answer is written: shut the output down at the next flush.
+    shutdown_due: bool,
+    ended: bool,
+}
+
+impl Default for HttpServerCodec {
+    fn default() -> Self {
+        HttpServerCodec::new()
+    }
+}
+
+impl HttpServerCodec {
+    /// A codec with the default decoder limits and in-flight bound.
+    pub fn new() -> HttpServerCodec {
+        HttpServerCodec::with_decoder(HttpRequestDecoder::new())
+    }
+
+    /// A codec over a decoder configured by the caller.
+    pub fn with_decoder(mut decoder: HttpRequestDecoder) -> HttpServerCodec {
+        decoder.max_in_flight = Some(DEFAULT_MAX_IN_FLIGHT);
+        HttpServerCodec {
+            inbound: DecoderHandler::new(decoder),
+            streaming: None,
+            holding_reads: false,
+            shutdown_due: false,
+            ended: false,
+        }
+    }
+
+    /// Most requests decoded ahead of their answers (default 16; at least 1).
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.inbound.decoder_mut().max_in_flight = Some(n.max(1));
+        self
+    }
+
+    /// The request the next answer is for; a default when an answer comes
+    /// with no request (it is still encoded, as HTTP/1.1).
+    fn oldest(&mut self) -> RequestInfo {
+        self.inbound
+            .decoder_mut()
+            .unanswered
+            .front()
+            .cloned()
+            .unwrap_or(RequestInfo {
+                method: http::Method::GET,
+                version: http::Version::HTTP_11,
+                last: false,
+            })
+    }
+
+    /// An answer is complete: let the next request in.
+    fn answered(&mut self, ctx: &mut Context<'_>, req: &RequestInfo) {
+        let d = self.inbound.decoder_mut();
+        d.unanswered.pop_front();
+        if req.last {
+            self.shutdown_due = true;
+            self.ended = true;
+        }
+        if self.holding_reads {
+            self.holding_reads = false;
+            ctx.channel().set_auto_read(true);
+        }
+        self.inbound.resume(ctx);
+        self.hold_reads_if_full(ctx);
+    }
+
+    fn hold_reads_if_full(&mut self, ctx: &mut Context<'_>) {
+        let d = self.inbound.decoder_mut();
+        let full = d.max_in_flight.is_some_and(|m| d.unanswered.len() >= m);
+        if full && !self.holding_reads && ctx.channel().is_auto_read() {
+            self.holding_reads = true;
+            ctx.channel().set_auto_read(false);
+        }
+    }
+
+    fn write_all(ctx: &mut Context<'_>, msgs: Vec<Msg>, promise: Option<Promise>) {
+        let n = msgs.len();
+        let mut promise = promise;
+        for (i, m) in msgs.into_iter().enumerate() {
+            let p = if i + 1 == n { promise.take() } else { None };
+            ctx.write_with(m, p);
+        }
+        if let Some(p) = promise {
+            p.succeed(); // nothing to write (a suppressed body piece)
+        }
+    }
+}
+
+impl Handler for HttpServerCodec {
+    fn interest(&self) -> Events {
+        Events::READ
+            | Events::USER_EVENT
+            | Events::INACTIVE
+            | Events::WRITABILITY
+            | Events::WRITE
+            | Events::FLUSH
+    }
+
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+        self.inbound.channel_read(ctx, msg);
+        self.hold_reads_if_full(ctx);
+    }
+
+    fn user_event(&mut self, ctx: &mut Context<'_>, event: weft_core::UserEvent) {
+        self.inbound.user_event(ctx, event);
+    }
+
+    fn channel_inactive(&mut self, ctx: &mut Context<'_>) {
+        self.inbound.channel_inactive(ctx);
+    }
+
+    fn writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) {
+        self.inbound.writability_changed(ctx, writable);
+    }
+
+    fn handler_removed(&mut self, ctx: &mut Context<'_>) {
+        if self.holding_reads {
+            ctx.channel().set_auto_read(true);
+        }
+        self.inbound.handler_removed(ctx);
+    }
+
+    fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
+        if let Some((req, streaming)) = self.streaming.clone() {
+            let msg = match msg.downcast::<HttpResponsePart>() {
+                Ok(HttpResponsePart::End(trailers)) => {
+                    self.streaming = None;
+                    let end = encode_end(&trailers, streaming).map(Msg::Bytes);
+                    Self::write_all(ctx, end.into_iter().collect(), promise);
+                    self.answered(ctx, &req);
+                    return;
+                }
+                Ok(HttpResponsePart::Head(_)) => {
+                    let err = weft_core::Error::encode(
+                        "a response head was written before the previous response's End",
+                    );
+                    return crate::encoder::fail_write(ctx, err, promise);
+                }
+                Err(m) => m,
+            };
+            if matches!(msg, Msg::User(_)) {
+                return ctx.write_with(msg, promise);
+            }
+            return Self::write_all(ctx, encode_chunk(msg, streaming), promise);
+        }
+        let msg = match msg.downcast::<HttpResponsePart>() {
+            Ok(HttpResponsePart::Head(head)) => {
+                let mut req = self.oldest();
+                let (bytes, streaming) = encode_stream_head(head, &mut req);
+                if head_is_interim(&bytes) {
+                    return ctx.write_with(Msg::Bytes(bytes), promise);
+                }
+                self.streaming = Some((req, streaming));
+                return ctx.write_with(Msg::Bytes(bytes), promise);
+            }
+            Ok(HttpResponsePart::End(_)) => {
+                let err = weft_core::Error::encode("a response End without its head");
+                return crate::encoder::fail_write(ctx, err, promise);
+            }
+            Err(m) => m,
+        };
+        match FullBody::from_msg(msg) {
+            Ok(resp) => {
+                let interim = resp.status().is_informational();
+                let req = self.oldest();
+                Self::write_all(ctx, encode_full(resp, &req), promise);
+                if !interim {
+                    self.answered(ctx, &req);
+                }
+            }
+            Err(other) => ctx.write_with(other, promise),
+        }
+    }
+
+    fn flush(&mut self, ctx: &mut Context<'_>) {
+        ctx.flush();
+        if std::mem::take(&mut self.shutdown_due) {
+            // Completes when the flushed answer is written; nobody waits.
+            drop(ctx.shutdown_output());
+        }
+    }
+}
+
+/// Whether an encoded head is a 1xx (it answers nothing yet).
+fn head_is_interim(head: &Bytes) -> bool {
+    head.get(9) == Some(&b'1')
+}
+
+impl fmt::Debug for HttpServerCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpServerCodec")
+            .field("streaming", &self.streaming.as_ref().map(|s| s.1))
+            .field("holding_reads", &self.holding_reads)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}

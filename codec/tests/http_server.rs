@@ -1,0 +1,210 @@
+//! `HttpServerCodec` through `EmbeddedChannel`: response framing for every
+//! kind of body and request, order under pipelining, the in-flight bound,
+//! and the connection's end.
+#![cfg(feature = "http")]
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use weft_codec::http::http::{Method, Response, StatusCode};
+use weft_codec::http::{HttpRequestPart, HttpResponsePart, HttpServerCodec};
+use weft_core::{from_fn, Context, EmbeddedChannel, Msg};
+
+/// Answers each request head with what `answer` makes of its method and
+/// path; records the paths seen.
+fn server(
+    codec: HttpServerCodec,
+    answer: impl Fn(&Method, &str) -> Vec<Msg> + Send + 'static,
+) -> (EmbeddedChannel, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let app = from_fn(move |ctx: &mut Context<'_>, part: HttpRequestPart| {
+        if let HttpRequestPart::Head { request, .. } = part {
+            s2.lock().unwrap().push(request.uri().path().to_string());
+            for m in answer(request.method(), request.uri().path()) {
+                ctx.write(m);
+            }
+            ctx.flush();
+        }
+    });
+    let ch = EmbeddedChannel::builder()
+        .add_last("http", codec)
+        .add_last("app", app)
+        .build();
+    (ch, seen)
+}
+
+/// Writes an answer from the tail, as an application task would.
+fn answer(ch: &mut EmbeddedChannel, msg: Msg) {
+    ch.pipeline_mut().write(msg);
+    ch.pipeline_mut().flush();
+}
+
+fn text(b: &Bytes) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn hello(_: &Method, path: &str) -> Vec<Msg> {
+    vec![Msg::user(Response::new(Bytes::from(format!(
+        "hello {path}"
+    ))))]
+}
+
+#[test]
+fn a_full_response_has_its_length_and_a_date() {
+    let (mut ch, _) = server(HttpServerCodec::new(), hello);
+    ch.write_inbound(&b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+    let out = text(&ch.read_outbound_bytes());
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(out.contains("\r\ndate: "), "{out}");
+    assert!(out.ends_with("content-length: 8\r\n\r\nhello /a"), "{out}");
+}
+
+#[test]
+fn head_204_and_304_carry_no_body() {
+    let (mut ch, _) = server(HttpServerCodec::new(), |m, path| {
+        let status = match path {
+            "/204" => StatusCode::NO_CONTENT,
+            "/304" => StatusCode::NOT_MODIFIED,
+            _ => StatusCode::OK,
+        };
+        let _ = m;
+        let mut r = Response::new(Bytes::from_static(b"twelve bytes"));
+        *r.status_mut() = status;
+        vec![Msg::user(r)]
+    });
+    ch.write_inbound(&b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+    let out = text(&ch.read_outbound_bytes());
+    assert!(
+        out.ends_with("content-length: 12\r\n\r\n"),
+        "HEAD keeps the length: {out}"
+    );
+    for path in ["/204", "/304"] {
+        ch.write_inbound(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes());
+        let out = text(&ch.read_outbound_bytes());
+        assert!(out.ends_with("\r\n\r\n"), "{path}: {out}");
+        assert!(!out.contains("twelve"), "{path}: {out}");
+        assert!(!out.contains("content-length"), "{path}: {out}");
+    }
+}
+
+fn streamed(_: &Method, _: &str) -> Vec<Msg> {
+    vec![
+        Msg::user(HttpResponsePart::Head(Response::new(()))),
+        Msg::Bytes(Bytes::from_static(b"hello ")),
+        Msg::Bytes(Bytes::from_static(b"world")),
+        Msg::user(HttpResponsePart::End(Default::default())),
+    ]
+}
+
+#[test]
+fn a_streamed_body_of_unknown_length_is_chunked_for_http_1_1() {
+    let (mut ch, _) = server(HttpServerCodec::new(), streamed);
+    ch.write_inbound(&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+    let out = text(&ch.read_outbound_bytes());
+    assert!(out.contains("transfer-encoding: chunked\r\n"), "{out}");
+    assert!(
+        out.ends_with("\r\n\r\n6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n"),
+        "{out}"
+    );
+    assert!(ch.pipeline_mut().transport().take_due_shutdown().is_none());
+}
+
+#[test]
+fn a_streamed_body_for_http_1_0_ends_with_the_connection() {
+    let (mut ch, _) = server(HttpServerCodec::new(), streamed);
+    ch.write_inbound(&b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"[..]);
+    let out = text(&ch.read_outbound_bytes());
+    assert!(!out.contains("chunked"), "{out}");
+    assert!(out.contains("connection: close\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\nhello world"), "{out}");
+    ch.run_pending_tasks();
+    assert!(
+        ch.pipeline_mut().transport().take_due_shutdown().is_some(),
+        "the output is shut down after the body"
+    );
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let (mut ch, seen) = server(HttpServerCodec::new(), hello);
+    ch.write_inbound(
+        &b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+    );
+    assert_eq!(*seen.lock().unwrap(), ["/1", "/2", "/3"]);
+    let out = text(&ch.read_outbound_bytes());
+    let bodies: Vec<&str> = out.split("HTTP/1.1 200 OK").skip(1).collect();
+    assert_eq!(bodies.len(), 3, "{out}");
+    assert!(bodies[0].ends_with("hello /1"));
+    assert!(
+        bodies[1].ends_with("\r\n\r\n"),
+        "the HEAD answer has no body"
+    );
+    assert!(bodies[2].ends_with("hello /3"));
+}
+
+#[test]
+fn the_in_flight_bound_holds_requests_back_until_answers_complete() {
+    // An application that answers nothing by itself.
+    let (mut ch, seen) = server(HttpServerCodec::new().max_in_flight(2), |_, _| Vec::new());
+    let many: String = (0..50)
+        .map(|i| format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n"))
+        .collect();
+    ch.write_inbound(many.into_bytes());
+    assert_eq!(seen.lock().unwrap().len(), 2, "two requests decoded ahead");
+    assert!(!ch.channel().is_auto_read(), "reads held back");
+    answer(
+        &mut ch,
+        Msg::user(Response::new(Bytes::from_static(b"one"))),
+    );
+    ch.run_pending_tasks();
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        3,
+        "one answer lets one request in"
+    );
+    for _ in 0..47 {
+        answer(&mut ch, Msg::user(Response::new(())));
+    }
+    ch.run_pending_tasks();
+    assert_eq!(seen.lock().unwrap().len(), 50);
+    for _ in 0..2 {
+        answer(&mut ch, Msg::user(Response::new(())));
+    }
+    assert!(
+        ch.channel().is_auto_read(),
+        "reads resume when answers catch up"
+    );
+}
+
+#[test]
+fn connection_close_is_echoed_and_ends_the_output_after_the_answer() {
+    let (mut ch, seen) = server(HttpServerCodec::new(), hello);
+    ch.write_inbound(
+        &b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+    );
+    assert_eq!(*seen.lock().unwrap(), ["/last"]);
+    let out = text(&ch.read_outbound_bytes());
+    assert!(out.contains("connection: close\r\n"), "{out}");
+    assert!(ch.pipeline_mut().transport().take_due_shutdown().is_some());
+}
+
+#[test]
+fn a_file_body_stays_a_file_region() {
+    let path = std::env::temp_dir().join(format!("weft-http-codec-{}", std::process::id()));
+    std::fs::write(&path, b"file body").unwrap();
+    let p2 = path.clone();
+    let (mut ch, _) = server(HttpServerCodec::new(), move |_, _| {
+        vec![Msg::user(Response::new(
+            weft_core::FileRegion::open(&p2).unwrap(),
+        ))]
+    });
+    ch.write_inbound(&b"GET /f HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+    let head = ch.read_outbound::<Bytes>().unwrap();
+    assert!(text(&head).ends_with("content-length: 9\r\n\r\n"));
+    assert!(
+        ch.read_outbound::<weft_core::FileRegion>().is_some(),
+        "sent as a region"
+    );
+    let _ = std::fs::remove_file(&path);
+}
