@@ -127,11 +127,17 @@ impl<D: Decoder> DecoderHandler<D> {
         &mut self.decoder
     }
 
-    /// Decodes what is buffered, as after a read: for a handler that wraps
-    /// this one and held its decoder back (HTTP's bounded pipelining).
+    /// Decodes what is buffered, as after a read, and ends with
+    /// `channel_read_complete` if anything was decoded: for a handler that
+    /// wraps this one and held its decoder back (HTTP's bounded pipelining).
     pub fn resume(&mut self, ctx: &mut Context<'_>) {
-        if !self.failed && !self.paused {
-            self.run(ctx, false);
+        if self.failed || self.paused || self.cum.is_empty() {
+            return;
+        }
+        let before = self.cum.len();
+        self.run(ctx, false);
+        if self.cum.len() < before && !ctx.is_removed() {
+            ctx.fire_read_complete();
         }
     }
 
