@@ -178,13 +178,19 @@ impl Inner {
     /// Delivers the writability changes that are due, from the head.
     pub(super) fn sync_writability(&mut self) {
         self.publish_outbound();
-        if self.head.notified_writable
-            && (!self.channel.is_writable() || self.over_high_with_queued())
-            && !self.head.closed
-        {
-            // Writes submitted from other tasks passed the high watermark:
-            // a real change, delivered now; writable again below the low one.
-            self.head.outbound.force_unwritable();
+        if self.head.notified_writable && !self.head.closed {
+            if self.over_high_with_queued() {
+                // Writes submitted from other tasks passed the high
+                // watermark: a real change, delivered now; writable again
+                // once the buffer drains below the low one.
+                self.head.outbound.force_unwritable();
+            } else if !self.channel.is_writable() {
+                // A submit judged by a size the task had already drained
+                // (the published size lags a flush): nothing is held, so
+                // nothing changed. Forcing the buffer unwritable here would
+                // leave it so, since no drain would follow to clear it.
+                self.channel.set_writable(true);
+            }
         }
         for _ in 0..4 {
             let w = self.head.outbound.is_writable() && !self.over_high_with_queued();
@@ -243,5 +249,24 @@ impl Inner {
         self.channel.set_writable(false);
         self.head.notified_writable = false;
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Channel, Pipeline};
+
+    /// A handle turned unwritable by a submit that saw a stale size, with
+    /// nothing actually held: the next sync makes it writable again (it
+    /// used to force the buffer unwritable with no drain to come, and a
+    /// writer waiting for writability, or a group skipping slow members,
+    /// waited for ever).
+    #[test]
+    fn a_stale_unwritable_flag_with_nothing_held_is_cleared() {
+        let mut p = Pipeline::new(Channel::new(None, None));
+        p.channel().set_writable(false);
+        p.transport().sync_writability();
+        assert!(p.channel().is_writable());
+        assert!(p.inner().head.outbound.is_writable());
     }
 }
