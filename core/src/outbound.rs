@@ -165,6 +165,14 @@ impl OutboundBuffer {
         self.writable = false;
     }
 
+    /// Writable again if what is held is below the low watermark (after a
+    /// forced change whose drain may already have happened).
+    pub(crate) fn recheck_low_watermark(&mut self) {
+        if !self.writable && self.buffered < self.watermark.low {
+            self.writable = true;
+        }
+    }
+
     /// The watermarks.
     pub fn watermark(&self) -> WriteBufferWaterMark {
         self.watermark

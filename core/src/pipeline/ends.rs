@@ -37,6 +37,9 @@ pub(crate) struct Head {
     pub(crate) close_promises: Vec<Promise>,
     pub(crate) closed: bool,
     pub(super) notified_writable: bool,
+    /// A batch of commands is running: writability is settled once it is
+    /// over, with every write of the batch counted.
+    pub(super) batching: bool,
     pub(super) close_reason: Option<Error>,
     pub(super) reason_pending: bool,
 }
@@ -77,6 +80,7 @@ impl Head {
             close_promises: Vec::new(),
             closed: false,
             notified_writable: true,
+            batching: false,
             close_reason: None,
             reason_pending: false,
         }
@@ -178,19 +182,14 @@ impl Inner {
     /// Delivers the writability changes that are due, from the head.
     pub(super) fn sync_writability(&mut self) {
         self.publish_outbound();
-        if self.head.notified_writable && !self.head.closed {
-            if self.over_high_with_queued() {
-                // Writes submitted from other tasks passed the high
-                // watermark: a real change, delivered now; writable again
-                // once the buffer drains below the low one.
-                self.head.outbound.force_unwritable();
-            } else if !self.channel.is_writable() {
-                // A submit judged by a size the task had already drained
-                // (the published size lags a flush): nothing is held, so
-                // nothing changed. Forcing the buffer unwritable here would
-                // leave it so, since no drain would follow to clear it.
-                self.channel.set_writable(true);
-            }
+        if self.head.notified_writable
+            && (!self.channel.is_writable() || self.over_high_with_queued())
+            && !self.head.closed
+        {
+            // Writes submitted from other tasks passed the high watermark
+            // (as they saw it): a real change for whoever watches the
+            // handle, delivered now; writable again below the low one.
+            self.head.outbound.force_unwritable();
         }
         for _ in 0..4 {
             let w = self.head.outbound.is_writable() && !self.over_high_with_queued();
@@ -200,6 +199,13 @@ impl Inner {
             self.head.notified_writable = w;
             self.channel.set_writable(w);
             self.forward(HEAD, Ev::Writability(w));
+            if !w {
+                // The submits that turned it unwritable may have judged by
+                // a size the task had already drained (the published size
+                // lags a flush): if little is held now, no drain is coming
+                // to end it, so it ends here, with its event.
+                self.head.outbound.recheck_low_watermark();
+            }
         }
     }
 
@@ -254,19 +260,38 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Channel, Pipeline};
+    use std::sync::{Arc, Mutex};
+
+    use crate::{Channel, Context, Events, Handler, Pipeline};
+
+    #[derive(Debug)]
+    struct Watch(Arc<Mutex<Vec<bool>>>);
+
+    impl Handler for Watch {
+        fn interest(&self) -> Events {
+            Events::WRITABILITY
+        }
+        fn writability_changed(&mut self, _ctx: &mut Context<'_>, writable: bool) {
+            self.0.lock().unwrap().push(writable);
+        }
+    }
 
     /// A handle turned unwritable by a submit that saw a stale size, with
-    /// nothing actually held: the next sync makes it writable again (it
-    /// used to force the buffer unwritable with no drain to come, and a
-    /// writer waiting for writability, or a group skipping slow members,
-    /// waited for ever).
+    /// nothing actually held: the next sync announces the change and its
+    /// end, so the handle is writable again (it used to stay unwritable
+    /// with no drain to come: a writer waiting for writability, or a group
+    /// skipping slow members, waited for ever) and handlers that paused on
+    /// the first event resume on the second.
     #[test]
     fn a_stale_unwritable_flag_with_nothing_held_is_cleared() {
         let mut p = Pipeline::new(Channel::new(None, None));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        p.add_last("watch", Watch(s2)).unwrap();
         p.channel().set_writable(false);
         p.transport().sync_writability();
         assert!(p.channel().is_writable());
         assert!(p.inner().head.outbound.is_writable());
+        assert_eq!(*seen.lock().unwrap(), [false, true]);
     }
 }

@@ -112,7 +112,7 @@ impl Pipeline {
         if let Some(err) = self.inner.take_pending_reason() {
             self.guarded(|p| p.forward(HEAD, Ev::Exception(err)));
         }
-        if self.inner.writability_due() {
+        if !self.inner.head.batching && self.inner.writability_due() {
             self.guarded(Inner::sync_writability);
         }
         r

@@ -74,6 +74,9 @@ impl<'a> Transport<'a> {
     pub fn run_commands(&mut self) -> usize {
         let cmds = self.pipeline.inner.channel.take_commands();
         let n = cmds.len();
+        // The taken writes no longer count as queued: settle writability
+        // once they are all in the buffer, not half-way through.
+        self.pipeline.inner.head.batching = true;
         for cmd in cmds {
             if self.pipeline.inner.head.closed {
                 cmd.fail();
@@ -102,6 +105,7 @@ impl<'a> Transport<'a> {
                 }
             }
         }
+        self.pipeline.inner.head.batching = false;
         // The taken writes now count in the outbound buffer.
         if n > 0 {
             self.pipeline.inner.publish_outbound();
