@@ -10,7 +10,7 @@
 //!   (TLS, non-socket transports, tests) read it back in chunks with
 //!   [`FileRegion::read_chunk`], which also advances it;
 //! - a file that shrinks under a region is reported as an error
-//!   ([`Error::is_file_shrank`]), never as a short or endless transfer.
+//!   ([`ErrorKind::FileShrank`](crate::ErrorKind::FileShrank)), never as a short or endless transfer.
 
 use std::fmt;
 use std::fs::File;
@@ -57,7 +57,7 @@ impl FileRegion {
 
     /// A region of `len` bytes of `file` starting at `offset`.
     ///
-    /// Fails with [`Error::is_invalid_argument`] when the range does not lie
+    /// Fails with [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) when the range does not lie
     /// inside the file as it is now.
     pub fn new(file: impl Into<Arc<File>>, offset: u64, len: u64) -> Result<FileRegion, Error> {
         let file = file.into();
@@ -143,7 +143,7 @@ impl FileRegion {
     /// Reads up to `max` bytes from the current position and advances.
     ///
     /// Returns an empty `Bytes` once the region is done. Fails with
-    /// [`Error::is_file_shrank`] when the file ends before the region does.
+    /// [`ErrorKind::FileShrank`](crate::ErrorKind::FileShrank) when the file ends before the region does.
     pub fn read_chunk(&mut self, max: usize) -> Result<Bytes, Error> {
         let want = (self.remaining().min(max as u64)) as usize;
         if want == 0 {

@@ -4,7 +4,7 @@
 //! ([`TypedInbound::In`]); wrapped in [`Typed`] it becomes a [`Handler`].
 //! A message of that type is downcast (free for `Bytes`, `CompositeBytes`
 //! and `FileRegion`) and handed to [`TypedInbound::read`]; a message of any
-//! other type is an error ([`Error::is_type_mismatch`]) naming both types,
+//! other type is an error ([`ErrorKind::TypeMismatch`](crate::ErrorKind::TypeMismatch)) naming both types,
 //! delivered to the handler's own `exception_caught`, and the message is
 //! dropped. This is Netty's `SimpleChannelInboundHandler`, with the mismatch
 //! made loud.

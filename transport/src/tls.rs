@@ -16,7 +16,7 @@
 //!   channel;
 //! - any TLS failure (garbage instead of a handshake, a bad record, a
 //!   certificate the client rejects) is fired as an error with
-//!   [`Error::is_tls`] and the channel is closed; a handshake that does not
+//!   [`ErrorKind::Tls`](weft_core::ErrorKind::Tls) and the channel is closed; a handshake that does not
 //!   finish within the timeout (default 10 s) fails with
 //!   [`Error::is_timeout`] and closes the channel;
 //! - it can be added to a live channel (STARTTLS): replace the first
