@@ -72,17 +72,9 @@ impl ServerCtl {
         }
     }
 
-    /// Resolves when the phase has left `Running` (checked race-free).
+    /// Resolves when the phase has left `Running`.
     pub(crate) async fn stopped_running(&self) {
-        loop {
-            let n = self.changed.notified();
-            tokio::pin!(n);
-            n.as_mut().enable();
-            if self.phase() != Phase::Running {
-                return;
-            }
-            n.await;
-        }
+        wait_until(&self.changed, || self.phase() != Phase::Running).await;
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<ChannelId, Channel>> {
@@ -112,15 +104,7 @@ impl ServerCtl {
 
     /// Resolves once no channel is registered.
     pub(crate) async fn all_closed(&self) {
-        loop {
-            let n = self.drained.notified();
-            tokio::pin!(n);
-            n.as_mut().enable();
-            if self.count() == 0 {
-                return;
-            }
-            n.await;
-        }
+        wait_until(&self.drained, || self.count() == 0).await;
     }
 
     /// Records that a shutdown completed and wakes [`closed`](Self::closed).
@@ -131,14 +115,24 @@ impl ServerCtl {
 
     /// Resolves once a shutdown has completed.
     pub(crate) async fn closed(&self) {
-        loop {
-            let n = self.stopped_notify.notified();
-            tokio::pin!(n);
-            n.as_mut().enable();
-            if self.stopped.load(Ordering::Acquire) {
-                return;
-            }
-            n.await;
+        wait_until(&self.stopped_notify, || {
+            self.stopped.load(Ordering::Acquire)
+        })
+        .await;
+    }
+}
+
+/// Resolves once `done()` holds, re-checking it whenever `notify` fires.
+/// The wait is registered before each check, so a notification between the
+/// check and the wait is not lost.
+async fn wait_until(notify: &Notify, done: impl Fn() -> bool) {
+    loop {
+        let n = notify.notified();
+        tokio::pin!(n);
+        n.as_mut().enable();
+        if done() {
+            return;
         }
+        n.await;
     }
 }

@@ -16,7 +16,6 @@
 
 use std::str::FromStr;
 
-use bytes::Bytes;
 use http::header::HOST;
 use http::uri::Authority;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
@@ -84,7 +83,7 @@ pub(crate) fn parse_request_head(
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field name"))?;
-        let value = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(h.value))
+        let value = HeaderValue::from_bytes(h.value)
             .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field value"))?;
         map.append(name, value);
     }

@@ -90,17 +90,8 @@ pub(crate) fn date_now() -> HeaderValue {
 fn head_bytes(status: StatusCode, headers: &HeaderMap, extra: &[(&str, &[u8])]) -> Bytes {
     let mut b = BytesMut::with_capacity(128 + headers.len() * 32);
     let reason = status.canonical_reason().unwrap_or("");
-    let _ = write!(
-        StrWriter(&mut b),
-        "HTTP/1.1 {} {reason}\r\n",
-        status.as_str()
-    );
-    for (name, value) in headers {
-        b.put_slice(name.as_str().as_bytes());
-        b.put_slice(b": ");
-        b.put_slice(value.as_bytes());
-        b.put_slice(b"\r\n");
-    }
+    let _ = write!(b, "HTTP/1.1 {} {reason}\r\n", status.as_str());
+    put_fields(&mut b, headers);
     for (name, value) in extra {
         b.put_slice(name.as_bytes());
         b.put_slice(b": ");
@@ -111,12 +102,13 @@ fn head_bytes(status: StatusCode, headers: &HeaderMap, extra: &[(&str, &[u8])]) 
     b.freeze()
 }
 
-struct StrWriter<'a>(&'a mut BytesMut);
-
-impl std::fmt::Write for StrWriter<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.put_slice(s.as_bytes());
-        Ok(())
+/// Writes `name: value` lines (a header section or a trailer section).
+fn put_fields(b: &mut BytesMut, fields: &HeaderMap) {
+    for (name, value) in fields {
+        b.put_slice(name.as_str().as_bytes());
+        b.put_slice(b": ");
+        b.put_slice(value.as_bytes());
+        b.put_slice(b"\r\n");
     }
 }
 
@@ -255,12 +247,7 @@ pub(crate) fn encode_end(trailers: &HeaderMap, streaming: Streaming) -> Option<B
         return None;
     }
     let mut b = BytesMut::from(&b"0\r\n"[..]);
-    for (name, value) in trailers {
-        b.put_slice(name.as_str().as_bytes());
-        b.put_slice(b": ");
-        b.put_slice(value.as_bytes());
-        b.put_slice(b"\r\n");
-    }
+    put_fields(&mut b, trailers);
     b.put_slice(b"\r\n");
     Some(b.freeze())
 }

@@ -23,7 +23,6 @@
 
 use std::fmt;
 
-use bytes::Bytes;
 use weft_core::{Context, Events, Handler, Msg, Promise};
 
 use super::request::HttpRequestDecoder;
@@ -66,7 +65,6 @@ pub struct HttpServerCodec {
     holding_reads: bool,
     /// The last answer is written: shut the output down at the next flush.
     shutdown_due: bool,
-    ended: bool,
 }
 
 impl Default for HttpServerCodec {
@@ -89,7 +87,6 @@ impl HttpServerCodec {
             streaming: None,
             holding_reads: false,
             shutdown_due: false,
-            ended: false,
         }
     }
 
@@ -120,7 +117,6 @@ impl HttpServerCodec {
         d.unanswered.pop_front();
         if req.last {
             self.shutdown_due = true;
-            self.ended = true;
         }
         if self.holding_reads {
             self.holding_reads = false;
@@ -211,12 +207,13 @@ impl Handler for HttpServerCodec {
         }
         let msg = match msg.downcast::<HttpResponsePart>() {
             Ok(HttpResponsePart::Head(head)) => {
+                // A 1xx head answers nothing yet: no body follows it.
+                let interim = head.status().is_informational();
                 let mut req = self.oldest();
                 let (bytes, streaming) = encode_stream_head(head, &mut req);
-                if head_is_interim(&bytes) {
-                    return ctx.write_with(Msg::Bytes(bytes), promise);
+                if !interim {
+                    self.streaming = Some((req, streaming));
                 }
-                self.streaming = Some((req, streaming));
                 return ctx.write_with(Msg::Bytes(bytes), promise);
             }
             Ok(HttpResponsePart::End(_)) => {
@@ -247,17 +244,11 @@ impl Handler for HttpServerCodec {
     }
 }
 
-/// Whether an encoded head is a 1xx (it answers nothing yet).
-fn head_is_interim(head: &Bytes) -> bool {
-    head.get(9) == Some(&b'1')
-}
-
 impl fmt::Debug for HttpServerCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpServerCodec")
             .field("streaming", &self.streaming.as_ref().map(|s| s.1))
             .field("holding_reads", &self.holding_reads)
-            .field("ended", &self.ended)
             .finish()
     }
 }
