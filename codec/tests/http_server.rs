@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use weft_codec::http::http::{Method, Response, StatusCode};
-use weft_codec::http::{HttpRequestPart, HttpResponsePart, HttpServerCodec};
+use weft_codec::http::{BodyKind, HttpRequestPart, HttpResponsePart, HttpServerCodec};
 use weft_core::{from_fn, Context, EmbeddedChannel, Msg};
+
+mod malformed;
 
 /// Answers each request head with what `answer` makes of its method and
 /// path; records the paths seen.
@@ -38,6 +40,7 @@ fn server(
 fn answer(ch: &mut EmbeddedChannel, msg: Msg) {
     ch.pipeline_mut().write(msg);
     ch.pipeline_mut().flush();
+    ch.run_pending_tasks();
 }
 
 fn text(b: &Bytes) -> String {
@@ -207,4 +210,135 @@ fn a_file_body_stays_a_file_region() {
         "sent as a region"
     );
     let _ = std::fs::remove_file(&path);
+}
+
+/// Every malformed request of the table, behind a valid one and ahead of
+/// another: the valid one is answered, then the bad one with its status and
+/// `Connection: close`, the output is shut down, and the request after it
+/// never reaches the application.
+#[test]
+fn every_malformed_request_is_answered_with_its_status_then_the_connection_ends() {
+    for case in malformed::malformed() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        // Answers the requests without a body: a bad chunked body's head
+        // is valid, and its request never ends.
+        let app = from_fn(move |ctx: &mut Context<'_>, part: HttpRequestPart| {
+            if let HttpRequestPart::Head { request, body } = part {
+                s2.lock().unwrap().push(request.uri().path().to_string());
+                if body == BodyKind::Empty {
+                    ctx.write_and_flush(Msg::user(Response::new(())));
+                }
+            }
+        });
+        let mut ch = EmbeddedChannel::builder()
+            .add_last("http", HttpServerCodec::new())
+            .add_last("app", app)
+            .build();
+        let input = format!(
+            "GET /before HTTP/1.1\r\nHost: x\r\n\r\n{}GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+            case.head
+        );
+        ch.write_inbound(Bytes::from(input));
+        let out = text(&ch.read_outbound_bytes());
+        let statuses: Vec<&str> = out
+            .match_indices("HTTP/1.1 ")
+            .map(|(i, _)| &out[i + 9..i + 12])
+            .collect();
+        let want = case.status.to_string();
+        assert_eq!(statuses, ["200", want.as_str()], "{}: {out}", case.why);
+        assert!(out.contains("connection: close\r\n"), "{}: {out}", case.why);
+        assert!(
+            !seen.lock().unwrap().iter().any(|p| p == "/smuggled"),
+            "{}: a request after the error reached the application",
+            case.why
+        );
+        assert!(
+            ch.pipeline_mut().transport().take_due_shutdown().is_some(),
+            "{}: the output is shut down after the answer",
+            case.why
+        );
+    }
+}
+
+/// Pipelined behind a request the application answers later, the invalid
+/// one waits for its turn: answers stay in request order.
+#[test]
+fn an_invalid_request_is_answered_in_its_turn() {
+    let (mut ch, _) = server(HttpServerCodec::new(), |_, _| Vec::new());
+    ch.write_inbound(&b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/9.0\r\n\r\n"[..]);
+    assert!(
+        ch.read_outbound_bytes().is_empty(),
+        "nothing before /slow's answer"
+    );
+    answer(
+        &mut ch,
+        Msg::user(Response::new(Bytes::from_static(b"late"))),
+    );
+    let out = text(&ch.read_outbound_bytes());
+    let first = out
+        .find("200 OK")
+        .unwrap_or_else(|| panic!("the first answer: {out}"));
+    let second = out
+        .find("505 HTTP Version Not Supported")
+        .expect("the error answer");
+    assert!(first < second, "{out}");
+}
+
+/// With `answer_invalid(false)` the application answers, and its answer is
+/// the connection's last.
+#[test]
+fn the_application_may_answer_invalid_requests_itself() {
+    let app = from_fn(|ctx: &mut Context<'_>, part: HttpRequestPart| {
+        if let HttpRequestPart::Invalid(e) = part {
+            let mut r = Response::new(Bytes::from(format!("custom: {:?}", e.kind())));
+            *r.status_mut() = e.status();
+            ctx.write_and_flush(Msg::user(r));
+        }
+    });
+    let mut ch = EmbeddedChannel::builder()
+        .add_last("http", HttpServerCodec::new().answer_invalid(false))
+        .add_last("app", app)
+        .build();
+    ch.write_inbound(&b"GET / HTTP/1.1\r\n\r\n"[..]);
+    let out = text(&ch.read_outbound_bytes());
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
+    assert!(
+        out.ends_with("custom: Host"),
+        "one answer, the application's: {out}"
+    );
+    assert!(out.contains("connection: close\r\n"), "{out}");
+    assert!(ch.pipeline_mut().transport().take_due_shutdown().is_some());
+}
+
+/// An answer carrying `Connection: close` ends the connection: it is the
+/// last answer written (a request already decoded behind it gets none) and
+/// the output is shut down after it.
+#[test]
+fn an_answer_with_connection_close_is_the_last() {
+    let (mut ch, _) = server(HttpServerCodec::new(), |_, _| {
+        let mut r = Response::new(Bytes::from_static(b"bye"));
+        r.headers_mut()
+            .insert("connection", "close".parse().unwrap());
+        vec![Msg::user(r)]
+    });
+    ch.write_inbound(&b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+    ch.write_inbound(&b"GET /3 HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+    let out = text(&ch.read_outbound_bytes());
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+    assert!(out.ends_with("\r\n\r\nbye"), "{out}");
+    assert!(ch.pipeline_mut().transport().take_due_shutdown().is_some());
+}
+
+/// A body that breaks after its request was answered (an application that
+/// answers at the head) gets no second answer: the connection just ends.
+#[test]
+fn a_body_broken_after_its_answer_ends_the_connection_silently() {
+    let (mut ch, _) = server(HttpServerCodec::new(), hello);
+    ch.write_inbound(&b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"[..]);
+    ch.write_inbound(&b"3\r\nabcX"[..]);
+    let out = text(&ch.read_outbound_bytes());
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+    assert!(out.ends_with("hello /up"), "{out}");
+    assert!(ch.pipeline_mut().transport().take_due_shutdown().is_some());
 }

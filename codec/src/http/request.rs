@@ -30,7 +30,7 @@ use super::chunked::{ChunkedDecoder, ChunkedItem};
 use super::error::HttpError;
 use super::framing::{request_framing, BodyFraming};
 use super::head::{parse_request_head, HeadLimits};
-use super::response::RequestInfo;
+use super::response::{has_token, RequestInfo};
 use crate::{Cumulation, Decoder};
 
 /// Default longest request line (method, target and version): 8 KiB, as
@@ -115,6 +115,8 @@ pub struct HttpRequestDecoder {
     state: State,
     /// The current request is the connection's last.
     last: bool,
+    /// Requests decoded so far.
+    seq: u64,
     /// Requests decoded and not yet answered (kept by the server codec).
     pub(crate) unanswered: std::collections::VecDeque<RequestInfo>,
     /// Most requests decoded ahead of their answers (`None`: no bound).
@@ -140,6 +142,7 @@ impl HttpRequestDecoder {
             max_trailers: DEFAULT_MAX_TRAILERS,
             state: State::Head,
             last: false,
+            seq: 0,
             unanswered: std::collections::VecDeque::new(),
             max_in_flight: None,
         }
@@ -177,11 +180,37 @@ impl HttpRequestDecoder {
 
     fn fail(&mut self, src: &mut Cumulation, err: HttpError) -> Option<HttpRequestPart> {
         tracing::debug!(error = %err, "invalid HTTP request");
+        let in_body = matches!(self.state, State::Length(_) | State::Chunked(_));
         self.state = State::Stopped;
+        if self.max_in_flight.is_some() {
+            match self.unanswered.back_mut() {
+                // The body of a request not yet answered broke: that request
+                // is the invalid one.
+                Some(current) if in_body && current.seq == self.seq => {
+                    current.invalid = Some(err.status());
+                    current.last = true;
+                }
+                // Answered in its turn, after the requests before it; if
+                // its head was already answered, the connection just ends.
+                _ => self.unanswered.push_back(RequestInfo {
+                    invalid: Some(err.status()),
+                    mute: in_body,
+                    last: true,
+                    seq: self.seq + 1,
+                    ..RequestInfo::unknown()
+                }),
+            }
+        }
         // Nothing after the error is ever parsed; consuming it also keeps
         // the decoder's contract (an item consumes input).
         src.advance(src.len());
         Some(HttpRequestPart::Invalid(err))
+    }
+
+    /// Decodes nothing more (the server ends the connection after the
+    /// answer being written).
+    pub(crate) fn stop(&mut self) {
+        self.state = State::Stopped;
     }
 
     /// The body is over: the next request, or none if this was the last.
@@ -199,12 +228,16 @@ impl HttpRequestDecoder {
         };
         let framing = request_framing(request.version(), request.headers())?;
         src.advance(len);
+        self.seq += 1;
         self.last = !keep_alive(&request);
         if self.max_in_flight.is_some() {
             self.unanswered.push_back(RequestInfo {
                 method: request.method().clone(),
                 version: request.version(),
                 last: self.last,
+                invalid: None,
+                mute: false,
+                seq: self.seq,
             });
         }
         let body = match framing {
@@ -230,13 +263,7 @@ impl HttpRequestDecoder {
 
 /// Whether the connection stays open after this request (RFC 9112 §9.3).
 fn keep_alive(request: &Request<()>) -> bool {
-    let has = |token: &str| {
-        request.headers().get_all(CONNECTION).iter().any(|v| {
-            v.to_str()
-                .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-                .unwrap_or(false)
-        })
-    };
+    let has = |token: &str| has_token(request.headers(), CONNECTION, token);
     match request.version() {
         Version::HTTP_10 => has("keep-alive"),
         _ => !has("close"),

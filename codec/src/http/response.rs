@@ -42,6 +42,41 @@ pub(crate) struct RequestInfo {
     pub(crate) version: Version,
     /// The connection ends after this exchange.
     pub(crate) last: bool,
+    /// The request was invalid: the status to answer with.
+    pub(crate) invalid: Option<StatusCode>,
+    /// The request's body broke after the request was answered: end the
+    /// connection in its turn, answer nothing more.
+    pub(crate) mute: bool,
+    /// The request's number on the connection.
+    pub(crate) seq: u64,
+}
+
+impl RequestInfo {
+    /// What an answer that comes with no request answers.
+    pub(crate) fn unknown() -> RequestInfo {
+        RequestInfo {
+            method: Method::GET,
+            version: Version::HTTP_11,
+            last: false,
+            invalid: None,
+            mute: false,
+            seq: 0,
+        }
+    }
+}
+
+/// Whether `headers` carry the `close` connection option.
+pub(crate) fn says_close(headers: &HeaderMap) -> bool {
+    has_token(headers, CONNECTION, "close")
+}
+
+/// Whether a comma-separated field has `token` (case-insensitive).
+pub(crate) fn has_token(headers: &HeaderMap, name: http::header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
 }
 
 /// How the body being streamed is framed.

@@ -18,8 +18,12 @@
 //!   HTTP/1.0 without keep-alive, a close-delimited body) is flushed, the
 //!   output is shut down: the client reads the whole answer, then closes;
 //! - an invalid request (an [`HttpRequestPart::Invalid`]) is answered by
-//!   the application or, if it lets the part through to the tail, by
-//!   nobody: the codec only guarantees nothing after it is decoded.
+//!   the codec in its turn — its status, `Connection: close` — and the
+//!   part still goes to the application, for its logs; with
+//!   [`answer_invalid(false)`](HttpServerCodec::answer_invalid) the
+//!   application answers it. Nothing after it is decoded;
+//! - an answer carrying `Connection: close` is the connection's last:
+//!   nothing more is decoded, the output is shut down after it.
 
 use std::fmt;
 
@@ -27,8 +31,8 @@ use weft_core::{Context, Events, Handler, Msg, Promise};
 
 use super::request::HttpRequestDecoder;
 use super::response::{
-    encode_chunk, encode_end, encode_full, encode_stream_head, FullBody, HttpResponsePart,
-    RequestInfo, Streaming,
+    encode_chunk, encode_end, encode_full, encode_stream_head, says_close, FullBody,
+    HttpResponsePart, RequestInfo, Streaming,
 };
 use crate::DecoderHandler;
 
@@ -65,6 +69,10 @@ pub struct HttpServerCodec {
     holding_reads: bool,
     /// The last answer is written: shut the output down at the next flush.
     shutdown_due: bool,
+    /// Invalid requests are answered by the codec (the default).
+    answer_invalid: bool,
+    /// The connection's last answer is written: later ones are refused.
+    ended: bool,
 }
 
 impl Default for HttpServerCodec {
@@ -87,7 +95,19 @@ impl HttpServerCodec {
             streaming: None,
             holding_reads: false,
             shutdown_due: false,
+            answer_invalid: true,
+            ended: false,
         }
+    }
+
+    /// Whether the codec answers an invalid request itself (the default:
+    /// its status, a one-line body and `Connection: close`, in its turn
+    /// after the requests before it). With `false` the application answers
+    /// the [`HttpRequestPart::Invalid`](super::HttpRequestPart::Invalid)
+    /// part it receives, and the connection still ends after that answer.
+    pub fn answer_invalid(mut self, on: bool) -> Self {
+        self.answer_invalid = on;
+        self
     }
 
     /// Most requests decoded ahead of their answers (default 16; at least 1).
@@ -104,11 +124,37 @@ impl HttpServerCodec {
             .unanswered
             .front()
             .cloned()
-            .unwrap_or(RequestInfo {
-                method: http::Method::GET,
-                version: http::Version::HTTP_11,
-                last: false,
-            })
+            .unwrap_or_else(RequestInfo::unknown)
+    }
+
+    /// The oldest request was invalid and its turn has come: answer it.
+    fn answer_invalid_in_turn(&mut self, ctx: &mut Context<'_>) {
+        if self.streaming.is_some() {
+            return;
+        }
+        let req = self.oldest();
+        let Some(status) = req.invalid else { return };
+        if req.mute {
+            // Its head was answered already: only the end is left.
+            self.answered(ctx, &req);
+            return self.flush(ctx);
+        }
+        if !self.answer_invalid {
+            return;
+        }
+        let mut resp = http::Response::new(FullBody::Bytes(bytes::Bytes::from(format!(
+            "{} {}\n",
+            status.as_str(),
+            status.canonical_reason().unwrap_or("")
+        ))));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        Self::write_all(ctx, encode_full(resp, &req), None);
+        self.answered(ctx, &req);
+        self.flush(ctx);
     }
 
     /// An answer is complete: let the next request in.
@@ -117,6 +163,7 @@ impl HttpServerCodec {
         d.unanswered.pop_front();
         if req.last {
             self.shutdown_due = true;
+            self.ended = true;
         }
         if self.holding_reads {
             self.holding_reads = false;
@@ -124,6 +171,15 @@ impl HttpServerCodec {
         }
         self.inbound.resume(ctx);
         self.hold_reads_if_full(ctx);
+        self.answer_invalid_in_turn(ctx);
+    }
+
+    /// The application's answer says `Connection: close`: it is the last.
+    fn closing(&mut self, req: &mut RequestInfo) {
+        if !req.last {
+            req.last = true;
+            self.inbound.decoder_mut().stop();
+        }
     }
 
     fn hold_reads_if_full(&mut self, ctx: &mut Context<'_>) {
@@ -161,6 +217,7 @@ impl Handler for HttpServerCodec {
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         self.inbound.channel_read(ctx, msg);
         self.hold_reads_if_full(ctx);
+        self.answer_invalid_in_turn(ctx);
     }
 
     fn user_event(&mut self, ctx: &mut Context<'_>, event: weft_core::UserEvent) {
@@ -205,11 +262,19 @@ impl Handler for HttpServerCodec {
             }
             return Self::write_all(ctx, encode_chunk(msg, streaming), promise);
         }
+        if self.ended && is_answer(&msg) {
+            let err = weft_core::Error::closed();
+            tracing::debug!("an answer after the connection's last one is dropped");
+            return crate::encoder::fail_write(ctx, err, promise);
+        }
         let msg = match msg.downcast::<HttpResponsePart>() {
             Ok(HttpResponsePart::Head(head)) => {
                 // A 1xx head answers nothing yet: no body follows it.
                 let interim = head.status().is_informational();
                 let mut req = self.oldest();
+                if !interim && says_close(head.headers()) {
+                    self.closing(&mut req);
+                }
                 let (bytes, streaming) = encode_stream_head(head, &mut req);
                 if !interim {
                     self.streaming = Some((req, streaming));
@@ -225,7 +290,10 @@ impl Handler for HttpServerCodec {
         match FullBody::from_msg(msg) {
             Ok(resp) => {
                 let interim = resp.status().is_informational();
-                let req = self.oldest();
+                let mut req = self.oldest();
+                if !interim && says_close(resp.headers()) {
+                    self.closing(&mut req);
+                }
                 Self::write_all(ctx, encode_full(resp, &req), promise);
                 if !interim {
                     self.answered(ctx, &req);
@@ -242,6 +310,15 @@ impl Handler for HttpServerCodec {
             drop(ctx.shutdown_output());
         }
     }
+}
+
+/// Whether a message is (the start of) an HTTP answer.
+fn is_answer(msg: &Msg) -> bool {
+    msg.is::<HttpResponsePart>()
+        || msg.is::<http::Response<()>>()
+        || msg.is::<http::Response<bytes::Bytes>>()
+        || msg.is::<http::Response<weft_core::CompositeBytes>>()
+        || msg.is::<http::Response<weft_core::FileRegion>>()
 }
 
 impl fmt::Debug for HttpServerCodec {
