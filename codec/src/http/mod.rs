@@ -12,23 +12,31 @@
 //! - [`HttpServerCodec`] puts the decoder and the response encoder in one
 //!   handler: answers leave in request order, pipelining is bounded, and
 //!   the connection's last answer is followed by an output shutdown;
+//! - around the codec: [`HttpObjectAggregator`] joins a request into one
+//!   `Request<Bytes>` under a size limit (413), [`HttpExpectContinue`]
+//!   answers `Expect` for pipelines that stream bodies; keep-alive (HTTP/1.0
+//!   and 1.1 rules, `Connection: close` ends decoding) is the codec's own;
 //! - every limit is finite by default (request line 8 KiB, head 16 KiB,
 //!   100 fields, chunk-size line 4 KiB, trailers 8 KiB).
 //!
 //! Layout: `head.rs` (request heads), `framing.rs` (how a body is
 //! delimited), `chunked.rs` (the chunked coding), `request.rs` (the
 //! decoder), `response.rs` (encoding answers), `server.rs` (the codec),
-//! `error.rs`.
+//! `aggregator.rs`, `expect.rs`, `error.rs`.
 
+mod aggregator;
 mod chunked;
 mod error;
+mod expect;
 mod framing;
 mod head;
 mod request;
 mod response;
 mod server;
 
+pub use aggregator::{HttpObjectAggregator, Trailers, DEFAULT_MAX_CONTENT_LENGTH};
 pub use error::{HttpError, HttpErrorKind};
+pub use expect::HttpExpectContinue;
 pub use request::{
     BodyKind, HttpRequestDecoder, HttpRequestPart, DEFAULT_MAX_CHUNK_LINE, DEFAULT_MAX_HEAD,
     DEFAULT_MAX_HEADERS, DEFAULT_MAX_REQUEST_LINE, DEFAULT_MAX_TRAILERS,
