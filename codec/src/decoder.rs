@@ -69,7 +69,10 @@ pub trait Decoder: Send + 'static {
     fn decode(&mut self, src: &mut Cumulation) -> Result<Option<Self::Item>, Error>;
 
     /// Decodes at end of input. The default calls [`decode`](Self::decode);
-    /// bytes left after it are dropped.
+    /// bytes left after it are dropped. Here, and only here, one message
+    /// may come without consuming input (what the end itself means: the
+    /// end of a body delimited by the connection); a second in a row is an
+    /// error, as in `decode`.
     fn decode_eof(&mut self, src: &mut Cumulation) -> Result<Option<Self::Item>, Error> {
         self.decode(src)
     }
@@ -147,6 +150,8 @@ impl<D: Decoder> DecoderHandler<D> {
     }
 
     fn run(&mut self, ctx: &mut Context<'_>, eof: bool) {
+        // At end of input, one message may come from the end alone.
+        let mut free_at_eof = eof;
         while !self.failed {
             if self.pause_when_unwritable && !ctx.is_writable() && ctx.channel().is_open() {
                 // The answers wait: decode the rest once they have drained.
@@ -163,6 +168,13 @@ impl<D: Decoder> DecoderHandler<D> {
             let consumed = before - self.cum.len();
             match r {
                 Ok(Some(item)) => {
+                    if consumed == 0 && std::mem::take(&mut free_at_eof) {
+                        ctx.fire_read(Msg::user(item));
+                        if ctx.is_removed() {
+                            return;
+                        }
+                        continue;
+                    }
                     if consumed == 0 {
                         self.fail(
                             ctx,

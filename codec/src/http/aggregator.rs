@@ -165,7 +165,7 @@ impl HttpObjectAggregator {
                     hint: n as usize,
                 }
             }
-            BodyKind::Chunked => {
+            BodyKind::Chunked | BodyKind::UntilClose => {
                 self.state = State::Gathering {
                     head: Box::new(head),
                     body: Body::Empty,

@@ -43,6 +43,12 @@ pub enum HttpErrorKind {
     Chunked,
     /// The body is longer than the limit (413).
     BodyTooLarge,
+    /// A response's status line is malformed (a client-side error; 502, as
+    /// a gateway would answer).
+    StatusLine,
+    /// The connection ended inside a response's head or body (client side;
+    /// 502).
+    Incomplete,
 }
 
 /// A request the server cannot accept; see [`HttpErrorKind`].
@@ -60,6 +66,7 @@ impl HttpError {
             HttpErrorKind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             HttpErrorKind::UnknownCoding => StatusCode::NOT_IMPLEMENTED,
             HttpErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpErrorKind::StatusLine | HttpErrorKind::Incomplete => StatusCode::BAD_GATEWAY,
             _ => StatusCode::BAD_REQUEST,
         };
         HttpError {

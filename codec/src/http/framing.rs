@@ -26,6 +26,32 @@ pub(crate) enum BodyFraming {
     Length(u64),
     /// The chunked transfer coding.
     Chunked,
+    /// Until the connection ends (responses only).
+    UntilClose,
+}
+
+/// The framing of a response's body (RFC 9112 §6.3), for a request with
+/// `method`: none for HEAD, 1xx, 204, 304 and a successful CONNECT; then
+/// the request rules (strict: both fields, or a coding other than
+/// `chunked`, are refused); with neither field, until the connection ends.
+pub(crate) fn response_framing(
+    method: &http::Method,
+    status: http::StatusCode,
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<BodyFraming, HttpError> {
+    if *method == http::Method::HEAD
+        || status.is_informational()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED
+        || (*method == http::Method::CONNECT && status.is_success())
+    {
+        return Ok(BodyFraming::Empty);
+    }
+    if !headers.contains_key(TRANSFER_ENCODING) && !headers.contains_key(CONTENT_LENGTH) {
+        return Ok(BodyFraming::UntilClose);
+    }
+    request_framing(version, headers)
 }
 
 /// The framing of a request with these headers.

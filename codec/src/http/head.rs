@@ -18,7 +18,9 @@ use std::str::FromStr;
 
 use http::header::HOST;
 use http::uri::Authority;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
+};
 
 use super::error::{HttpError, HttpErrorKind};
 
@@ -79,14 +81,7 @@ pub(crate) fn parse_request_head(
     let target = req.path.unwrap_or_default();
     let uri = Uri::from_str(target)
         .map_err(|_| HttpError::new(HttpErrorKind::RequestLine, "a malformed request target"))?;
-    let mut map = HeaderMap::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field name"))?;
-        let value = HeaderValue::from_bytes(h.value)
-            .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field value"))?;
-        map.append(name, value);
-    }
+    let map = fields(req.headers)?;
     check_host(version, &map)?;
     let mut request = Request::new(());
     *request.method_mut() = method;
@@ -94,6 +89,75 @@ pub(crate) fn parse_request_head(
     *request.version_mut() = version;
     *request.headers_mut() = map;
     Ok(Some((request, len)))
+}
+
+/// The `http` crate's map of parsed fields.
+fn fields(parsed: &[httparse::Header<'_>]) -> Result<HeaderMap, HttpError> {
+    let mut map = HeaderMap::with_capacity(parsed.len());
+    for h in parsed {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field name"))?;
+        let value = HeaderValue::from_bytes(h.value)
+            .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field value"))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// A parsed response head and how many bytes it took.
+pub(crate) type ParsedResponse = (Response<()>, usize);
+
+/// Parses the response head at the front of `buf` (the client side):
+/// `Ok(None)` when it is not complete yet and within `max_head`. The same
+/// line-ending and field rules as requests; the status line is
+/// `HTTP-version SP 3DIGIT SP [reason] CRLF`.
+pub(crate) fn parse_response_head(
+    buf: &[u8],
+    max_head: usize,
+    max_headers: usize,
+) -> Result<Option<ParsedResponse>, HttpError> {
+    let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
+    let mut resp = httparse::Response::new(&mut headers);
+    let too_large = || {
+        HttpError::new(
+            HttpErrorKind::HeadersTooLarge,
+            format!("the response head is larger than {max_head} bytes"),
+        )
+    };
+    let status = resp.parse(buf).map_err(|e| match e {
+        httparse::Error::TooManyHeaders => {
+            HttpError::new(HttpErrorKind::HeadersTooLarge, "too many header fields")
+        }
+        httparse::Error::HeaderName | httparse::Error::HeaderValue => {
+            HttpError::new(HttpErrorKind::Field, format!("{e}"))
+        }
+        httparse::Error::NewLine => {
+            HttpError::new(HttpErrorKind::LineEnding, "a malformed line ending")
+        }
+        _ => HttpError::new(HttpErrorKind::StatusLine, format!("{e}")),
+    })?;
+    let httparse::Status::Complete(len) = status else {
+        return if buf.len() > max_head {
+            Err(too_large())
+        } else {
+            Ok(None)
+        };
+    };
+    if len > max_head {
+        return Err(too_large());
+    }
+    check_line_endings(&buf[..len])?;
+    let version = match resp.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let status = StatusCode::from_u16(resp.code.unwrap_or_default())
+        .map_err(|_| HttpError::new(HttpErrorKind::StatusLine, "a status code out of range"))?;
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.version_mut() = version;
+    *response.headers_mut() = fields(resp.headers)?;
+    Ok(Some((response, len)))
 }
 
 fn map_httparse(e: httparse::Error, buf: &[u8]) -> HttpError {

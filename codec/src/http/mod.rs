@@ -26,12 +26,14 @@
 
 mod aggregator;
 mod chunked;
+mod client;
 mod error;
 mod expect;
 mod framing;
 mod head;
 mod request;
 mod response;
+mod response_decoder;
 mod server;
 
 pub use aggregator::{HttpObjectAggregator, Trailers, DEFAULT_MAX_CONTENT_LENGTH};
@@ -42,7 +44,9 @@ pub use request::{
     DEFAULT_MAX_HEADERS, DEFAULT_MAX_REQUEST_LINE, DEFAULT_MAX_TRAILERS,
 };
 
+pub use client::HttpClientCodec;
 pub use response::HttpResponsePart;
+pub use response_decoder::{HttpResponseDecoder, HttpResponseIn, DEFAULT_MAX_RESPONSE_HEAD};
 pub use server::{HttpServerCodec, DEFAULT_MAX_IN_FLIGHT};
 
 pub use http;

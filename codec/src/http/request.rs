@@ -54,6 +54,8 @@ pub enum BodyKind {
     Length(u64),
     /// The chunked transfer coding (length unknown until the end).
     Chunked,
+    /// Until the connection ends (responses only).
+    UntilClose,
 }
 
 /// One piece of a request, as [`HttpRequestDecoder`] yields them.
@@ -241,7 +243,8 @@ impl HttpRequestDecoder {
             });
         }
         let body = match framing {
-            BodyFraming::Empty => {
+            // A request is never read to the end of the connection.
+            BodyFraming::Empty | BodyFraming::UntilClose => {
                 self.end_of_request();
                 BodyKind::Empty
             }

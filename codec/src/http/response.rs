@@ -138,7 +138,7 @@ fn head_bytes(status: StatusCode, headers: &HeaderMap, extra: &[(&str, &[u8])]) 
 }
 
 /// Writes `name: value` lines (a header section or a trailer section).
-fn put_fields(b: &mut BytesMut, fields: &HeaderMap) {
+pub(crate) fn put_fields(b: &mut BytesMut, fields: &HeaderMap) {
     for (name, value) in fields {
         b.put_slice(name.as_str().as_bytes());
         b.put_slice(b": ");

@@ -1,0 +1,284 @@
+//! [`HttpResponseDecoder`]: the client side's decoder — response heads,
+//! then their bodies as slices of the received bytes.
+//!
+//! Contract:
+//! - each response yields a [`HttpResponseIn::Head`] and, unless its body
+//!   is [`BodyKind::Empty`], [`HttpResponseIn::Data`] slices (no copy) and
+//!   one [`HttpResponseIn::End`] with the trailers of a chunked body;
+//! - the body's framing follows RFC 9112 §6.3 for the request it answers
+//!   (the codec tells the decoder each request's method, in order): none
+//!   for HEAD, 1xx, 204, 304 and a successful CONNECT; `chunked`;
+//!   `Content-Length`; otherwise until the connection ends;
+//! - interim 1xx responses are skipped, except `101 Switching Protocols`,
+//!   which is yielded and ends decoding (the connection speaks another
+//!   protocol after it), as does a successful CONNECT (a tunnel);
+//! - heads and framing are held to the server side's rules (line endings,
+//!   field syntax, `Content-Length` and `Transfer-Encoding`); the first
+//!   violation yields one [`HttpResponseIn::Invalid`] and nothing more is
+//!   decoded; the end of the connection inside a head or a delimited body
+//!   is an [`Incomplete`](super::HttpErrorKind::Incomplete) error;
+//! - a response with `Connection: close` (or HTTP/1.0 without keep-alive)
+//!   is the last decoded.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use http::header::CONNECTION;
+use http::{HeaderMap, Method, Response, StatusCode, Version};
+use weft_core::Error;
+
+use super::chunked::{ChunkedDecoder, ChunkedItem};
+use super::error::{HttpError, HttpErrorKind};
+use super::framing::{response_framing, BodyFraming};
+use super::head::parse_response_head;
+use super::request::{BodyKind, DEFAULT_MAX_CHUNK_LINE, DEFAULT_MAX_HEADERS, DEFAULT_MAX_TRAILERS};
+use super::response::has_token;
+use crate::{Cumulation, Decoder};
+
+/// Default largest response head: 64 KiB (servers send larger heads than
+/// clients: cookies, policies).
+pub const DEFAULT_MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// One piece of a response, as [`HttpResponseDecoder`] yields them.
+#[derive(Debug)]
+pub enum HttpResponseIn {
+    /// A response head (never an interim 1xx other than 101).
+    Head {
+        /// Status, version and headers.
+        response: Response<()>,
+        /// Whether and how a body follows.
+        body: BodyKind,
+    },
+    /// Bytes of the body: a slice of the received bytes.
+    Data(Bytes),
+    /// The body is over: its last bytes and a chunked body's trailers.
+    End {
+        /// The body's last bytes.
+        data: Bytes,
+        /// Trailer fields, kept apart from the head's.
+        trailers: HeaderMap,
+    },
+    /// The response is malformed or cut short; nothing more is decoded.
+    Invalid(HttpError),
+}
+
+#[derive(Debug)]
+enum State {
+    Head,
+    Length(u64),
+    Chunked(Box<ChunkedDecoder>),
+    UntilClose,
+    Stopped,
+}
+
+/// Decodes HTTP/1.x responses (the decoding half of Netty's
+/// `HttpClientCodec`).
+///
+/// ```
+/// use weft_codec::http::{http::Method, BodyKind, HttpResponseDecoder, HttpResponseIn};
+/// use weft_codec::DecoderHandler;
+/// use weft_core::EmbeddedChannel;
+///
+/// let mut decoder = HttpResponseDecoder::new();
+/// decoder.expect_response_to(Method::GET);
+/// let mut ch = EmbeddedChannel::with_handler(DecoderHandler::new(decoder));
+/// ch.write_inbound(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"[..]);
+/// let Some(HttpResponseIn::Head { response, body }) = ch.read_inbound() else { panic!() };
+/// assert_eq!(response.status(), 200);
+/// assert_eq!(body, BodyKind::Length(2));
+/// let Some(HttpResponseIn::End { data, .. }) = ch.read_inbound() else { panic!() };
+/// assert_eq!(data, "hi");
+/// ```
+#[derive(Debug)]
+pub struct HttpResponseDecoder {
+    max_head: usize,
+    max_headers: usize,
+    state: State,
+    /// The methods of the requests sent and not yet answered, in order.
+    pending: VecDeque<Method>,
+    last: bool,
+}
+
+impl Default for HttpResponseDecoder {
+    fn default() -> Self {
+        HttpResponseDecoder::new()
+    }
+}
+
+impl HttpResponseDecoder {
+    /// A decoder with the default limits.
+    pub fn new() -> HttpResponseDecoder {
+        HttpResponseDecoder {
+            max_head: DEFAULT_MAX_RESPONSE_HEAD,
+            max_headers: DEFAULT_MAX_HEADERS,
+            state: State::Head,
+            pending: VecDeque::new(),
+            last: false,
+        }
+    }
+
+    /// Largest response head (default 64 KiB).
+    pub fn max_head(mut self, n: usize) -> Self {
+        self.max_head = n;
+        self
+    }
+
+    /// Most header fields (default 100).
+    pub fn max_headers(mut self, n: usize) -> Self {
+        self.max_headers = n;
+        self
+    }
+
+    /// A request with `method` was sent: the next unanswered response
+    /// answers it (the client codec calls this for every request).
+    pub fn expect_response_to(&mut self, method: Method) {
+        self.pending.push_back(method);
+    }
+
+    fn fail(&mut self, src: &mut Cumulation, err: HttpError) -> Option<HttpResponseIn> {
+        tracing::debug!(error = %err, "invalid HTTP response");
+        self.state = State::Stopped;
+        src.advance(src.len());
+        Some(HttpResponseIn::Invalid(err))
+    }
+
+    fn end_of_response(&mut self) {
+        self.state = if self.last {
+            State::Stopped
+        } else {
+            State::Head
+        };
+    }
+
+    fn decode_head(&mut self, src: &mut Cumulation) -> Result<Option<HttpResponseIn>, HttpError> {
+        loop {
+            let Some((response, len)) = parse_response_head(src, self.max_head, self.max_headers)?
+            else {
+                return Ok(None);
+            };
+            src.advance(len);
+            let status = response.status();
+            if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+                // An interim answer: the final one follows.
+                if src.is_empty() {
+                    return Ok(None);
+                }
+                continue;
+            }
+            let method = self.pending.pop_front().unwrap_or(Method::GET);
+            let framing =
+                response_framing(&method, status, response.version(), response.headers())?;
+            let tunnel = status == StatusCode::SWITCHING_PROTOCOLS
+                || (method == Method::CONNECT && status.is_success());
+            let has = |t| has_token(response.headers(), CONNECTION, t);
+            self.last = tunnel
+                || match response.version() {
+                    Version::HTTP_10 => !has("keep-alive"),
+                    _ => has("close"),
+                };
+            let body = match framing {
+                BodyFraming::Empty => {
+                    self.end_of_response();
+                    BodyKind::Empty
+                }
+                BodyFraming::Length(n) => {
+                    self.state = State::Length(n);
+                    BodyKind::Length(n)
+                }
+                BodyFraming::Chunked => {
+                    self.state = State::Chunked(Box::new(ChunkedDecoder::new(
+                        DEFAULT_MAX_CHUNK_LINE,
+                        DEFAULT_MAX_TRAILERS,
+                    )));
+                    BodyKind::Chunked
+                }
+                BodyFraming::UntilClose => {
+                    self.last = true;
+                    self.state = State::UntilClose;
+                    BodyKind::UntilClose
+                }
+            };
+            return Ok(Some(HttpResponseIn::Head { response, body }));
+        }
+    }
+}
+
+impl Decoder for HttpResponseDecoder {
+    type Item = HttpResponseIn;
+
+    fn decode(&mut self, src: &mut Cumulation) -> Result<Option<HttpResponseIn>, Error> {
+        let r = match &mut self.state {
+            State::Stopped => {
+                // After a tunnel's head the bytes are the other protocol's:
+                // they stay for whoever replaces this decoder.
+                return Ok(None);
+            }
+            State::Head if src.is_empty() => return Ok(None),
+            State::Head => self.decode_head(src),
+            State::Length(_) | State::UntilClose if src.is_empty() => return Ok(None),
+            State::Length(left) => {
+                let n = (*left).min(src.len() as u64) as usize;
+                let data = src.split_to(n);
+                *left -= n as u64;
+                if *left == 0 {
+                    self.end_of_response();
+                    return Ok(Some(HttpResponseIn::End {
+                        data,
+                        trailers: HeaderMap::new(),
+                    }));
+                }
+                Ok(Some(HttpResponseIn::Data(data)))
+            }
+            State::UntilClose => {
+                let n = src.len();
+                Ok(Some(HttpResponseIn::Data(src.split_to(n))))
+            }
+            State::Chunked(c) => match c.decode(src) {
+                Ok(Some(ChunkedItem::Data(b))) => Ok(Some(HttpResponseIn::Data(b))),
+                Ok(Some(ChunkedItem::End(trailers))) => {
+                    self.end_of_response();
+                    Ok(Some(HttpResponseIn::End {
+                        data: Bytes::new(),
+                        trailers,
+                    }))
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            },
+        };
+        match r {
+            Ok(item) => Ok(item),
+            Err(e) => Ok(self.fail(src, e)),
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut Cumulation) -> Result<Option<HttpResponseIn>, Error> {
+        if let Some(item) = self.decode(src)? {
+            return Ok(Some(item));
+        }
+        match self.state {
+            State::UntilClose => {
+                self.state = State::Stopped;
+                Ok(Some(HttpResponseIn::End {
+                    data: Bytes::new(),
+                    trailers: HeaderMap::new(),
+                }))
+            }
+            State::Length(_) | State::Chunked(_) => Ok(self.fail(
+                src,
+                HttpError::new(
+                    HttpErrorKind::Incomplete,
+                    "the connection ended inside a response body",
+                ),
+            )),
+            State::Head if !src.is_empty() => Ok(self.fail(
+                src,
+                HttpError::new(
+                    HttpErrorKind::Incomplete,
+                    "the connection ended inside a response head",
+                ),
+            )),
+            _ => Ok(None),
+        }
+    }
+}
