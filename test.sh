@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine that has only the Rust toolchain.
 #
-# The tests drive real outside clients (curl, openssl s_client, redis-cli, redis-benchmark) and
+# The tests drive real outside clients (curl, openssl s_client, redis-cli, redis-benchmark, wrk,
+# h2load, ab, Python's http.client) and servers (nginx), and
 # prove zero-copy with strace; this installs the Debian packages that are missing (apt-get, as
 # root or through sudo), then runs every test binary even if one fails (--no-fail-fast). The load
 # generators the tests use are the project's own (benches/src/bin), built on first use.
@@ -14,6 +15,7 @@ cd "$(dirname "$0")"
 declare -A pkg=(
   [curl]=curl [openssl]=openssl [strace]=strace [sha256sum]=coreutils
   [redis-cli]=redis-tools [redis-benchmark]=redis-tools
+  [wrk]=wrk [h2load]=nghttp2-client [ab]=apache2-utils [nginx]=nginx-light [python3]=python3
 )
 need=()
 for cmd in "${!pkg[@]}"; do

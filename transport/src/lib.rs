@@ -57,6 +57,8 @@ mod connection;
 mod control;
 mod driver;
 mod group;
+#[cfg(feature = "http")]
+pub mod http_client;
 mod options;
 mod recv_pool;
 mod server;
@@ -67,6 +69,8 @@ pub mod tls;
 
 pub use client::Bootstrap;
 pub use group::{ChannelGroup, SlowMembers};
+#[cfg(feature = "http")]
+pub use http_client::{Body, HttpClient, HttpClientBuilder};
 pub use options::ChannelOptions;
 pub use server::{Server, ServerBootstrap};
 pub use timeout::{
