@@ -1,10 +1,12 @@
 //! http-file-server: HTTP/1.1 static files from a directory (default: the
 //! current one), bodies sent with `sendfile(2)`.
 //!
-//! GET and HEAD, keep-alive and pipelining, Content-Type by extension,
-//! Last-Modified / If-Modified-Since, single byte ranges, directory index
-//! pages; path traversal refused; limits on the request line (414) and
-//! head (431). A connection that does not complete a request head within
+//! Built on weft's HTTP codec (`HttpServerCodec`): GET and HEAD, keep-alive
+//! and pipelining, Content-Type by extension, Last-Modified /
+//! If-Modified-Since, single byte ranges, directory index pages; path
+//! traversal refused; strict framing and limits (400, 414, 431, 501, 505).
+//! With `--upload DIR`, `PUT /path` streams the request body to `DIR/path`
+//! with bounded memory (201 created, 204 replaced). A connection that does not complete a request head within
 //! `--header-timeout` seconds of the previous one (or of connecting) is
 //! closed: slowloris clients and idle keep-alive connections alike. With
 //! `--tls-cert` and `--tls-key` it serves HTTPS (the same handlers behind a
@@ -13,8 +15,8 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use weft_codec::DecoderHandler;
-use weft_examples::http::{FileHandler, RequestDecoder};
+use weft_codec::http::{HttpExpectContinue, HttpServerCodec};
+use weft_examples::http::FileHandler;
 use weft_transport::{tls, ReadTimeoutHandler, ServerBootstrap, TlsHandler};
 
 /// A static-file HTTP server.
@@ -27,6 +29,9 @@ struct Args {
     /// Directory to serve.
     #[arg(long, default_value = ".")]
     root: PathBuf,
+    /// Accept `PUT` uploads into this directory.
+    #[arg(long)]
+    upload: Option<PathBuf>,
     /// Seconds allowed for each complete request head (and for idling
     /// between keep-alive requests).
     #[arg(long, default_value_t = 30.0)]
@@ -54,6 +59,16 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let files = match &args.upload {
+        None => files,
+        Some(dir) => match files.with_uploads(dir) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: cannot upload into {}: {e}", dir.display());
+                std::process::exit(1);
+            }
+        },
+    };
     let head_timeout = std::time::Duration::from_secs_f64(args.header_timeout.max(0.001));
     let tls_config = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => Some(weft_examples::exit_on_error(tls::server_config_from_pem(
@@ -75,8 +90,12 @@ fn main() {
                         // read and encrypted in chunks, with no code change.
                         p.add_last("tls", TlsHandler::server(cfg.clone())?)?;
                     }
-                    p.add_last("http", DecoderHandler::new(RequestDecoder::default()))?;
-                    // After the decoder, a "read" is a complete request head.
+                    p.add_last("http", HttpServerCodec::new())?;
+                    // `Expect: 100-continue` (curl's uploads): 100 when the
+                    // head reaches the handler that reads the body.
+                    p.add_last("expect", HttpExpectContinue::new())?;
+                    // After the codec, a "read" is a complete request head
+                    // or a piece of a body.
                     p.add_last("head-timeout", ReadTimeoutHandler::new(head_timeout))?;
                     p.add_last("files", files.clone())
                 })

@@ -1,25 +1,56 @@
 //! [`FileHandler`]: GET and HEAD of files under a root, bodies as
-//! `FileRegion`s, with a small cache of open files.
+//! `FileRegion`s, with a small cache of open files; `PUT` uploads when an
+//! upload directory is set.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use weft_core::{Context, Error, Events, FileRegion, Handler, Msg};
+use weft_codec::http::http::{Method, Request};
+use weft_codec::http::{BodyKind, HttpRequestPart};
+use weft_core::{Context, Error, Events, FileRegion, Handler, Msg, UserEvent};
 
-use super::request::{HttpEvent, Request};
 use super::response::*;
+use super::upload::{Upload, UploadDone};
 use crate::confined::Root;
 
-/// Serves files under a root directory.
-#[derive(Debug, Clone)]
+/// What becomes of the current request's body.
+#[derive(Debug, Default)]
+enum BodyTo {
+    /// No body, or one already over.
+    #[default]
+    Nowhere,
+    /// Read and dropped (a request answered at its head).
+    Discard,
+    /// Streamed to a file.
+    Upload(Upload),
+}
+
+/// Serves files under a root directory. A clone shares the configuration
+/// and starts with a fresh connection state: clone one per connection.
+#[derive(Debug)]
 pub struct FileHandler {
     root: Root,
-    /// Set after a response that ends the connection (`Connection: close`,
-    /// HTTP/1.0 without keep-alive, a bad request): nothing after it is
-    /// parsed or answered.
-    closing: bool,
+    upload: Option<Root>,
+    body: BodyTo,
+    /// An upload's answer is pending: later requests wait for it (answers
+    /// leave in request order).
+    waiting: bool,
+    held: VecDeque<HttpRequestPart>,
+}
+
+impl Clone for FileHandler {
+    fn clone(&self) -> Self {
+        FileHandler {
+            root: self.root.clone(),
+            upload: self.upload.clone(),
+            body: BodyTo::Nowhere,
+            waiting: false,
+            held: VecDeque::new(),
+        }
+    }
 }
 
 impl FileHandler {
@@ -27,9 +58,43 @@ impl FileHandler {
     pub fn new(root: impl AsRef<Path>) -> std::io::Result<FileHandler> {
         Ok(FileHandler {
             root: Root::new(root)?,
-            closing: false,
+            upload: None,
+            body: BodyTo::Nowhere,
+            waiting: false,
+            held: VecDeque::new(),
         })
     }
+
+    /// Accepts `PUT` uploads into `dir` (which must exist).
+    pub fn with_uploads(mut self, dir: impl AsRef<Path>) -> std::io::Result<FileHandler> {
+        self.upload = Some(Root::new(dir)?);
+        Ok(self)
+    }
+}
+
+/// The request path as a normalised relative path (no `.`, `..` or empty
+/// segments) and the decoded path as sent; or the status refusing it.
+fn relative_path(path: &str) -> Result<(String, String), u16> {
+    if !path.starts_with('/') {
+        return Err(400);
+    }
+    let decoded = percent_decode(path).ok_or(400u16)?;
+    let decoded = String::from_utf8(decoded).map_err(|_| 400u16)?;
+    let mut rel = String::with_capacity(decoded.len());
+    for seg in decoded.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => return Err(403),
+            s if s.contains('\\') => return Err(400),
+            s => {
+                if !rel.is_empty() {
+                    rel.push('/');
+                }
+                rel.push_str(s);
+            }
+        }
+    }
+    Ok((rel, decoded))
 }
 
 /// How long an open file (and what `fstat` said of it) is reused before the
@@ -141,37 +206,22 @@ pub fn spawn_cache_purger() {
 }
 
 impl FileHandler {
-    fn respond(&self, req: &Request) -> Response {
-        if req.method != "GET" && req.method != "HEAD" {
-            return Response::text(405).header("Allow", "GET, HEAD");
+    fn respond(&self, req: &Request<()>) -> Reply {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let allow = if self.upload.is_some() {
+                "GET, HEAD, PUT"
+            } else {
+                "GET, HEAD"
+            };
+            return Reply::text(405).header("Allow", allow);
         }
-        let target = req.target.split(['?', '#']).next().unwrap_or("");
-        if !target.starts_with('/') {
-            return Response::text(400);
-        }
-        let Some(decoded) = percent_decode(target) else {
-            return Response::text(400);
+        let (rel, decoded) = match relative_path(req.uri().path()) {
+            Ok(x) => x,
+            Err(code) => return Reply::text(code),
         };
-        let Ok(decoded) = String::from_utf8(decoded) else {
-            return Response::text(400);
-        };
-        let mut rel = String::with_capacity(decoded.len());
-        for seg in decoded.split('/') {
-            match seg {
-                "" | "." => {}
-                ".." => return Response::text(403),
-                s if s.contains('\\') => return Response::text(400),
-                s => {
-                    if !rel.is_empty() {
-                        rel.push('/');
-                    }
-                    rel.push_str(s);
-                }
-            }
-        }
         let (file, meta) = match self.open_cached(&rel) {
             Ok(x) => x,
-            Err(code) => return Response::text(code),
+            Err(code) => return Reply::text(code),
         };
         if meta.is_dir() {
             if !decoded.ends_with('/') {
@@ -183,18 +233,18 @@ impl FileHandler {
                     location.push_str(&percent_encode_name(seg));
                     location.push('/');
                 }
-                return Response::text(301).header("Location", location);
+                return Reply::text(301).header("Location", location);
             }
             return self.index(&rel, &decoded);
         }
         if !meta.is_file() {
-            return Response::text(403);
+            return Reply::text(403);
         }
         let resolved = Path::new(&rel);
         let len = meta.len();
         let mtime = meta.modified().ok();
-        if let (Some(m), Some(ims)) = (mtime, req.header("if-modified-since")) {
-            if let Some(ims) = std::str::from_utf8(ims)
+        if let (Some(m), Some(ims)) = (mtime, req.headers().get("if-modified-since")) {
+            if let Some(ims) = std::str::from_utf8(ims.as_bytes())
                 .ok()
                 .and_then(|s| httpdate::parse_http_date(s).ok())
             {
@@ -203,17 +253,15 @@ impl FileHandler {
                     .map(|d| Duration::from_secs(d.as_secs()))
                     .unwrap_or_default();
                 if SystemTime::UNIX_EPOCH + m_secs <= ims {
-                    let mut r = Response::new(304);
-                    r = r.header("Last-Modified", httpdate::fmt_http_date(m));
-                    return r;
+                    return Reply::new(304).header("Last-Modified", httpdate::fmt_http_date(m));
                 }
             }
         }
-        let range = match req.header("range") {
-            Some(v) => match parse_range(v, len) {
+        let range = match req.headers().get("range") {
+            Some(v) => match parse_range(v.as_bytes(), len) {
                 Ok(r) => r,
                 Err(()) => {
-                    return Response::text(416).header("Content-Range", format!("bytes */{len}"))
+                    return Reply::text(416).header("Content-Range", format!("bytes */{len}"))
                 }
             },
             None => None,
@@ -224,9 +272,9 @@ impl FileHandler {
         };
         let region = match FileRegion::with_known_size(file, start, count, len) {
             Ok(r) => r,
-            Err(_) => return Response::text(404),
+            Err(_) => return Reply::text(404),
         };
-        let mut r = Response::new(status)
+        let mut r = Reply::new(status)
             .header("Content-Type", content_type(resolved))
             .header("Accept-Ranges", "bytes");
         if let Some(m) = mtime {
@@ -238,10 +286,10 @@ impl FileHandler {
                 format!("bytes {start}-{}/{len}", start + count - 1),
             );
         }
-        r.with_body(Msg::from(region), count)
+        r.with_body(ReplyBody::File(region))
     }
 
-    fn index(&self, rel: &str, shown: &str) -> Response {
+    fn index(&self, rel: &str, shown: &str) -> Reply {
         let dir = self.root.path().join(rel);
         // Bounded work and a bounded page per request, whatever the
         // directory holds (the reads are lazy: at most this many entries
@@ -260,7 +308,7 @@ impl FileHandler {
                 }
                 v
             }
-            Err(_) => return Response::text(403),
+            Err(_) => return Reply::text(403),
         };
         entries.sort();
         let title = escape_html(shown);
@@ -286,43 +334,107 @@ impl FileHandler {
             );
         }
         html.push_str("</ul></body></html>\n");
-        let len = html.len() as u64;
-        Response::new(200)
+        Reply::new(200)
             .header("Content-Type", "text/html; charset=utf-8")
-            .with_body(Msg::Bytes(Bytes::from(html)), len)
+            .with_body(ReplyBody::Bytes(Bytes::from(html)))
+    }
+
+    /// A request head: answer it, or start its upload.
+    fn head(&mut self, ctx: &mut Context<'_>, request: Request<()>, body: BodyKind) {
+        let has_body = body != BodyKind::Empty;
+        if request.method() == Method::PUT {
+            if let Some(dir) = &self.upload {
+                let rel = match relative_path(request.uri().path()) {
+                    Ok((rel, _)) if !rel.is_empty() && !rel.ends_with('/') => rel,
+                    Ok(_) => return self.refuse(ctx, Reply::text(405), has_body),
+                    Err(code) => return self.refuse(ctx, Reply::text(code), has_body),
+                };
+                let upload = Upload::start(dir.clone(), rel, ctx.channel().clone());
+                if has_body {
+                    self.body = BodyTo::Upload(upload);
+                } else {
+                    upload.end();
+                    self.waiting = true;
+                }
+                return;
+            }
+        }
+        let reply = self.respond(&request);
+        self.refuse(ctx, reply, has_body);
+    }
+
+    /// Answers at the head; the body, if any, is read and dropped.
+    fn refuse(&mut self, ctx: &mut Context<'_>, reply: Reply, has_body: bool) {
+        reply.send(ctx);
+        self.body = if has_body {
+            BodyTo::Discard
+        } else {
+            BodyTo::Nowhere
+        };
+    }
+
+    fn part(&mut self, ctx: &mut Context<'_>, part: HttpRequestPart) {
+        match part {
+            HttpRequestPart::Head { request, body } => self.head(ctx, request, body),
+            HttpRequestPart::Data(data) => {
+                if let BodyTo::Upload(u) = &self.body {
+                    u.push(data);
+                }
+            }
+            HttpRequestPart::End { data, .. } => {
+                if let BodyTo::Upload(u) = std::mem::take(&mut self.body) {
+                    u.push(data);
+                    u.end();
+                    self.waiting = true;
+                }
+            }
+            // The codec answers it and ends the connection.
+            HttpRequestPart::Invalid(e) => tracing::debug!(error = %e, "invalid request"),
+        }
     }
 }
 
 impl Handler for FileHandler {
     fn interest(&self) -> Events {
-        Events::READ | Events::EXCEPTION
+        Events::READ | Events::USER_EVENT | Events::EXCEPTION
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
-        let ev = match msg.downcast::<HttpEvent>() {
-            Ok(ev) => ev,
+        let part = match msg.downcast::<HttpRequestPart>() {
+            Ok(p) => p,
             Err(other) => return ctx.fire_read(other),
         };
-        if self.closing {
-            return; // after a response that ends the connection: nothing more
+        if self.waiting {
+            // Answers leave in order: this waits for the upload's.
+            self.held.push_back(part);
+            return;
         }
-        let keep_alive = match ev {
-            HttpEvent::Request(req) => {
-                let keep_alive = req.keep_alive();
-                let head_only = req.method == "HEAD";
-                self.respond(&req).send(ctx, head_only, keep_alive);
-                keep_alive
-            }
-            HttpEvent::Bad(status) => {
-                Response::text(status).send(ctx, false, false);
-                false
-            }
+        self.part(ctx, part);
+    }
+
+    fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) {
+        let done = match event.downcast::<UploadDone>() {
+            Ok(d) => *d,
+            Err(other) => return ctx.fire_user_event(other),
         };
-        if !keep_alive {
-            // The connection ends with this response: parse nothing after
-            // it, and read no more.
-            self.closing = true;
-            ctx.channel().set_auto_read(false);
+        let mut reply = if done.status < 300 {
+            Reply::new(done.status)
+        } else {
+            Reply::text(done.status)
+        };
+        if matches!(self.body, BodyTo::Upload(_)) {
+            // The writer gave up before the body's end: answer now, and end
+            // the connection rather than read the rest for nothing.
+            reply = reply.header("Connection", "close");
+            self.body = BodyTo::Discard;
+        }
+        reply.send(ctx);
+        self.waiting = false;
+        while !self.waiting {
+            let Some(part) = self.held.pop_front() else {
+                break;
+            };
+            self.part(ctx, part);
         }
     }
 

@@ -1,28 +1,26 @@
-//! HTTP/1.1 pieces for `http-file-server`: a request-head decoder (httparse)
-//! and a static-file handler whose bodies go out as `FileRegion`s.
+//! HTTP/1.1 pieces for `http-file-server`, on weft's HTTP codec
+//! (`weft_codec::http`): a static-file handler whose bodies go out as
+//! `FileRegion`s, and `PUT` uploads streamed to files.
 //!
-//! Contract of [`RequestDecoder`]: it yields one [`HttpEvent::Request`] per
-//! request head, in order (pipelining works); a request line over
-//! [`MAX_REQUEST_LINE`] gives [`HttpEvent::Bad`] with 414, a head over
-//! [`MAX_HEAD`] bytes or [`MAX_HEADERS`] headers gives 431, a malformed head
-//! or a request with a body gives 400. After a `Bad` event it decodes
-//! nothing more: the handler answers and closes the connection.
+//! Contract of [`FileHandler`] (after `HttpServerCodec`): GET and HEAD of
+//! files under the root, with Content-Type by extension, Last-Modified and
+//! If-Modified-Since (304), one byte range (206, or 416 when
+//! unsatisfiable), a directory index page, and short error bodies (400,
+//! 403, 404, 405). A path never resolves outside the root: `..` segments
+//! (also percent-encoded) are refused, and the path is opened beneath the
+//! root by the kernel (`openat2` `RESOLVE_BENEATH`). With an upload
+//! directory, `PUT /path` streams the body to that path under it (see
+//! `upload.rs`); answers stay in request order while an upload finishes.
+//! Framing, keep-alive, limits and malformed requests are the codec's.
 //!
-//! Contract of [`FileHandler`]: GET and HEAD of files under the root, with
-//! Content-Length, Content-Type by extension, Last-Modified and
-//! If-Modified-Since (304), one byte range (206, or 416 when unsatisfiable),
-//! a directory index page, and short error bodies (400, 403, 404, 405).
-//! A path never resolves outside the root: `..` segments (also
-//! percent-encoded) are refused, and the resolved path, with symlinks
-//! followed, must still lie inside the root.
-//!
-//! Layout: `request.rs` (the decoder), `response.rs` (building responses:
-//! status, headers, ranges, names), `files.rs` (the handler).
+//! Layout: `response.rs` (building responses: status, headers, ranges,
+//! names), `files.rs` (the handler), `upload.rs` (streaming bodies to
+//! files).
 
 mod files;
-mod request;
 mod response;
+mod upload;
 
 pub use files::{spawn_cache_purger, FileHandler, INDEX_MAX_ENTRIES};
-pub use request::{HttpEvent, Request, RequestDecoder, MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE};
 pub use response::{content_type, parse_range, percent_decode};
+pub use upload::{UploadDone, HIGH_WATER as UPLOAD_HIGH_WATER, LOW_WATER as UPLOAD_LOW_WATER};

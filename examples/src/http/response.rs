@@ -1,36 +1,18 @@
-//! Building responses: the status line, the headers that every response
-//! carries, byte ranges, and the names in directory listings.
+//! Building responses (handed to the HTTP codec as `http::Response`s), byte
+//! ranges, and the names in directory listings.
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::SystemTime;
 
 use bytes::Bytes;
-use weft_core::{Context, Msg, Promise};
-
-thread_local! {
-    static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
-}
-
-/// The `Date` header's value, formatted once per second per thread.
-pub(super) fn http_date_now() -> String {
-    let now = SystemTime::now();
-    let secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    DATE.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.0 != secs || d.1.is_empty() {
-            *d = (secs, httpdate::fmt_http_date(now));
-        }
-        d.1.clone()
-    })
-}
+use weft_codec::http::http::{self, HeaderMap, HeaderValue, StatusCode};
+use weft_core::{Context, FileRegion, Msg};
 
 pub(super) fn status_text(code: u16) -> &'static str {
     match code {
         200 => "OK",
+        201 => "Created",
+        204 => "No Content",
         206 => "Partial Content",
         301 => "Moved Permanently",
         304 => "Not Modified",
@@ -39,7 +21,11 @@ pub(super) fn status_text(code: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         414 => "URI Too Long",
+        411 => "Length Required",
+        413 => "Content Too Large",
         416 => "Range Not Satisfiable",
+        500 => "Internal Server Error",
+        507 => "Insufficient Storage",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Error",
@@ -157,78 +143,77 @@ pub(super) fn percent_encode_name(s: &str) -> String {
     out
 }
 
-/// A response being assembled.
-pub(super) struct Response {
-    pub(super) status: u16,
-    pub(super) headers: String,
-    pub(super) body: Option<Msg>,
-    pub(super) body_len: u64,
+/// What a reply carries after its head.
+pub(super) enum ReplyBody {
+    Empty,
+    Bytes(Bytes),
+    File(FileRegion),
 }
 
-impl Response {
-    pub(super) fn new(status: u16) -> Response {
-        Response {
+/// A response being assembled; [`send`](Reply::send) hands it to the HTTP
+/// codec, which frames it (length, `Date`, no body for HEAD, 304 and 204,
+/// `Connection: close` when the connection ends after it).
+pub(super) struct Reply {
+    pub(super) status: u16,
+    pub(super) headers: HeaderMap,
+    pub(super) body: ReplyBody,
+}
+
+impl Reply {
+    pub(super) fn new(status: u16) -> Reply {
+        Reply {
             status,
-            headers: String::new(),
-            body: None,
-            body_len: 0,
+            headers: HeaderMap::new(),
+            body: ReplyBody::Empty,
         }
     }
 
-    pub(super) fn header(mut self, name: &str, value: impl std::fmt::Display) -> Response {
-        let _ = write!(self.headers, "{name}: {value}\r\n");
+    /// Adds a field; a value that is not a valid field value (never the
+    /// case for the values this server builds) is left out.
+    pub(super) fn header(mut self, name: &'static str, value: impl std::fmt::Display) -> Reply {
+        match HeaderValue::from_str(&value.to_string()) {
+            Ok(v) => {
+                self.headers.append(name, v);
+            }
+            Err(_) => tracing::warn!(name, "an invalid header value was left out"),
+        }
         self
     }
 
-    pub(super) fn text(status: u16) -> Response {
+    /// A short text answer for an error status.
+    pub(super) fn text(status: u16) -> Reply {
         let body = format!("{} {}\n", status, status_text(status));
-        let len = body.len() as u64;
-        let mut r = Response::new(status).header("Content-Type", "text/plain; charset=utf-8");
-        r.body = Some(Msg::Bytes(Bytes::from(body)));
-        r.body_len = len;
+        let mut r = Reply::new(status).header("Content-Type", "text/plain; charset=utf-8");
+        r.body = ReplyBody::Bytes(Bytes::from(body));
         r
     }
 
-    pub(super) fn with_body(mut self, body: Msg, len: u64) -> Response {
-        self.body = Some(body);
-        self.body_len = len;
+    pub(super) fn with_body(mut self, body: ReplyBody) -> Reply {
+        self.body = body;
         self
     }
 
-    /// Writes the response; `head_only` drops the body (HEAD).
-    pub(super) fn send(self, ctx: &mut Context<'_>, head_only: bool, keep_alive: bool) {
-        let mut head = String::with_capacity(160 + self.headers.len());
-        let _ = write!(
-            head,
-            "HTTP/1.1 {} {}\r\nServer: weft\r\nDate: {}\r\nContent-Length: {}\r\n{}",
-            self.status,
-            status_text(self.status),
-            http_date_now(),
-            self.body_len,
-            self.headers
-        );
-        if !keep_alive {
-            head.push_str("Connection: close\r\n");
+    /// The `http::Response` message the codec encodes.
+    pub(super) fn into_msg(self) -> Msg {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut headers = self.headers;
+        headers.insert("server", HeaderValue::from_static("weft"));
+        fn build<B>(status: StatusCode, headers: HeaderMap, body: B) -> http::Response<B> {
+            let mut r = http::Response::new(body);
+            *r.status_mut() = status;
+            *r.headers_mut() = headers;
+            r
         }
-        head.push_str("\r\n");
-        // Without keep-alive, close once the last byte is in the kernel.
-        let last = (!keep_alive).then(|| {
-            let (p, done) = Promise::new();
-            let ch = ctx.channel().clone();
-            tokio::spawn(async move {
-                let _ = done.await;
-                let _ = ch.close().await;
-            });
-            p
-        });
         match self.body {
-            Some(body) if !head_only => {
-                ctx.write(Bytes::from(head));
-                ctx.write_with(body, last);
-            }
-            _ => ctx.write_with(Msg::Bytes(Bytes::from(head)), last),
+            ReplyBody::Empty => Msg::user(build(status, headers, ())),
+            ReplyBody::Bytes(b) => Msg::user(build(status, headers, b)),
+            ReplyBody::File(f) => Msg::user(build(status, headers, f)),
         }
-        ctx.flush();
+    }
+
+    /// Writes and flushes the response.
+    pub(super) fn send(self, ctx: &mut Context<'_>) {
+        ctx.write_and_flush(self.into_msg());
     }
 }
 
