@@ -357,3 +357,35 @@ fn chunked_and_continued_uploads_and_refusals() {
     names.sort();
     assert_eq!(names, ["e.bin", "sub"]);
 }
+
+/// `curl --compressed` against `--compress`: a text file and an index page
+/// arrive coded (gzip or br) and inflate to the original; without the
+/// flag the file leaves plain.
+#[test]
+fn curl_compressed_gets_coded_answers() {
+    let dir = TempDir::new("http-gz");
+    let text = "a line of text that compresses well\n".repeat(500);
+    std::fs::write(dir.0.join("t.txt"), &text).unwrap();
+    let server = start(EXE, &["--root", dir.0.to_str().unwrap(), "--compress"]);
+    let base = format!("http://{}", server.addr);
+    let out = dir.0.join("got.txt");
+    let head = curl(&[
+        "--compressed",
+        "-D",
+        "-",
+        "-o",
+        out.to_str().unwrap(),
+        &format!("{base}/t.txt"),
+    ]);
+    assert!(head.contains("content-encoding: "), "{head}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), text);
+    let index = curl(&["--compressed", "-i", &format!("{base}/")]);
+    assert!(index.contains("t.txt"), "{index}");
+    let plain = start(EXE, &["--root", dir.0.to_str().unwrap()]);
+    let head = curl(&[
+        "--compressed",
+        "-I",
+        &format!("http://{}/t.txt", plain.addr),
+    ]);
+    assert!(!head.contains("content-encoding"), "{head}");
+}

@@ -49,6 +49,9 @@ pub enum HttpErrorKind {
     /// The connection ended inside a response's head or body (client side;
     /// 502).
     Incomplete,
+    /// A body's `Content-Encoding` is not supported (415), or its coded
+    /// bytes are corrupt (400).
+    ContentCoding,
 }
 
 /// A request the server cannot accept; see [`HttpErrorKind`].
@@ -69,6 +72,19 @@ impl HttpError {
             HttpErrorKind::StatusLine | HttpErrorKind::Incomplete => StatusCode::BAD_GATEWAY,
             _ => StatusCode::BAD_REQUEST,
         };
+        HttpError {
+            kind,
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    /// An error of `kind` answered with `status`.
+    pub(crate) fn with_status(
+        kind: HttpErrorKind,
+        status: StatusCode,
+        detail: impl Into<String>,
+    ) -> HttpError {
         HttpError {
             kind,
             status,

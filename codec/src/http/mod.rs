@@ -27,6 +27,9 @@
 mod aggregator;
 mod chunked;
 mod client;
+mod coding;
+mod compress;
+mod decompress;
 mod error;
 mod expect;
 mod framing;
@@ -45,6 +48,8 @@ pub use request::{
 };
 
 pub use client::HttpClientCodec;
+pub use compress::{HttpContentCompressor, DEFAULT_COMPRESSION_THRESHOLD};
+pub use decompress::{HttpContentDecompressor, DEFAULT_MAX_INFLATED};
 pub use response::HttpResponsePart;
 pub use response_decoder::{HttpResponseDecoder, HttpResponseIn, DEFAULT_MAX_RESPONSE_HEAD};
 pub use server::{HttpServerCodec, DEFAULT_MAX_IN_FLIGHT};

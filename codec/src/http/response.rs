@@ -168,12 +168,24 @@ pub(crate) enum FullBody {
 }
 
 impl FullBody {
-    fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         match self {
             FullBody::Empty => 0,
             FullBody::Bytes(b) => b.len() as u64,
             FullBody::Composite(c) => c.len() as u64,
             FullBody::File(f) => f.remaining(),
+        }
+    }
+
+    /// The message a full response travels as (the inverse of
+    /// [`from_msg`](FullBody::from_msg)).
+    pub(crate) fn into_msg(resp: Response<FullBody>) -> Msg {
+        let (parts, body) = resp.into_parts();
+        match body {
+            FullBody::Empty => Msg::user(Response::from_parts(parts, ())),
+            FullBody::Bytes(b) => Msg::user(Response::from_parts(parts, b)),
+            FullBody::Composite(c) => Msg::user(Response::from_parts(parts, c)),
+            FullBody::File(f) => Msg::user(Response::from_parts(parts, f)),
         }
     }
 

@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use weft_codec::http::{HttpExpectContinue, HttpServerCodec};
+use weft_codec::http::{HttpContentCompressor, HttpExpectContinue, HttpServerCodec};
 use weft_examples::http::FileHandler;
 use weft_transport::{tls, ReadTimeoutHandler, ServerBootstrap, TlsHandler};
 
@@ -29,6 +29,11 @@ struct Args {
     /// Directory to serve.
     #[arg(long, default_value = ".")]
     root: PathBuf,
+    /// Compress answers (gzip or brotli, as the client accepts) of at least
+    /// 1 KiB, files up to 1 MiB included (those are then read rather than
+    /// sent by sendfile; larger ones still are).
+    #[arg(long)]
+    compress: bool,
     /// Accept `PUT` uploads into this directory.
     #[arg(long)]
     upload: Option<PathBuf>,
@@ -78,6 +83,7 @@ fn main() {
         ))),
         _ => None,
     };
+    let compress = args.compress;
     weft_examples::runtime(args.threads).block_on(async move {
         // Expired entries of the open-file cache (deleted files among them)
         // are closed even when no request comes.
@@ -91,6 +97,12 @@ fn main() {
                         p.add_last("tls", TlsHandler::server(cfg.clone())?)?;
                     }
                     p.add_last("http", HttpServerCodec::new())?;
+                    if compress {
+                        p.add_last(
+                            "compress",
+                            HttpContentCompressor::new().compress_files(1 << 20),
+                        )?;
+                    }
                     // `Expect: 100-continue` (curl's uploads): 100 when the
                     // head reaches the handler that reads the body.
                     p.add_last("expect", HttpExpectContinue::new())?;
