@@ -2,7 +2,7 @@
 # weft benchmark suite: one command measures weft against every peer, side by side.
 #
 # usage: benches/run.sh [--quick] [SCENARIO...]
-#   scenarios (default: all): echo file file1g http https alloc idle pipeline codec
+#   scenarios (default: all): echo file file1g http hello https alloc idle pipeline codec
 #   --quick   one pair per comparison, short loads: a smoke test of the suite
 #
 # It builds what it needs (weft's examples and bench binaries, the peers' load generators, the C
@@ -27,7 +27,7 @@ for a in "$@"; do
     *) SCENARIOS+=("$a") ;;
   esac
 done
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(echo file file1g http https alloc idle pipeline codec)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(echo file file1g http hello https alloc idle pipeline codec)
 if [ $QUICK = 1 ]; then RUNS=1; SECS=1; WRK_SECS=2; OUT=$ROOT/benches/RESULTS-quick.md
 else RUNS=5; SECS=3; WRK_SECS=5; OUT=$ROOT/benches/RESULTS.md; fi
 WORK=$(mktemp -d /tmp/weft-bench.XXXXXX)
@@ -38,7 +38,9 @@ cleanup() {
   if [ -f "$WORK/pids" ]; then
     while read -r p; do kill "$p" 2>/dev/null || true; done < "$WORK/pids"
   fi
-  [ -f /tmp/peers-nginx-19132/nginx.pid ] && kill "$(cat /tmp/peers-nginx-19132/nginx.pid)" 2>/dev/null || true
+  for p in 19132 19163; do
+    [ -f /tmp/peers-nginx-$p/nginx.pid ] && kill "$(cat /tmp/peers-nginx-$p/nginx.pid)" 2>/dev/null || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -65,6 +67,8 @@ setup() {
   . "$PEERS/netty/classpath.sh"
   rm -rf "$T/netty-classes" && mkdir -p "$T/netty-classes"
   javac -d "$T/netty-classes" -cp "$NETTY_CP" "$PEERS"/netty/src/peers/*.java
+  log "building the HTTP peers (hyper, actix-web)"
+  (cd "$PEERS/rust" && CARGO_TARGET_DIR="$T/rust" cargo build --release -q)
   [ -f $FILES/1g.bin ] && [ -f $FILES/100m.bin ] && [ -f $FILES/4k.bin ] || "$PEERS/mkfiles.sh" "$FILES" >/dev/null
   cat $FILES/100m.bin $FILES/1g.bin > /dev/null   # warm the page cache
   # netty.sh CLASS ARGS...: a Netty peer from our own build of the peers' sources.
@@ -180,6 +184,26 @@ sc_http() {
   stop "$w"; kill "$(cat /tmp/peers-nginx-19132/nginx.pid 2>/dev/null)" 2>/dev/null || true; stop "$x"
 }
 
+# The TechEmpower pair: plaintext with 16 requests pipelined per connection
+# (256 connections), JSON without pipelining (64); every server on one thread.
+sc_hello() {
+  local w h a x xw
+  w=$(start weft-hello 19160 "$ROOT/target/release/http-hello" --addr 127.0.0.1:19160 --threads 1)
+  h=$(start hyper 19161 "$T/rust/release/hyper-hello" 19161)
+  a=$(start actix-web 19162 "$T/rust/release/actix-hello" 19162)
+  x=$(start nginx-hello 19163 sh "$PEERS/nginx/hello.sh" 19163 1)
+  xw=$(ps -o pid= --ppid "$x" | head -1 | tr -d ' '); [ -n "$xw" ] || xw=$x
+  local pl="$WORK/wrk.sh -t1 -c256 -d${WRK_SECS}s -s $PEERS/bench/pipeline.lua"
+  ab "plaintext c256 p16" "rps server_cpu" weft "$w" "$pl http://127.0.0.1:19160/plaintext" hyper "$h" "$pl http://127.0.0.1:19161/plaintext"
+  ab "plaintext c256 p16" "rps server_cpu" weft "$w" "$pl http://127.0.0.1:19160/plaintext" actix-web "$a" "$pl http://127.0.0.1:19162/plaintext"
+  ab "plaintext c256 p16" "rps server_cpu" weft "$w" "$pl http://127.0.0.1:19160/plaintext" nginx "$xw" "$pl http://127.0.0.1:19163/plaintext"
+  local js="$WORK/wrk.sh -t1 -c64 -d${WRK_SECS}s"
+  ab "json c64" "rps server_cpu" weft "$w" "$js http://127.0.0.1:19160/json" hyper "$h" "$js http://127.0.0.1:19161/json"
+  ab "json c64" "rps server_cpu" weft "$w" "$js http://127.0.0.1:19160/json" actix-web "$a" "$js http://127.0.0.1:19162/json"
+  stop "$w"; stop "$h"; stop "$a"
+  kill "$(cat /tmp/peers-nginx-19163/nginx.pid 2>/dev/null)" 2>/dev/null || true; stop "$x"
+}
+
 sc_https() {
   log "https vs http (100 MiB file)"
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 2 \
@@ -231,7 +255,7 @@ sc_codec() {
 setup
 for s in "${SCENARIOS[@]}"; do
   case "$s" in
-    echo|file|file1g|http|https|alloc|idle|pipeline|codec) "sc_$s" ;;
+    echo|file|file1g|http|hello|https|alloc|idle|pipeline|codec) "sc_$s" ;;
     *) echo "unknown scenario: $s" >&2; exit 2 ;;
   esac
 done

@@ -11,11 +11,14 @@
 //!   [`FixedLengthFrameDecoder`]; text: [`StringDecoder`], [`StringEncoder`],
 //!   [`LineEncoder`];
 //! - with the `tokio-util` feature, any `tokio_util::codec` decoder or
-//!   encoder goes into a pipeline unchanged (see `tokio_util_codec`).
+//!   encoder goes into a pipeline unchanged (see `tokio_util_codec`);
+//! - with the `http` feature, HTTP/1.1: server and client codecs, the
+//!   aggregator, `Expect: 100-continue`, content compression — module
+//!   `http`, whose documentation opens with a ten-line HTTP service.
 //!
 //! Every limit has a finite default, and every builder checks its options.
-//! Errors are `weft_core::Error`s: `is_too_long_frame()`,
-//! `is_corrupted_frame()`, `is_codec()`.
+//! Errors are `weft_core::Error`s with a kind (`TooLongFrame`,
+//! `CorruptedFrame`, `Decode`, `Encode`; `is_codec()` for any of them).
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![deny(unsafe_code)]
