@@ -4,6 +4,8 @@
 # usage: benches/run.sh [--quick] [SCENARIO...]
 #   scenarios (default: all): echo file file1g http hello https alloc idle pipeline codec
 #   --quick   one pair per comparison, short loads: a smoke test of the suite
+#   WEFT_BENCH_OUT=FILE writes the report there instead (to measure some scenarios again
+#   without replacing the full report)
 #
 # It builds what it needs (weft's examples and bench binaries, the peers' load generators, the C
 # file server, the Netty peers), installs missing Debian packages with apt-get (and says so),
@@ -30,6 +32,7 @@ done
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(echo file file1g http hello https alloc idle pipeline codec)
 if [ $QUICK = 1 ]; then RUNS=1; SECS=1; WRK_SECS=2; OUT=$ROOT/benches/RESULTS-quick.md
 else RUNS=5; SECS=3; WRK_SECS=5; OUT=$ROOT/benches/RESULTS.md; fi
+OUT=${WEFT_BENCH_OUT:-$OUT}
 WORK=$(mktemp -d /tmp/weft-bench.XXXXXX)
 
 cleanup() {

@@ -14,7 +14,9 @@
 //! - an HTTP/1.1 request carries exactly one `Host`, a valid authority (or
 //!   empty); an HTTP/1.0 request at most one (400).
 
-use std::str::FromStr;
+use std::mem::MaybeUninit;
+
+use bytes::Bytes;
 
 use http::header::HOST;
 use http::uri::Authority;
@@ -23,6 +25,7 @@ use http::{
 };
 
 use super::error::{HttpError, HttpErrorKind};
+use crate::Cumulation;
 
 /// The limits a head is parsed under.
 #[derive(Clone, Copy, Debug)]
@@ -32,15 +35,31 @@ pub(crate) struct HeadLimits {
     pub(crate) max_headers: usize,
 }
 
-/// A parsed head and how many bytes it took.
-pub(crate) type Parsed = (Request<()>, usize);
+/// Header slots on the stack: heads with up to this many fields (the
+/// default limit is 100) are parsed without allocating for them.
+const STACK_HEADERS: usize = 128;
 
-/// Parses the head at the front of `buf`: `Ok(None)` when it is not
-/// complete yet (and within its limits).
+/// Runs `f` with uninitialised header slots for `n` fields, on the stack
+/// when they fit.
+fn with_slots<'b, R>(n: usize, f: impl FnOnce(&mut [MaybeUninit<httparse::Header<'b>>]) -> R) -> R {
+    if n <= STACK_HEADERS {
+        let mut stack = [MaybeUninit::<httparse::Header<'b>>::uninit(); STACK_HEADERS];
+        f(&mut stack[..n])
+    } else {
+        let mut heap = vec![MaybeUninit::<httparse::Header<'b>>::uninit(); n];
+        f(&mut heap)
+    }
+}
+
+/// Parses the head at the front of `src` and, when it is complete and
+/// valid, takes it out of `src`: `Ok(None)` when it is not complete yet
+/// (and within its limits). The request's target and field values are
+/// slices of the received bytes, not copies.
 pub(crate) fn parse_request_head(
-    buf: &[u8],
+    src: &mut Cumulation,
     limits: &HeadLimits,
-) -> Result<Option<Parsed>, HttpError> {
+) -> Result<Option<Request<()>>, HttpError> {
+    let buf: &[u8] = src;
     // The request line first, so that an over-long target is a 414 even
     // when the rest of the head is not there yet.
     let line_end = buf.iter().position(|&c| c == b'\n');
@@ -53,25 +72,47 @@ pub(crate) fn parse_request_head(
             ),
         ));
     }
-    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut headers);
-    let status = req.parse(buf).map_err(|e| map_httparse(e, buf))?;
-    let httparse::Status::Complete(len) = status else {
-        if buf.len() > limits.max_head {
-            return Err(HttpError::new(
-                HttpErrorKind::HeadersTooLarge,
-                format!("the request head is larger than {} bytes", limits.max_head),
-            ));
-        }
-        return Ok(None);
-    };
-    if len > limits.max_head {
-        return Err(HttpError::new(
+    let too_large = || {
+        HttpError::new(
             HttpErrorKind::HeadersTooLarge,
             format!("the request head is larger than {} bytes", limits.max_head),
-        ));
+        )
+    };
+    // First pass: where the head ends, or why it is refused.
+    let status = with_slots(limits.max_headers, |slots| {
+        let mut req = httparse::Request::new(&mut []);
+        req.parse_with_uninit_headers(buf, slots)
+    })
+    .map_err(|e| map_httparse(e, buf))?;
+    let httparse::Status::Complete(len) = status else {
+        return if buf.len() > limits.max_head {
+            Err(too_large())
+        } else {
+            Ok(None)
+        };
+    };
+    if len > limits.max_head {
+        return Err(too_large());
     }
     check_line_endings(&buf[..len])?;
+    // Second pass over the head taken out as `Bytes`: what it holds is
+    // sliced from it, not copied.
+    let head = src.split_to(len);
+    with_slots(limits.max_headers, |slots| {
+        let mut req = httparse::Request::new(&mut []);
+        match req.parse_with_uninit_headers(&head, slots) {
+            Ok(httparse::Status::Complete(_)) => build_request(&req, &head),
+            _ => Err(HttpError::new(
+                HttpErrorKind::RequestLine,
+                "the head did not parse twice alike",
+            )),
+        }
+    })
+    .map(Some)
+}
+
+/// The `http::Request` of a parsed head, sharing `head`'s bytes.
+fn build_request(req: &httparse::Request<'_, '_>, head: &Bytes) -> Result<Request<()>, HttpError> {
     let version = match req.version {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
@@ -79,16 +120,23 @@ pub(crate) fn parse_request_head(
     let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| HttpError::new(HttpErrorKind::RequestLine, "a malformed method"))?;
     let target = req.path.unwrap_or_default();
-    let uri = Uri::from_str(target)
+    let uri = Uri::from_maybe_shared(head.slice_ref(target.as_bytes()))
         .map_err(|_| HttpError::new(HttpErrorKind::RequestLine, "a malformed request target"))?;
-    let map = fields(req.headers)?;
+    let mut map = HeaderMap::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value))
+            .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field value"))?;
+        map.append(name, value);
+    }
     check_host(version, &map)?;
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = version;
     *request.headers_mut() = map;
-    Ok(Some((request, len)))
+    Ok(request)
 }
 
 /// The `http` crate's map of parsed fields.

@@ -225,11 +225,10 @@ impl HttpRequestDecoder {
     }
 
     fn decode_head(&mut self, src: &mut Cumulation) -> Result<Option<HttpRequestPart>, HttpError> {
-        let Some((request, len)) = parse_request_head(src, &self.limits)? else {
+        let Some(request) = parse_request_head(src, &self.limits)? else {
             return Ok(None);
         };
         let framing = request_framing(request.version(), request.headers())?;
-        src.advance(len);
         self.seq += 1;
         self.last = !keep_alive(&request);
         if self.max_in_flight.is_some() {
