@@ -25,7 +25,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Request, StatusCode};
 use weft_core::{Context, Events, Handler, Msg};
 
-use super::expect::{expectation, status_response, Expectation};
+use super::expect::{answer_expect, status_response};
 use super::request::{BodyKind, HttpRequestPart};
 
 /// Default largest aggregated body: 1 MiB.
@@ -142,16 +142,10 @@ impl HttpObjectAggregator {
 
     fn head(&mut self, ctx: &mut Context<'_>, head: Request<()>, body: BodyKind) {
         let max = self.max_content_length as u64;
-        let too_long = matches!(body, BodyKind::Length(n) if n > max);
-        match expectation(&head) {
-            Expectation::Unknown => return self.refuse(ctx, StatusCode::EXPECTATION_FAILED),
-            Expectation::Continue if !too_long && body != BodyKind::Empty => {
-                let cont = status_response(StatusCode::CONTINUE, false);
-                ctx.write_and_flush(Msg::user(cont));
-            }
-            _ => {}
+        if let Some(status) = answer_expect(ctx, &head, body, Some(max)) {
+            return self.refuse(ctx, status);
         }
-        if too_long {
+        if matches!(body, BodyKind::Length(n) if n > max) {
             return self.refuse(ctx, StatusCode::PAYLOAD_TOO_LARGE);
         }
         match body {

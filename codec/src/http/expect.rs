@@ -22,7 +22,7 @@ use super::request::{BodyKind, HttpRequestPart};
 
 /// What a request expects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Expectation {
+enum Expectation {
     /// Nothing (or an HTTP/1.0 request).
     None,
     /// `100-continue`.
@@ -32,7 +32,7 @@ pub(crate) enum Expectation {
 }
 
 /// Reads a request's `Expect`.
-pub(crate) fn expectation(request: &Request<()>) -> Expectation {
+fn expectation(request: &Request<()>) -> Expectation {
     if request.version() != Version::HTTP_11 {
         return Expectation::None;
     }
@@ -49,6 +49,29 @@ pub(crate) fn expectation(request: &Request<()>) -> Expectation {
         Expectation::Continue
     } else {
         Expectation::Unknown
+    }
+}
+
+/// Answers a request's `Expect` (the rule both handlers follow): `100
+/// Continue` is written for a body that will be read; the status to refuse
+/// the request with is returned for an unknown expectation (417) or a
+/// declared length over `max` when `100-continue` was asked (413).
+pub(crate) fn answer_expect(
+    ctx: &mut Context<'_>,
+    request: &Request<()>,
+    body: BodyKind,
+    max: Option<u64>,
+) -> Option<StatusCode> {
+    let too_long = matches!((body, max), (BodyKind::Length(n), Some(m)) if n > m);
+    match expectation(request) {
+        Expectation::Unknown => Some(StatusCode::EXPECTATION_FAILED),
+        Expectation::Continue if too_long => Some(StatusCode::PAYLOAD_TOO_LARGE),
+        Expectation::Continue if body != BodyKind::Empty => {
+            let cont = status_response(StatusCode::CONTINUE, false);
+            ctx.write_and_flush(Msg::user(cont));
+            None
+        }
+        _ => None,
     }
 }
 
@@ -136,21 +159,7 @@ impl Handler for HttpExpectContinue {
         match part {
             _ if self.refused => {}
             HttpRequestPart::Head { request, body } => {
-                let refuse = match expectation(&request) {
-                    Expectation::None => None,
-                    Expectation::Unknown => Some(StatusCode::EXPECTATION_FAILED),
-                    Expectation::Continue => match (body, self.max_content_length) {
-                        (BodyKind::Length(n), Some(max)) if n > max => {
-                            Some(StatusCode::PAYLOAD_TOO_LARGE)
-                        }
-                        (BodyKind::Empty, _) => None,
-                        _ => {
-                            let cont = status_response(StatusCode::CONTINUE, false);
-                            ctx.write_and_flush(Msg::user(cont));
-                            None
-                        }
-                    },
-                };
+                let refuse = answer_expect(ctx, &request, body, self.max_content_length);
                 match refuse {
                     Some(status) => {
                         // The client may be sending the body already: the
