@@ -57,13 +57,15 @@
 //!   64 KiB, aggregated body 1 MiB, inflated body 64 MiB).
 //!
 //! Layout: `head.rs` (heads), `framing.rs` (how a body is delimited),
-//! `chunked.rs` (the chunked coding), `request.rs` (the request decoder),
+//! `chunked.rs` (the chunked coding), `body.rs` (a body after its head, for
+//! both decoders), `request.rs` (the request decoder),
 //! `response.rs` (encoding answers), `server.rs` (the server codec),
 //! `response_decoder.rs` and `client.rs` (the client side),
 //! `aggregator.rs`, `expect.rs`, `coding.rs` (content codings),
 //! `compress.rs`, `decompress.rs`, `error.rs`.
 
 mod aggregator;
+mod body;
 mod chunked;
 mod client;
 mod coding;
@@ -90,7 +92,9 @@ pub use client::HttpClientCodec;
 pub use compress::{HttpContentCompressor, DEFAULT_COMPRESSION_THRESHOLD};
 pub use decompress::{HttpContentDecompressor, DEFAULT_MAX_INFLATED};
 pub use response::HttpResponsePart;
-pub use response_decoder::{HttpResponseDecoder, HttpResponseIn, DEFAULT_MAX_RESPONSE_HEAD};
+pub use response_decoder::{
+    response_keeps_alive, HttpResponseDecoder, HttpResponseIn, DEFAULT_MAX_RESPONSE_HEAD,
+};
 pub use server::{HttpServerCodec, DEFAULT_MAX_IN_FLIGHT};
 
 pub use http;

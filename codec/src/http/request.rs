@@ -22,15 +22,14 @@
 //!   dropped with the connection).
 
 use bytes::Bytes;
-use http::header::CONNECTION;
-use http::{HeaderMap, Request, Version};
+use http::{HeaderMap, Request};
 use weft_core::Error;
 
-use super::chunked::{ChunkedDecoder, ChunkedItem};
+use super::body::{BodyDecoder, BodyItem};
 use super::error::HttpError;
-use super::framing::{request_framing, BodyFraming};
+use super::framing::request_framing;
 use super::head::{parse_request_head, HeadLimits};
-use super::response::{has_token, RequestInfo};
+use super::response::{persistent, RequestInfo};
 use crate::{Cumulation, Decoder};
 
 /// Default longest request line (method, target and version): 8 KiB, as
@@ -87,8 +86,7 @@ pub enum HttpRequestPart {
 #[derive(Debug)]
 enum State {
     Head,
-    Length(u64),
-    Chunked(Box<ChunkedDecoder>),
+    Body(BodyDecoder),
     /// After an error, or after the last request of the connection.
     Stopped,
 }
@@ -182,7 +180,7 @@ impl HttpRequestDecoder {
 
     fn fail(&mut self, src: &mut Cumulation, err: HttpError) -> Option<HttpRequestPart> {
         tracing::debug!(error = %err, "invalid HTTP request");
-        let in_body = matches!(self.state, State::Length(_) | State::Chunked(_));
+        let in_body = matches!(self.state, State::Body(_));
         self.state = State::Stopped;
         if self.max_in_flight.is_some() {
             match self.unanswered.back_mut() {
@@ -230,7 +228,7 @@ impl HttpRequestDecoder {
         };
         let framing = request_framing(request.version(), request.headers())?;
         self.seq += 1;
-        self.last = !keep_alive(&request);
+        self.last = !persistent(request.version(), request.headers());
         if self.max_in_flight.is_some() {
             self.unanswered.push_back(RequestInfo {
                 method: request.method().clone(),
@@ -241,34 +239,14 @@ impl HttpRequestDecoder {
                 seq: self.seq,
             });
         }
-        let body = match framing {
-            // A request is never read to the end of the connection.
-            BodyFraming::Empty | BodyFraming::UntilClose => {
-                self.end_of_request();
-                BodyKind::Empty
-            }
-            BodyFraming::Length(n) => {
-                self.state = State::Length(n);
-                BodyKind::Length(n)
-            }
-            BodyFraming::Chunked => {
-                self.state = State::Chunked(Box::new(ChunkedDecoder::new(
-                    self.max_chunk_line,
-                    self.max_trailers,
-                )));
-                BodyKind::Chunked
-            }
-        };
+        // (request_framing never reads a request to the end of the
+        // connection.)
+        let (decoder, body) = BodyDecoder::new(framing, self.max_chunk_line, self.max_trailers);
+        match decoder {
+            Some(d) => self.state = State::Body(d),
+            None => self.end_of_request(),
+        }
         Ok(Some(HttpRequestPart::Head { request, body }))
-    }
-}
-
-/// Whether the connection stays open after this request (RFC 9112 §9.3).
-fn keep_alive(request: &Request<()>) -> bool {
-    let has = |token: &str| has_token(request.headers(), CONNECTION, token);
-    match request.version() {
-        Version::HTTP_10 => has("keep-alive"),
-        _ => !has("close"),
     }
 }
 
@@ -291,32 +269,11 @@ impl Decoder for HttpRequestDecoder {
                 }
                 self.decode_head(src)
             }
-            State::Length(left) => {
-                if src.is_empty() {
-                    return Ok(None);
-                }
-                let n = (*left).min(src.len() as u64) as usize;
-                let data = src.split_to(n);
-                *left -= n as u64;
-                if *left == 0 {
-                    // The last bytes end the body (as Netty's
-                    // LastHttpContent): every item consumes input.
+            State::Body(b) => match b.decode(src) {
+                Ok(Some(BodyItem::Data(data))) => Ok(Some(HttpRequestPart::Data(data))),
+                Ok(Some(BodyItem::End { data, trailers })) => {
                     self.end_of_request();
-                    return Ok(Some(HttpRequestPart::End {
-                        data,
-                        trailers: HeaderMap::new(),
-                    }));
-                }
-                Ok(Some(HttpRequestPart::Data(data)))
-            }
-            State::Chunked(c) => match c.decode(src) {
-                Ok(Some(ChunkedItem::Data(b))) => Ok(Some(HttpRequestPart::Data(b))),
-                Ok(Some(ChunkedItem::End(trailers))) => {
-                    self.end_of_request();
-                    Ok(Some(HttpRequestPart::End {
-                        data: Bytes::new(),
-                        trailers,
-                    }))
+                    Ok(Some(HttpRequestPart::End { data, trailers }))
                 }
                 Ok(None) => Ok(None),
                 Err(e) => Err(e),

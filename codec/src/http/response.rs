@@ -71,6 +71,17 @@ pub(crate) fn says_close(headers: &HeaderMap) -> bool {
     has_token(headers, CONNECTION, "close")
 }
 
+/// Whether a message of `version` with `headers` leaves the connection
+/// open (RFC 9112 §9.3): HTTP/1.1 unless `Connection: close`, HTTP/1.0 only
+/// with `Connection: keep-alive`.
+pub(crate) fn persistent(version: Version, headers: &HeaderMap) -> bool {
+    let has = |token| has_token(headers, CONNECTION, token);
+    match version {
+        Version::HTTP_10 => has("keep-alive"),
+        _ => !has("close"),
+    }
+}
+
 /// Whether a comma-separated field has `token` (case-insensitive).
 pub(crate) fn has_token(headers: &HeaderMap, name: http::header::HeaderName, token: &str) -> bool {
     headers.get_all(name).iter().any(|v| {

@@ -23,16 +23,15 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use http::header::CONNECTION;
-use http::{HeaderMap, Method, Response, StatusCode, Version};
+use http::{HeaderMap, Method, Response, StatusCode};
 use weft_core::Error;
 
-use super::chunked::{ChunkedDecoder, ChunkedItem};
+use super::body::{BodyDecoder, BodyItem};
 use super::error::{HttpError, HttpErrorKind};
-use super::framing::{response_framing, BodyFraming};
+use super::framing::response_framing;
 use super::head::parse_response_head;
 use super::request::{BodyKind, DEFAULT_MAX_CHUNK_LINE, DEFAULT_MAX_HEADERS, DEFAULT_MAX_TRAILERS};
-use super::response::has_token;
+use super::response::persistent;
 use crate::{Cumulation, Decoder};
 
 /// Default largest response head: 64 KiB (servers send larger heads than
@@ -65,10 +64,20 @@ pub enum HttpResponseIn {
 #[derive(Debug)]
 enum State {
     Head,
-    Length(u64),
-    Chunked(Box<ChunkedDecoder>),
-    UntilClose,
+    Body(BodyDecoder),
     Stopped,
+}
+
+/// Whether the connection may carry another exchange after `response`,
+/// the answer to a request with `method` whose body is `body` (RFC 9112
+/// §9.3, §9.6): not after a body delimited by the connection, `101
+/// Switching Protocols`, a successful CONNECT (a tunnel), `Connection:
+/// close`, or an HTTP/1.0 answer without `Connection: keep-alive`.
+pub fn response_keeps_alive(method: &Method, response: &Response<()>, body: BodyKind) -> bool {
+    let status = response.status();
+    let tunnel = status == StatusCode::SWITCHING_PROTOCOLS
+        || (*method == Method::CONNECT && status.is_success());
+    !tunnel && body != BodyKind::UntilClose && persistent(response.version(), response.headers())
 }
 
 /// Decodes HTTP/1.x responses (the decoding half of Netty's
@@ -168,36 +177,13 @@ impl HttpResponseDecoder {
             let method = self.pending.pop_front().unwrap_or(Method::GET);
             let framing =
                 response_framing(&method, status, response.version(), response.headers())?;
-            let tunnel = status == StatusCode::SWITCHING_PROTOCOLS
-                || (method == Method::CONNECT && status.is_success());
-            let has = |t| has_token(response.headers(), CONNECTION, t);
-            self.last = tunnel
-                || match response.version() {
-                    Version::HTTP_10 => !has("keep-alive"),
-                    _ => has("close"),
-                };
-            let body = match framing {
-                BodyFraming::Empty => {
-                    self.end_of_response();
-                    BodyKind::Empty
-                }
-                BodyFraming::Length(n) => {
-                    self.state = State::Length(n);
-                    BodyKind::Length(n)
-                }
-                BodyFraming::Chunked => {
-                    self.state = State::Chunked(Box::new(ChunkedDecoder::new(
-                        DEFAULT_MAX_CHUNK_LINE,
-                        DEFAULT_MAX_TRAILERS,
-                    )));
-                    BodyKind::Chunked
-                }
-                BodyFraming::UntilClose => {
-                    self.last = true;
-                    self.state = State::UntilClose;
-                    BodyKind::UntilClose
-                }
-            };
+            let (decoder, body) =
+                BodyDecoder::new(framing, DEFAULT_MAX_CHUNK_LINE, DEFAULT_MAX_TRAILERS);
+            self.last = !response_keeps_alive(&method, &response, body);
+            match decoder {
+                Some(d) => self.state = State::Body(d),
+                None => self.end_of_response(),
+            }
             return Ok(Some(HttpResponseIn::Head { response, body }));
         }
     }
@@ -215,32 +201,11 @@ impl Decoder for HttpResponseDecoder {
             }
             State::Head if src.is_empty() => return Ok(None),
             State::Head => self.decode_head(src),
-            State::Length(_) | State::UntilClose if src.is_empty() => return Ok(None),
-            State::Length(left) => {
-                let n = (*left).min(src.len() as u64) as usize;
-                let data = src.split_to(n);
-                *left -= n as u64;
-                if *left == 0 {
+            State::Body(b) => match b.decode(src) {
+                Ok(Some(BodyItem::Data(data))) => Ok(Some(HttpResponseIn::Data(data))),
+                Ok(Some(BodyItem::End { data, trailers })) => {
                     self.end_of_response();
-                    return Ok(Some(HttpResponseIn::End {
-                        data,
-                        trailers: HeaderMap::new(),
-                    }));
-                }
-                Ok(Some(HttpResponseIn::Data(data)))
-            }
-            State::UntilClose => {
-                let n = src.len();
-                Ok(Some(HttpResponseIn::Data(src.split_to(n))))
-            }
-            State::Chunked(c) => match c.decode(src) {
-                Ok(Some(ChunkedItem::Data(b))) => Ok(Some(HttpResponseIn::Data(b))),
-                Ok(Some(ChunkedItem::End(trailers))) => {
-                    self.end_of_response();
-                    Ok(Some(HttpResponseIn::End {
-                        data: Bytes::new(),
-                        trailers,
-                    }))
+                    Ok(Some(HttpResponseIn::End { data, trailers }))
                 }
                 Ok(None) => Ok(None),
                 Err(e) => Err(e),
@@ -257,14 +222,14 @@ impl Decoder for HttpResponseDecoder {
             return Ok(Some(item));
         }
         match self.state {
-            State::UntilClose => {
+            State::Body(BodyDecoder::UntilClose) => {
                 self.state = State::Stopped;
                 Ok(Some(HttpResponseIn::End {
                     data: Bytes::new(),
                     trailers: HeaderMap::new(),
                 }))
             }
-            State::Length(_) | State::Chunked(_) => Ok(self.fail(
+            State::Body(_) => Ok(self.fail(
                 src,
                 HttpError::new(
                     HttpErrorKind::Incomplete,

@@ -41,10 +41,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::CONNECTION;
-use http::{Method, Request, Response, Uri, Version};
+use http::{Method, Request, Response, Uri};
 use tokio::sync::mpsc;
-use weft_codec::http::{BodyKind, HttpClientCodec, HttpResponseIn};
+use weft_codec::http::{response_keeps_alive, BodyKind, HttpClientCodec, HttpResponseIn};
 use weft_core::{Channel, Error, ErrorKind, Msg};
 
 use crate::{Bootstrap, ChannelOptions};
@@ -236,23 +235,6 @@ fn idempotent(m: &Method) -> bool {
     .contains(m)
 }
 
-/// Whether the connection may carry another request after this response.
-fn keeps_alive(resp: &Response<()>, body: BodyKind) -> bool {
-    let has = |t: &str| {
-        resp.headers().get_all(CONNECTION).iter().any(|v| {
-            v.to_str()
-                .map(|s| s.split(',').any(|x| x.trim().eq_ignore_ascii_case(t)))
-                .unwrap_or(false)
-        })
-    };
-    body != BodyKind::UntilClose
-        && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS
-        && match resp.version() {
-            Version::HTTP_10 => has("keep-alive"),
-            _ => !has("close"),
-        }
-}
-
 impl HttpClient {
     /// A client with the default timeouts and pool.
     pub fn new() -> HttpClient {
@@ -349,6 +331,7 @@ impl HttpClient {
     }
 
     async fn exchange(&self, mut conn: Conn, req: Request<Bytes>) -> Result<Response<Body>, Error> {
+        let method = req.method().clone();
         conn.channel.write_and_flush(Msg::user(req)).await?;
         let head = tokio::time::timeout(self.response_timeout, async {
             match conn.rx.recv().await {
@@ -364,7 +347,7 @@ impl HttpClient {
         .await
         .map_err(|_| Error::timeout("no response head within the response timeout"))??;
         let (response, kind) = head;
-        let reusable = keeps_alive(&response, kind) && self.pool.max_per_host > 0;
+        let reusable = response_keeps_alive(&method, &response, kind) && self.pool.max_per_host > 0;
         let body = if kind == BodyKind::Empty {
             Body::empty(conn, self.pool.clone(), reusable)
         } else {
