@@ -72,29 +72,15 @@ pub(crate) fn parse_request_head(
             ),
         ));
     }
-    let too_large = || {
-        HttpError::new(
-            HttpErrorKind::HeadersTooLarge,
-            format!("the request head is larger than {} bytes", limits.max_head),
-        )
-    };
     // First pass: where the head ends, or why it is refused.
     let status = with_slots(limits.max_headers, |slots| {
         let mut req = httparse::Request::new(&mut []);
         req.parse_with_uninit_headers(buf, slots)
     })
     .map_err(|e| map_httparse(e, buf))?;
-    let httparse::Status::Complete(len) = status else {
-        return if buf.len() > limits.max_head {
-            Err(too_large())
-        } else {
-            Ok(None)
-        };
+    let Some(len) = head_end(status, buf, limits.max_head, "request")? else {
+        return Ok(None);
     };
-    if len > limits.max_head {
-        return Err(too_large());
-    }
-    check_line_endings(&buf[..len])?;
     // Second pass over the head taken out as `Bytes`: what it holds is
     // sliced from it, not copied.
     let head = src.split_to(len);
@@ -102,10 +88,7 @@ pub(crate) fn parse_request_head(
         let mut req = httparse::Request::new(&mut []);
         match req.parse_with_uninit_headers(&head, slots) {
             Ok(httparse::Status::Complete(_)) => build_request(&req, &head),
-            _ => Err(HttpError::new(
-                HttpErrorKind::RequestLine,
-                "the head did not parse twice alike",
-            )),
+            _ => Err(reparse_error()),
         }
     })
     .map(Some)
@@ -113,23 +96,13 @@ pub(crate) fn parse_request_head(
 
 /// The `http::Request` of a parsed head, sharing `head`'s bytes.
 fn build_request(req: &httparse::Request<'_, '_>, head: &Bytes) -> Result<Request<()>, HttpError> {
-    let version = match req.version {
-        Some(0) => Version::HTTP_10,
-        _ => Version::HTTP_11,
-    };
+    let version = version_of(req.version);
     let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| HttpError::new(HttpErrorKind::RequestLine, "a malformed method"))?;
     let target = req.path.unwrap_or_default();
     let uri = Uri::from_maybe_shared(head.slice_ref(target.as_bytes()))
         .map_err(|_| HttpError::new(HttpErrorKind::RequestLine, "a malformed request target"))?;
-    let mut map = HeaderMap::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value))
-            .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field value"))?;
-        map.append(name, value);
-    }
+    let map = fields(req.headers, head)?;
     check_host(version, &map)?;
     let mut request = Request::new(());
     *request.method_mut() = method;
@@ -139,40 +112,78 @@ fn build_request(req: &httparse::Request<'_, '_>, head: &Bytes) -> Result<Reques
     Ok(request)
 }
 
-/// The `http` crate's map of parsed fields.
-fn fields(parsed: &[httparse::Header<'_>]) -> Result<HeaderMap, HttpError> {
+/// Where a head ends, once the first pass says it is complete and it is
+/// within `max_head` and its line endings are strict; `Ok(None)` while it
+/// is incomplete and within the limit.
+fn head_end(
+    status: httparse::Status<usize>,
+    buf: &[u8],
+    max_head: usize,
+    what: &str,
+) -> Result<Option<usize>, HttpError> {
+    let too_large = || {
+        HttpError::new(
+            HttpErrorKind::HeadersTooLarge,
+            format!("the {what} head is larger than {max_head} bytes"),
+        )
+    };
+    match status {
+        httparse::Status::Partial if buf.len() > max_head => Err(too_large()),
+        httparse::Status::Partial => Ok(None),
+        httparse::Status::Complete(len) if len > max_head => Err(too_large()),
+        httparse::Status::Complete(len) => {
+            check_line_endings(&buf[..len])?;
+            Ok(Some(len))
+        }
+    }
+}
+
+/// The `http` crate's map of parsed fields, the values sliced from `head`.
+fn fields(parsed: &[httparse::Header<'_>], head: &Bytes) -> Result<HeaderMap, HttpError> {
     let mut map = HeaderMap::with_capacity(parsed.len());
     for h in parsed {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field name"))?;
-        let value = HeaderValue::from_bytes(h.value)
+        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value))
             .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field value"))?;
         map.append(name, value);
     }
     Ok(map)
 }
 
-/// A parsed response head and how many bytes it took.
-pub(crate) type ParsedResponse = (Response<()>, usize);
+/// The version httparse read (it accepts `HTTP/1.0` and `HTTP/1.1` only).
+fn version_of(minor: Option<u8>) -> Version {
+    match minor {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    }
+}
 
-/// Parses the response head at the front of `buf` (the client side):
-/// `Ok(None)` when it is not complete yet and within `max_head`. The same
-/// line-ending and field rules as requests; the status line is
-/// `HTTP-version SP 3DIGIT SP [reason] CRLF`.
+/// An error of the second pass, which parses what the first accepted.
+fn reparse_error() -> HttpError {
+    HttpError::new(
+        HttpErrorKind::RequestLine,
+        "the head did not parse twice alike",
+    )
+}
+
+/// Parses the response head at the front of `src` (the client side) and,
+/// when complete and valid, takes it out of `src`: `Ok(None)` when it is
+/// not complete yet and within `max_head`. The same line-ending and field
+/// rules as requests, the same two passes (values sliced, not copied); the
+/// status line is `HTTP-version SP 3DIGIT SP [reason] CRLF`.
 pub(crate) fn parse_response_head(
-    buf: &[u8],
+    src: &mut Cumulation,
     max_head: usize,
     max_headers: usize,
-) -> Result<Option<ParsedResponse>, HttpError> {
-    let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
-    let mut resp = httparse::Response::new(&mut headers);
-    let too_large = || {
-        HttpError::new(
-            HttpErrorKind::HeadersTooLarge,
-            format!("the response head is larger than {max_head} bytes"),
-        )
-    };
-    let status = resp.parse(buf).map_err(|e| match e {
+) -> Result<Option<Response<()>>, HttpError> {
+    let config = httparse::ParserConfig::default();
+    let buf: &[u8] = src;
+    let status = with_slots(max_headers, |slots| {
+        let mut resp = httparse::Response::new(&mut []);
+        config.parse_response_with_uninit_headers(&mut resp, buf, slots)
+    })
+    .map_err(|e| match e {
         httparse::Error::TooManyHeaders => {
             HttpError::new(HttpErrorKind::HeadersTooLarge, "too many header fields")
         }
@@ -184,28 +195,25 @@ pub(crate) fn parse_response_head(
         }
         _ => HttpError::new(HttpErrorKind::StatusLine, format!("{e}")),
     })?;
-    let httparse::Status::Complete(len) = status else {
-        return if buf.len() > max_head {
-            Err(too_large())
-        } else {
-            Ok(None)
-        };
+    let Some(len) = head_end(status, buf, max_head, "response")? else {
+        return Ok(None);
     };
-    if len > max_head {
-        return Err(too_large());
-    }
-    check_line_endings(&buf[..len])?;
-    let version = match resp.version {
-        Some(0) => Version::HTTP_10,
-        _ => Version::HTTP_11,
-    };
-    let status = StatusCode::from_u16(resp.code.unwrap_or_default())
-        .map_err(|_| HttpError::new(HttpErrorKind::StatusLine, "a status code out of range"))?;
-    let mut response = Response::new(());
-    *response.status_mut() = status;
-    *response.version_mut() = version;
-    *response.headers_mut() = fields(resp.headers)?;
-    Ok(Some((response, len)))
+    let head = src.split_to(len);
+    with_slots(max_headers, |slots| {
+        let mut resp = httparse::Response::new(&mut []);
+        match config.parse_response_with_uninit_headers(&mut resp, &head, slots) {
+            Ok(httparse::Status::Complete(_)) => {}
+            _ => return Err(reparse_error()),
+        }
+        let version = version_of(resp.version);
+        let status = StatusCode::from_u16(resp.code.unwrap_or_default())
+            .map_err(|_| HttpError::new(HttpErrorKind::StatusLine, "a status code out of range"))?;
+        let mut response = Response::new(());
+        *response.status_mut() = status;
+        *response.version_mut() = version;
+        *response.headers_mut() = fields(resp.headers, &head)?;
+        Ok(Some(response))
+    })
 }
 
 fn map_httparse(e: httparse::Error, buf: &[u8]) -> HttpError {

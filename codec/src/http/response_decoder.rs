@@ -161,11 +161,9 @@ impl HttpResponseDecoder {
 
     fn decode_head(&mut self, src: &mut Cumulation) -> Result<Option<HttpResponseIn>, HttpError> {
         loop {
-            let Some((response, len)) = parse_response_head(src, self.max_head, self.max_headers)?
-            else {
+            let Some(response) = parse_response_head(src, self.max_head, self.max_headers)? else {
                 return Ok(None);
             };
-            src.advance(len);
             let status = response.status();
             if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
                 // An interim answer: the final one follows.
