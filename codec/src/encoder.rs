@@ -67,6 +67,28 @@ pub(crate) fn write_encoded(ctx: &mut Context<'_>, out: CompositeBytes, promise:
     ctx.write_with(msg, promise);
 }
 
+/// Writes what one message was encoded into; the promise completes with
+/// the last piece (at once when there is none: a suppressed body piece,
+/// a compressor that has nothing to send yet).
+pub(crate) fn write_parts<I>(ctx: &mut Context<'_>, parts: I, promise: Option<Promise>)
+where
+    I: IntoIterator<Item = Msg>,
+{
+    let mut parts = parts.into_iter().peekable();
+    let mut promise = promise;
+    while let Some(m) = parts.next() {
+        let p = if parts.peek().is_none() {
+            promise.take()
+        } else {
+            None
+        };
+        ctx.write_with(m, p);
+    }
+    if let Some(p) = promise {
+        p.succeed();
+    }
+}
+
 /// Fails a write whose message could not be encoded.
 pub(crate) fn fail_write(ctx: &mut Context<'_>, err: Error, promise: Option<Promise>) {
     if let Some(p) = promise {

@@ -197,12 +197,7 @@ impl Handler for HttpClientCodec {
         match encode_request(req) {
             Ok((method, msgs)) => {
                 self.inbound.decoder_mut().expect_response_to(method);
-                let n = msgs.len();
-                let mut promise = promise;
-                for (i, m) in msgs.into_iter().enumerate() {
-                    let p = if i + 1 == n { promise.take() } else { None };
-                    ctx.write_with(m, p);
-                }
+                crate::encoder::write_parts(ctx, msgs, promise);
             }
             Err(e) => crate::encoder::fail_write(ctx, e, promise),
         }

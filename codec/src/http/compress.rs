@@ -219,14 +219,10 @@ impl HttpContentCompressor {
     }
 }
 
+/// Writes compressed bytes, if there are any yet.
 fn write_maybe(ctx: &mut Context<'_>, bytes: Bytes, promise: Option<Promise>) {
-    if bytes.is_empty() {
-        if let Some(p) = promise {
-            p.succeed();
-        }
-    } else {
-        ctx.write_with(Msg::Bytes(bytes), promise);
-    }
+    let piece = (!bytes.is_empty()).then_some(Msg::Bytes(bytes));
+    crate::encoder::write_parts(ctx, piece, promise);
 }
 
 impl Handler for HttpContentCompressor {

@@ -34,6 +34,7 @@ use super::response::{
     encode_chunk, encode_end, encode_full, encode_stream_head, says_close, FullBody,
     HttpResponsePart, RequestInfo, Streaming,
 };
+use crate::encoder::write_parts;
 use crate::DecoderHandler;
 
 /// Default most requests decoded ahead of their answers.
@@ -152,7 +153,7 @@ impl HttpServerCodec {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        Self::write_all(ctx, encode_full(resp, &req), None);
+        write_parts(ctx, encode_full(resp, &req), None);
         self.answered(ctx, &req);
         self.flush(ctx);
     }
@@ -188,18 +189,6 @@ impl HttpServerCodec {
         if full && !self.holding_reads && ctx.channel().is_auto_read() {
             self.holding_reads = true;
             ctx.channel().set_auto_read(false);
-        }
-    }
-
-    fn write_all(ctx: &mut Context<'_>, msgs: Vec<Msg>, promise: Option<Promise>) {
-        let n = msgs.len();
-        let mut promise = promise;
-        for (i, m) in msgs.into_iter().enumerate() {
-            let p = if i + 1 == n { promise.take() } else { None };
-            ctx.write_with(m, p);
-        }
-        if let Some(p) = promise {
-            p.succeed(); // nothing to write (a suppressed body piece)
         }
     }
 }
@@ -245,7 +234,7 @@ impl Handler for HttpServerCodec {
                 Ok(HttpResponsePart::End(trailers)) => {
                     self.streaming = None;
                     let end = encode_end(&trailers, streaming).map(Msg::Bytes);
-                    Self::write_all(ctx, end.into_iter().collect(), promise);
+                    write_parts(ctx, end, promise);
                     self.answered(ctx, &req);
                     return;
                 }
@@ -260,7 +249,7 @@ impl Handler for HttpServerCodec {
             if matches!(msg, Msg::User(_)) {
                 return ctx.write_with(msg, promise);
             }
-            return Self::write_all(ctx, encode_chunk(msg, streaming), promise);
+            return write_parts(ctx, encode_chunk(msg, streaming), promise);
         }
         if self.ended && is_answer(&msg) {
             let err = weft_core::Error::closed();
@@ -294,7 +283,7 @@ impl Handler for HttpServerCodec {
                 if !interim && says_close(resp.headers()) {
                     self.closing(&mut req);
                 }
-                Self::write_all(ctx, encode_full(resp, &req), promise);
+                write_parts(ctx, encode_full(resp, &req), promise);
                 if !interim {
                     self.answered(ctx, &req);
                 }
