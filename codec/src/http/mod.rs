@@ -46,8 +46,9 @@
 //!   gzip, deflate and brotli (the latter under a bound on the inflated
 //!   size); keep-alive (HTTP/1.0 and 1.1 rules, `Connection: close` ends
 //!   decoding) is the codec's own; a request body streams with
-//!   backpressure when the handler that consumes it turns auto-read off
-//!   while it is behind (as `http-file-server --upload` does);
+//!   backpressure when the handler that passes it to a slower consumer
+//!   counts it in a `weft_core::ReadBudget` (as `http-file-server
+//!   --upload` does): reads stop while the consumer is behind;
 //! - the client side: [`HttpClientCodec`] encodes requests and decodes
 //!   responses with [`HttpResponseDecoder`] (HEAD and CONNECT answers, 1xx,
 //!   close-delimited bodies); weft-transport's `HttpClient` (feature

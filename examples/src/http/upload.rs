@@ -21,7 +21,6 @@
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use nix::errno::Errno;
@@ -29,7 +28,7 @@ use nix::fcntl::{openat, renameat, AtFlags, OFlag};
 use nix::sys::stat::{fstatat, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 use tokio::sync::mpsc;
-use weft_core::Channel;
+use weft_core::{Channel, ReadBudget};
 
 use crate::confined::Root;
 
@@ -55,7 +54,8 @@ enum Piece {
 #[derive(Debug)]
 pub(super) struct Upload {
     tx: mpsc::UnboundedSender<Piece>,
-    queued: Arc<AtomicUsize>,
+    /// Body bytes queued for the writer.
+    queued: ReadBudget,
     channel: Channel,
 }
 
@@ -72,7 +72,7 @@ impl Upload {
     /// Starts writing `rel` (normalised, relative, not empty) under `root`.
     pub(super) fn start(root: Root, rel: String, channel: Channel) -> Upload {
         let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicUsize::new(0));
+        let queued = ReadBudget::new(HIGH_WATER, LOW_WATER);
         let (q, ch) = (queued.clone(), channel.clone());
         tokio::task::spawn_blocking(move || {
             let status = write_file(&root, &rel, rx, &q, &ch);
@@ -97,15 +97,11 @@ impl Upload {
             return;
         }
         let n = data.len();
-        // Counted before it is sent: the writer subtracts once written.
-        let held = self.queued.fetch_add(n, Ordering::AcqRel) + n;
+        // Counted before it is sent: the writer takes it off once written.
+        self.queued.add(n, &self.channel);
         if self.tx.send(Piece::Data(data)).is_err() {
             // The writer gave up; its answer is on the way.
-            self.queued.fetch_sub(n, Ordering::AcqRel);
-            return;
-        }
-        if held > HIGH_WATER && self.channel.is_auto_read() {
-            self.channel.set_auto_read(false);
+            self.queued.take(n, &self.channel);
         }
     }
 
@@ -121,7 +117,7 @@ fn write_file(
     root: &Root,
     rel: &str,
     mut rx: mpsc::UnboundedReceiver<Piece>,
-    queued: &AtomicUsize,
+    queued: &ReadBudget,
     channel: &Channel,
 ) -> Option<u16> {
     let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
@@ -166,10 +162,7 @@ fn write_file(
                     let errno = Errno::from_raw(e.raw_os_error().unwrap_or(0));
                     return Some(status_of(errno));
                 }
-                let held = queued.fetch_sub(n, Ordering::AcqRel) - n;
-                if held < LOW_WATER && !channel.is_auto_read() {
-                    channel.set_auto_read(true);
-                }
+                queued.take(n, channel);
             }
             Some(Piece::End) => break,
             None => {

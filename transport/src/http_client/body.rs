@@ -8,7 +8,6 @@
 //! keep-alive); a body dropped before its end closes its connection.
 
 use std::fmt;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -16,7 +15,7 @@ use http::HeaderMap;
 use weft_codec::http::HttpResponseIn;
 use weft_core::{Error, ErrorKind};
 
-use super::forward::{Event, LOW_WATER};
+use super::forward::Event;
 use super::{Conn, Pool};
 
 /// A response's body; see the module's contract.
@@ -66,14 +65,14 @@ impl Body {
             };
             match event {
                 Event::Part(HttpResponseIn::Data(b)) => {
-                    conn.took(b.len());
+                    conn.budget.take(b.len(), &conn.channel);
                     if b.is_empty() {
                         continue;
                     }
                     return Some(Ok(b));
                 }
                 Event::Part(HttpResponseIn::End { data, trailers }) => {
-                    conn.took(data.len());
+                    conn.budget.take(data.len(), &conn.channel);
                     self.trailers = trailers;
                     self.finish();
                     if data.is_empty() {
@@ -161,15 +160,5 @@ impl fmt::Debug for Body {
             .field("end", &self.is_end())
             .field("reusable", &self.reusable)
             .finish()
-    }
-}
-
-impl Conn {
-    /// The reader took `n` body bytes: reads resume below the low mark.
-    fn took(&self, n: usize) {
-        let held = self.buffered.fetch_sub(n, Ordering::AcqRel) - n;
-        if held < LOW_WATER && !self.channel.is_auto_read() {
-            self.channel.set_auto_read(true);
-        }
     }
 }

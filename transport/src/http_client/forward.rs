@@ -2,18 +2,15 @@
 //! the end of the connection go to the task that sent the request.
 //!
 //! Contract: every [`HttpResponseIn`] is sent on, in order, with the bytes
-//! of body data counted; past [`HIGH_WATER`] bytes not yet taken by the
+//! of body data counted in a [`ReadBudget`]; past [`HIGH_WATER`] bytes not yet taken by the
 //! reader, auto-read is switched off (the socket is no longer read, the
 //! server is held by TCP flow control) and the reader switches it back on
 //! below [`LOW_WATER`]. An exception and the end of the connection are sent
 //! as [`Event::Failed`] and [`Event::Closed`].
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use tokio::sync::mpsc;
 use weft_codec::http::HttpResponseIn;
-use weft_core::{Context, Error, Events, Handler, Msg};
+use weft_core::{Context, Error, Events, Handler, Msg, ReadBudget};
 
 /// Body bytes held for the reader before reads stop.
 pub(crate) const HIGH_WATER: usize = 1024 * 1024;
@@ -28,13 +25,11 @@ pub(crate) enum Event {
     Closed,
 }
 
-/// The body bytes sent and not yet taken.
-pub(crate) type Buffered = Arc<AtomicUsize>;
-
 #[derive(Debug)]
 pub(crate) struct Forward {
     pub(crate) tx: mpsc::UnboundedSender<Event>,
-    pub(crate) buffered: Buffered,
+    /// The body bytes sent and not yet taken.
+    pub(crate) budget: ReadBudget,
 }
 
 impl Handler for Forward {
@@ -54,10 +49,7 @@ impl Handler for Forward {
             HttpResponseIn::Data(b) | HttpResponseIn::End { data: b, .. } => b.len(),
             _ => 0,
         };
-        let held = self.buffered.fetch_add(n, Ordering::AcqRel) + n;
-        if held > HIGH_WATER && ctx.channel().is_auto_read() {
-            ctx.channel().set_auto_read(false);
-        }
+        self.budget.add(n, ctx.channel());
         // The reader may be gone (it dropped the body): the connection is
         // then closed by its drop; nothing to do here.
         let _ = self.tx.send(Event::Part(part));

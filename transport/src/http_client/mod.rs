@@ -36,7 +36,6 @@ mod forward;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,7 +43,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, Uri};
 use tokio::sync::mpsc;
 use weft_codec::http::{response_keeps_alive, BodyKind, HttpClientCodec, HttpResponseIn};
-use weft_core::{Channel, Error, ErrorKind, Msg};
+use weft_core::{Channel, Error, ErrorKind, Msg, ReadBudget};
 
 use crate::{Bootstrap, ChannelOptions};
 pub use body::Body;
@@ -59,7 +58,7 @@ pub const DEFAULT_MAX_BODY: usize = 64 * 1024 * 1024;
 struct Conn {
     channel: Channel,
     rx: mpsc::UnboundedReceiver<Event>,
-    buffered: forward::Buffered,
+    budget: ReadBudget,
     key: String,
 }
 
@@ -303,10 +302,10 @@ impl HttpClient {
 
     async fn connect(&self, key: &str) -> Result<Conn, Error> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let buffered: forward::Buffered = Arc::new(AtomicUsize::new(0));
+        let budget = ReadBudget::new(forward::HIGH_WATER, forward::LOW_WATER);
         let fwd = Mutex::new(Some(Forward {
             tx,
-            buffered: buffered.clone(),
+            budget: budget.clone(),
         }));
         let channel = self
             .bootstrap
@@ -325,7 +324,7 @@ impl HttpClient {
         Ok(Conn {
             channel,
             rx,
-            buffered,
+            budget,
             key: key.to_string(),
         })
     }
