@@ -194,7 +194,7 @@ sc_hello() {
   w=$(start weft-hello 19160 "$ROOT/target/release/http-hello" --addr 127.0.0.1:19160 --threads 1)
   h=$(start hyper 19161 "$T/rust/release/hyper-hello" 19161)
   a=$(start actix-web 19162 "$T/rust/release/actix-hello" 19162)
-  x=$(start nginx-hello 19163 sh "$PEERS/nginx/hello.sh" 19163 1)
+  x=$(start nginx-hello 19163 sh "$PEERS/nginx/run.sh" 19163 "$FILES" 1 hello)
   xw=$(ps -o pid= --ppid "$x" | head -1 | tr -d ' '); [ -n "$xw" ] || xw=$x
   local pl="$WORK/wrk.sh -t1 -c256 -d${WRK_SECS}s -s $PEERS/bench/pipeline.lua"
   ab "plaintext c256 p16" "rps server_cpu" weft "$w" "$pl http://127.0.0.1:19160/plaintext" hyper "$h" "$pl http://127.0.0.1:19161/plaintext"

@@ -1,12 +1,14 @@
 #!/bin/sh
-# usage: run.sh PORT [DIR=/tmp/peers-files] [WORKERS=1]
+# usage: run.sh PORT [DIR=/tmp/peers-files] [WORKERS=1] [files|hello]
 #
-# nginx serving DIR on 127.0.0.1:PORT in the foreground (stop it with kill on its master PID, or
-# the PID in /tmp/peers-nginx-PORT/nginx.pid), configured as one serves static files fast:
-# sendfile on, tcp_nopush on, no access log, keep-alive on. Its configuration and temporary
-# files live in /tmp/peers-nginx-PORT.
+# nginx on 127.0.0.1:PORT in the foreground (stop it with kill on its master PID, or the PID in
+# /tmp/peers-nginx-PORT/nginx.pid). `files` (the default) serves DIR as one serves static files
+# fast: sendfile on, tcp_nopush on, no access log, keep-alive on. `hello` answers /plaintext with
+# `return 200 'Hello, World!'` (text/plain): the fastest nginx answers a request, for the
+# TechEmpower-style comparison. Its configuration and temporary files live in
+# /tmp/peers-nginx-PORT.
 set -eu
-port=$1 dir=${2:-/tmp/peers-files} workers=${3:-1}
+port=$1 dir=${2:-/tmp/peers-files} workers=${3:-1} mode=${4:-files}
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 base=/tmp/peers-nginx-$port
 mkdir -p "$base"
@@ -32,6 +34,7 @@ http {
         listen 127.0.0.1:$port;
         root $dir;
         location / { }
+        $( [ "$mode" = hello ] && echo "location = /plaintext { default_type text/plain; return 200 'Hello, World!'; }" )
     }
 }
 CONF
