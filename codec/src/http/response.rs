@@ -212,6 +212,15 @@ impl FullBody {
         }
     }
 
+    /// Whether a message is a full response ([`from_msg`](FullBody::from_msg)
+    /// would take it).
+    pub(crate) fn is_full(msg: &Msg) -> bool {
+        msg.is::<Response<()>>()
+            || msg.is::<Response<Bytes>>()
+            || msg.is::<Response<CompositeBytes>>()
+            || msg.is::<Response<FileRegion>>()
+    }
+
     /// Takes a full response out of a message, or gives the message back.
     pub(crate) fn from_msg(msg: Msg) -> Result<Response<FullBody>, Msg> {
         let msg = match msg.downcast::<Response<()>>() {

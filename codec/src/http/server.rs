@@ -251,7 +251,7 @@ impl Handler for HttpServerCodec {
             }
             return write_parts(ctx, encode_chunk(msg, streaming), promise);
         }
-        if self.ended && is_answer(&msg) {
+        if self.ended && (msg.is::<HttpResponsePart>() || FullBody::is_full(&msg)) {
             let err = weft_core::Error::closed();
             tracing::debug!("an answer after the connection's last one is dropped");
             return crate::encoder::fail_write(ctx, err, promise);
@@ -299,15 +299,6 @@ impl Handler for HttpServerCodec {
             drop(ctx.shutdown_output());
         }
     }
-}
-
-/// Whether a message is (the start of) an HTTP answer.
-fn is_answer(msg: &Msg) -> bool {
-    msg.is::<HttpResponsePart>()
-        || msg.is::<http::Response<()>>()
-        || msg.is::<http::Response<bytes::Bytes>>()
-        || msg.is::<http::Response<weft_core::CompositeBytes>>()
-        || msg.is::<http::Response<weft_core::FileRegion>>()
 }
 
 impl fmt::Debug for HttpServerCodec {
