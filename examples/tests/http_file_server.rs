@@ -389,3 +389,42 @@ fn curl_compressed_gets_coded_answers() {
     ]);
     assert!(!head.contains("content-encoding"), "{head}");
 }
+
+/// A client that half-closes in the middle of its upload: the upload is
+/// dropped (no file, no temporary left), and the connection ends.
+#[test]
+fn an_upload_cut_short_by_a_half_close_leaves_nothing() {
+    let up = TempDir::new("http-up-half");
+    let server = start(
+        EXE,
+        &[
+            "--root",
+            up.0.to_str().unwrap(),
+            "--upload",
+            up.0.to_str().unwrap(),
+        ],
+    );
+    let mut sock = std::net::TcpStream::connect(&server.addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    sock.write_all(b"PUT /half.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        .unwrap();
+    sock.write_all(&random_bytes(2, 300_000)).unwrap();
+    sock.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    let _ = sock.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "no answer to half a request: {rest:?}");
+    // The writer thread removes its temporary once it sees the end.
+    let mut names = Vec::new();
+    for _ in 0..500 {
+        names = std::fs::read_dir(&up.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        if names.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(names.is_empty(), "left behind: {names:?}");
+}
