@@ -2,7 +2,7 @@
 //! Unix streams, through their readiness API (not `AsyncRead`/`AsyncWrite`),
 //! so that the driver can pick `writev` or `sendfile` per entry.
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::task::{Context, Poll};
 
@@ -17,7 +17,6 @@ pub(crate) trait Stream: AsFd + AsRawFd + Send + Sync + 'static {
     fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize>;
     fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
-    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
     fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
     fn addresses(&self) -> (Option<Address>, Option<Address>);
     /// Whether `send(MSG_MORE)` means something on this socket (TCP).
@@ -63,9 +62,6 @@ macro_rules! impl_stream {
             }
             fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
                 <$t>::try_write(self, buf)
-            }
-            fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-                <$t>::try_write_vectored(self, bufs)
             }
             fn try_io<R>(
                 &self,

@@ -1,6 +1,7 @@
 //! Zero-copy, proved with strace: a FileRegion leaves with `sendfile` and
 //! the file is never `read`; a flushed 3-chunk composite leaves in one
-//! `writev` with 3 slices.
+//! `writev` with 3 slices; two messages adjacent in memory leave as one
+//! slice of one `writev`.
 //!
 //! The parent test re-runs this test binary under `strace -f`, selecting
 //! the ignored child test, and reads the system calls it made.
@@ -17,6 +18,7 @@ use weft_transport::Bootstrap;
 
 const FILE_LEN: usize = 64 * 1024 * 1024;
 const CHUNKS: [usize; 3] = [1111, 2222, 3333];
+const ADJACENT: (usize, usize) = (4444, 5555);
 
 #[tokio::test(flavor = "current_thread")]
 #[ignore = "run by zero_copy_is_visible_in_strace under strace"]
@@ -42,9 +44,18 @@ async fn zero_copy_child() {
         ch.write_and_flush(region).await.unwrap();
         let c: CompositeBytes = CHUNKS.iter().map(|n| Bytes::from(vec![b'c'; *n])).collect();
         ch.write_and_flush(c).await.unwrap();
+        // Two messages split off one buffer: adjacent in memory, they leave
+        // as one segment of one writev.
+        let whole = Bytes::from(vec![b'a'; ADJACENT.0 + ADJACENT.1]);
+        let first = ch.write_with_promise(whole.slice(..ADJACENT.0));
+        ch.write_and_flush(whole.slice(ADJACENT.0..)).await.unwrap();
+        first.await.unwrap();
         ch.close().await.unwrap();
         let total = reader.await.unwrap();
-        assert_eq!(total, FILE_LEN + CHUNKS.iter().sum::<usize>());
+        assert_eq!(
+            total,
+            FILE_LEN + CHUNKS.iter().sum::<usize>() + ADJACENT.0 + ADJACENT.1
+        );
     })
     .await;
 }
@@ -133,6 +144,18 @@ fn zero_copy_is_visible_in_strace() {
     assert!(
         writev.contains("], 3)"),
         "the composite left in one writev of 3 slices: {writev}"
+    );
+
+    // One writev with one slice covering both adjacent messages.
+    let joined = ADJACENT.0 + ADJACENT.1;
+    let writev = text
+        .lines()
+        .filter(|l| l.contains("writev("))
+        .find(|l| l.contains(&format!("iov_len={joined}")))
+        .unwrap_or_else(|| panic!("no writev carried the adjacent messages as one:\n{text}"));
+    assert!(
+        writev.contains("], 1)"),
+        "two adjacent messages left as one slice: {writev}"
     );
 }
 

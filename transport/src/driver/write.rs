@@ -4,9 +4,10 @@
 //! Contract:
 //! - consecutive byte entries (`Bytes`, `CompositeBytes`) go out in one
 //!   `writev` of at most [`IOV_MAX`] slices, a single slice with a plain
-//!   `write` ([`Writer::write_gathered`]); a header followed by a file is
-//!   sent with `MSG_MORE` on TCP, so that it shares a segment with the
-//!   file's first bytes;
+//!   `write` ([`Writer::write_gathered`]); slices adjacent in memory (pieces
+//!   split off one buffer) travel as one `iovec`, without a copy; a header
+//!   followed by a file is sent with `MSG_MORE` on TCP, so that it shares a
+//!   segment with the file's first bytes;
 //! - a `FileRegion` goes out with `sendfile` from its current position, in
 //!   steps of at most [`SENDFILE_STEP`] bytes ([`Writer::write_sendfile`]);
 //!   `sendfile` returning 0 before the region's end means the file shrank:
@@ -32,6 +33,7 @@ use weft_core::transport::{OutboundBuffer, Transport};
 use weft_core::{Error, FileRegion, Msg};
 
 use crate::stream::Stream;
+use nix::libc;
 
 /// Most slices in one `writev` (Linux's IOV_MAX; 1025 gives EINVAL).
 pub(crate) const IOV_MAX: usize = 1024;
@@ -181,11 +183,13 @@ impl Writer {
         } else if slices <= SMALL_IOV {
             let mut iov = [IoSlice::new(&[]); SMALL_IOV];
             let (n, total) = ob.gather(&mut iov);
-            stream.try_write_vectored(&iov[..n]).map(|k| (k, total))
+            let mut raw = [EMPTY_IOVEC; SMALL_IOV];
+            writev_merged(stream, &iov[..n], &mut raw).map(|k| (k, total))
         } else {
             let mut iov = vec![IoSlice::new(&[]); IOV_MAX];
             let (n, total) = ob.gather(&mut iov);
-            stream.try_write_vectored(&iov[..n]).map(|k| (k, total))
+            let mut raw = vec![EMPTY_IOVEC; IOV_MAX];
+            writev_merged(stream, &iov[..n], &mut raw).map(|k| (k, total))
         };
         let step = io_step(r)?;
         if let Step::Wrote(k) | Step::Short(k) = step {
@@ -263,6 +267,61 @@ impl Writer {
 }
 
 /// The front entry's region (the caller matched it).
+const EMPTY_IOVEC: libc::iovec = libc::iovec {
+    iov_base: std::ptr::null_mut(),
+    iov_len: 0,
+};
+
+/// Writes `iov` with one `writev`, passing slices that continue one another
+/// in memory as one segment: an encoder that appends its messages to one
+/// buffer and splits each off (the HTTP server codec does) produces such
+/// runs, and the kernel then copies one long segment instead of many short
+/// ones. Nothing is copied here; `raw` is scratch space at least as long as
+/// `iov`.
+#[allow(unsafe_code)]
+fn writev_merged<S: Stream>(
+    stream: &S,
+    iov: &[IoSlice<'_>],
+    raw: &mut [libc::iovec],
+) -> io::Result<usize> {
+    let n = merge_adjacent(iov, raw);
+    stream.try_io(Interest::WRITABLE, || {
+        // SAFETY: `raw[..n]` describes memory borrowed from `iov`, whose
+        // slices stay alive and unchanged for this call; merged entries
+        // span two or more slices that are adjacent in memory, so every
+        // byte they cover belongs to one of the borrowed slices. The kernel
+        // only reads it. `n` is at most IOV_MAX.
+        let r = unsafe { libc::writev(stream.as_raw_fd(), raw.as_ptr(), n as libc::c_int) };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r as usize)
+        }
+    })
+}
+
+/// Copies `iov` into `raw` as `iovec`s, joining each slice that starts where
+/// the previous one ends; returns how many entries it used.
+fn merge_adjacent(iov: &[IoSlice<'_>], raw: &mut [libc::iovec]) -> usize {
+    let mut n = 0;
+    for s in iov {
+        let base = s.as_ptr() as usize;
+        if n > 0 {
+            let prev = &mut raw[n - 1];
+            if prev.iov_base as usize + prev.iov_len == base {
+                prev.iov_len += s.len();
+                continue;
+            }
+        }
+        raw[n] = libc::iovec {
+            iov_base: s.as_ptr() as *mut libc::c_void,
+            iov_len: s.len(),
+        };
+        n += 1;
+    }
+    n
+}
+
 fn front_region(ob: &mut OutboundBuffer) -> &mut FileRegion {
     match ob.front_mut().map(|e| &mut e.msg) {
         Some(Msg::File(r)) => r,
@@ -301,4 +360,43 @@ fn unsupported(u: &dyn weft_core::AnyMsg) -> Error {
     };
     tracing::warn!(msg_type = name, "user message reached the transport");
     Error::unsupported_message(name, hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adjacent_slices_of_one_buffer_become_one_segment() {
+        let whole = Bytes::from(vec![7u8; 300]);
+        let (a, b, c) = (
+            whole.slice(..100),
+            whole.slice(100..250),
+            whole.slice(250..),
+        );
+        let other = Bytes::from(vec![1u8; 10]);
+        let iov = [
+            IoSlice::new(&a),
+            IoSlice::new(&b),
+            IoSlice::new(&other),
+            IoSlice::new(&c),
+        ];
+        let mut raw = [EMPTY_IOVEC; 4];
+        let n = merge_adjacent(&iov, &mut raw);
+        assert_eq!(n, 3, "a and b join; other and c do not touch");
+        assert_eq!(raw[0].iov_base as usize, a.as_ptr() as usize);
+        assert_eq!(raw[0].iov_len, 250);
+        assert_eq!(raw[1].iov_len, 10);
+        assert_eq!(raw[2].iov_base as usize, c.as_ptr() as usize);
+        assert_eq!(raw[2].iov_len, 50);
+    }
+
+    #[test]
+    fn slices_out_of_order_stay_apart() {
+        let whole = Bytes::from(vec![7u8; 200]);
+        let (a, b) = (whole.slice(..100), whole.slice(100..));
+        let iov = [IoSlice::new(&b), IoSlice::new(&a)];
+        let mut raw = [EMPTY_IOVEC; 2];
+        assert_eq!(merge_adjacent(&iov, &mut raw), 2);
+    }
 }
