@@ -134,6 +134,39 @@ impl Cumulation {
         }
     }
 
+    /// The unconsumed bytes as one `Bytes` sharing the buffer (a reference,
+    /// not a copy): a decoder can parse it, slice what it keeps out of it,
+    /// then [`advance`](Cumulation::advance) past what it consumed. A
+    /// buffer being filled is frozen for this; while such slices live, the
+    /// next [`push`](Cumulation::push) copies the unconsumed tail once, as
+    /// it would after a [`split_to`](Cumulation::split_to).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use weft_codec::Cumulation;
+    ///
+    /// let read = Bytes::from_static(b"key=value;rest");
+    /// let mut c = Cumulation::new();
+    /// c.push(read.clone());
+    /// let all = c.bytes();
+    /// let value = all.slice(4..9);
+    /// c.advance(10);
+    /// assert_eq!(value, "value");
+    /// assert_eq!(value.as_ptr(), read[4..].as_ptr());
+    /// assert_eq!(&c[..], b"rest");
+    /// ```
+    pub fn bytes(&mut self) -> Bytes {
+        match &mut self.inner {
+            Inner::Empty => Bytes::new(),
+            Inner::Frozen(b) => b.clone(),
+            Inner::Mut(m) => {
+                let b = std::mem::take(m).freeze();
+                self.inner = Inner::Frozen(b.clone());
+                b
+            }
+        }
+    }
+
     /// Takes everything that is left.
     pub fn take_all(&mut self) -> Bytes {
         match std::mem::take(&mut self.inner) {

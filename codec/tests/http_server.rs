@@ -147,6 +147,46 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn answers_written_between_flushes_lie_side_by_side_in_memory() {
+    // The app answers every head and flushes once per read, as a
+    // pipelining server does: the transport can then send the batch as
+    // one segment, and nothing was copied to join it.
+    let app = from_fn(|ctx: &mut Context<'_>, part: HttpRequestPart| {
+        if let HttpRequestPart::Head { request, .. } = part {
+            let body = Bytes::from(format!("hello {}", request.uri().path()));
+            ctx.write(Msg::user(Response::new(body)));
+        }
+    });
+    let mut ch = EmbeddedChannel::builder()
+        .add_last("http", HttpServerCodec::new())
+        .add_last("app", app)
+        .build();
+    ch.write_inbound(
+        &b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+    );
+    ch.pipeline_mut().flush();
+    ch.run_pending_tasks();
+    let answers: Vec<Bytes> = std::iter::from_fn(|| ch.read_outbound::<Bytes>()).collect();
+    assert_eq!(answers.len(), 3);
+    for (i, pair) in answers.windows(2).enumerate() {
+        assert_eq!(
+            pair[0].as_ptr() as usize + pair[0].len(),
+            pair[1].as_ptr() as usize,
+            "answer {} begins where answer {} ends",
+            i + 2,
+            i + 1
+        );
+    }
+    assert!(text(&answers[2]).ends_with("hello /3"));
+    // After the flush a new batch starts in a buffer of its own.
+    ch.write_inbound(&b"GET /4 HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+    ch.pipeline_mut().flush();
+    ch.run_pending_tasks();
+    let fourth = ch.read_outbound::<Bytes>().unwrap();
+    assert!(text(&fourth).ends_with("hello /4"));
+}
+
+#[test]
 fn the_in_flight_bound_holds_requests_back_until_answers_complete() {
     // An application that answers nothing by itself.
     let (mut ch, seen) = server(HttpServerCodec::new().max_in_flight(2), |_, _| Vec::new());

@@ -53,13 +53,14 @@ fn with_slots<'b, R>(n: usize, f: impl FnOnce(&mut [MaybeUninit<httparse::Header
 
 /// Parses the head at the front of `src` and, when it is complete and
 /// valid, takes it out of `src`: `Ok(None)` when it is not complete yet
-/// (and within its limits). The request's target and field values are
-/// slices of the received bytes, not copies.
+/// (and within its limits). One pass over the received bytes: the request's
+/// target and field values are slices of them, not copies.
 pub(crate) fn parse_request_head(
     src: &mut Cumulation,
     limits: &HeadLimits,
 ) -> Result<Option<Request<()>>, HttpError> {
-    let buf: &[u8] = src;
+    let all = src.bytes();
+    let buf: &[u8] = &all;
     // The request line first, so that an over-long target is a 414 even
     // when the rest of the head is not there yet.
     let line_end = buf.iter().position(|&c| c == b'\n');
@@ -72,38 +73,32 @@ pub(crate) fn parse_request_head(
             ),
         ));
     }
-    // First pass: where the head ends, or why it is refused.
-    let status = with_slots(limits.max_headers, |slots| {
+    let parsed = with_slots(limits.max_headers, |slots| {
         let mut req = httparse::Request::new(&mut []);
-        req.parse_with_uninit_headers(buf, slots)
-    })
-    .map_err(|e| map_httparse(e, buf))?;
-    let Some(len) = head_end(status, buf, limits.max_head, "request")? else {
-        return Ok(None);
-    };
-    // Second pass over the head taken out as `Bytes`: what it holds is
-    // sliced from it, not copied.
-    let head = src.split_to(len);
-    with_slots(limits.max_headers, |slots| {
-        let mut req = httparse::Request::new(&mut []);
-        match req.parse_with_uninit_headers(&head, slots) {
-            Ok(httparse::Status::Complete(_)) => build_request(&req, &head),
-            _ => Err(reparse_error()),
+        let status = req
+            .parse_with_uninit_headers(buf, slots)
+            .map_err(|e| map_httparse(e, buf))?;
+        match head_end(status, buf, limits.max_head, "request")? {
+            Some(len) => Ok(Some((build_request(&req, &all)?, len))),
+            None => Ok(None),
         }
-    })
-    .map(Some)
+    })?;
+    Ok(parsed.map(|(request, len)| {
+        src.advance(len);
+        request
+    }))
 }
 
-/// The `http::Request` of a parsed head, sharing `head`'s bytes.
-fn build_request(req: &httparse::Request<'_, '_>, head: &Bytes) -> Result<Request<()>, HttpError> {
+/// The `http::Request` of a parsed head, sharing the bytes of `all`.
+fn build_request(req: &httparse::Request<'_, '_>, all: &Bytes) -> Result<Request<()>, HttpError> {
     let version = version_of(req.version);
     let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| HttpError::new(HttpErrorKind::RequestLine, "a malformed method"))?;
     let target = req.path.unwrap_or_default();
-    let uri = Uri::from_maybe_shared(head.slice_ref(target.as_bytes()))
+    let uri = Uri::from_maybe_shared(all.slice_ref(target.as_bytes()))
         .map_err(|_| HttpError::new(HttpErrorKind::RequestLine, "a malformed request target"))?;
-    let map = fields(req.headers, head)?;
-    check_host(version, &map)?;
+    let map = fields(req.headers, all)?;
+    check_host(version, &map, all)?;
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -112,7 +107,7 @@ fn build_request(req: &httparse::Request<'_, '_>, head: &Bytes) -> Result<Reques
     Ok(request)
 }
 
-/// Where a head ends, once the first pass says it is complete and it is
+/// Where a head ends, once the parser says it is complete and it is
 /// within `max_head` and its line endings are strict; `Ok(None)` while it
 /// is incomplete and within the limit.
 fn head_end(
@@ -159,18 +154,10 @@ fn version_of(minor: Option<u8>) -> Version {
     }
 }
 
-/// An error of the second pass, which parses what the first accepted.
-fn reparse_error() -> HttpError {
-    HttpError::new(
-        HttpErrorKind::RequestLine,
-        "the head did not parse twice alike",
-    )
-}
-
 /// Parses the response head at the front of `src` (the client side) and,
 /// when complete and valid, takes it out of `src`: `Ok(None)` when it is
 /// not complete yet and within `max_head`. The same line-ending and field
-/// rules as requests, the same two passes (values sliced, not copied); the
+/// rules as requests, the same single pass (values sliced, not copied); the
 /// status line is `HTTP-version SP 3DIGIT SP [reason] CRLF`.
 pub(crate) fn parse_response_head(
     src: &mut Cumulation,
@@ -178,12 +165,33 @@ pub(crate) fn parse_response_head(
     max_headers: usize,
 ) -> Result<Option<Response<()>>, HttpError> {
     let config = httparse::ParserConfig::default();
-    let buf: &[u8] = src;
-    let status = with_slots(max_headers, |slots| {
+    let all = src.bytes();
+    let buf: &[u8] = &all;
+    let parsed = with_slots(max_headers, |slots| {
         let mut resp = httparse::Response::new(&mut []);
-        config.parse_response_with_uninit_headers(&mut resp, buf, slots)
-    })
-    .map_err(|e| match e {
+        let status = config
+            .parse_response_with_uninit_headers(&mut resp, buf, slots)
+            .map_err(map_response_error)?;
+        let Some(len) = head_end(status, buf, max_head, "response")? else {
+            return Ok(None);
+        };
+        let version = version_of(resp.version);
+        let status = StatusCode::from_u16(resp.code.unwrap_or_default())
+            .map_err(|_| HttpError::new(HttpErrorKind::StatusLine, "a status code out of range"))?;
+        let mut response = Response::new(());
+        *response.status_mut() = status;
+        *response.version_mut() = version;
+        *response.headers_mut() = fields(resp.headers, &all)?;
+        Ok(Some((response, len)))
+    })?;
+    Ok(parsed.map(|(response, len)| {
+        src.advance(len);
+        response
+    }))
+}
+
+fn map_response_error(e: httparse::Error) -> HttpError {
+    match e {
         httparse::Error::TooManyHeaders => {
             HttpError::new(HttpErrorKind::HeadersTooLarge, "too many header fields")
         }
@@ -194,26 +202,7 @@ pub(crate) fn parse_response_head(
             HttpError::new(HttpErrorKind::LineEnding, "a malformed line ending")
         }
         _ => HttpError::new(HttpErrorKind::StatusLine, format!("{e}")),
-    })?;
-    let Some(len) = head_end(status, buf, max_head, "response")? else {
-        return Ok(None);
-    };
-    let head = src.split_to(len);
-    with_slots(max_headers, |slots| {
-        let mut resp = httparse::Response::new(&mut []);
-        match config.parse_response_with_uninit_headers(&mut resp, &head, slots) {
-            Ok(httparse::Status::Complete(_)) => {}
-            _ => return Err(reparse_error()),
-        }
-        let version = version_of(resp.version);
-        let status = StatusCode::from_u16(resp.code.unwrap_or_default())
-            .map_err(|_| HttpError::new(HttpErrorKind::StatusLine, "a status code out of range"))?;
-        let mut response = Response::new(());
-        *response.status_mut() = status;
-        *response.version_mut() = version;
-        *response.headers_mut() = fields(resp.headers, &head)?;
-        Ok(Some(response))
-    })
+    }
 }
 
 fn map_httparse(e: httparse::Error, buf: &[u8]) -> HttpError {
@@ -250,25 +239,46 @@ fn map_httparse(e: httparse::Error, buf: &[u8]) -> HttpError {
     }
 }
 
-/// Every LF is preceded by CR, and every CR followed by LF.
+/// Every LF is preceded by CR, and every CR followed by LF. Eight bytes
+/// at a time: a word without either byte (most of a head) is skipped whole.
 fn check_line_endings(head: &[u8]) -> Result<(), HttpError> {
-    for (i, &c) in head.iter().enumerate() {
-        let ok = match c {
-            b'\n' => i > 0 && head[i - 1] == b'\r',
-            b'\r' => head.get(i + 1) == Some(&b'\n'),
-            _ => true,
-        };
-        if !ok {
-            return Err(HttpError::new(
-                HttpErrorKind::LineEnding,
-                "a line ends with a lone LF or a bare CR",
-            ));
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Whether some byte of `w` is zero (the classic bit trick: exact for
+    // "any", which is all that is asked).
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
+    let mut i = 0;
+    while i < head.len() {
+        if let Some(word) = head.get(i..i + 8) {
+            let w = u64::from_ne_bytes(word.try_into().expect("eight bytes"));
+            if !has_zero(w ^ (ONES * u64::from(b'\n'))) && !has_zero(w ^ (ONES * u64::from(b'\r')))
+            {
+                i += 8;
+                continue;
+            }
         }
+        let end = (i + 8).min(head.len());
+        for j in i..end {
+            let ok = match head[j] {
+                b'\n' => j > 0 && head[j - 1] == b'\r',
+                b'\r' => head.get(j + 1) == Some(&b'\n'),
+                _ => true,
+            };
+            if !ok {
+                return Err(HttpError::new(
+                    HttpErrorKind::LineEnding,
+                    "a line ends with a lone LF or a bare CR",
+                ));
+            }
+        }
+        i = end;
     }
     Ok(())
 }
 
-fn check_host(version: Version, headers: &HeaderMap) -> Result<(), HttpError> {
+/// Exactly one valid `Host` in HTTP/1.1, at most one in HTTP/1.0; the
+/// value (a slice of `all`) is checked as an authority without a copy.
+fn check_host(version: Version, headers: &HeaderMap, all: &Bytes) -> Result<(), HttpError> {
     let mut hosts = headers.get_all(HOST).iter();
     let first = hosts.next();
     if hosts.next().is_some() {
@@ -284,7 +294,7 @@ fn check_host(version: Version, headers: &HeaderMap) -> Result<(), HttpError> {
         )),
         None => Ok(()),
         Some(v) if v.is_empty() => Ok(()),
-        Some(v) => match Authority::try_from(v.as_bytes()) {
+        Some(v) => match Authority::from_maybe_shared(all.slice_ref(v.as_bytes())) {
             Ok(a) if a.as_str().contains('@') => Err(HttpError::new(
                 HttpErrorKind::Host,
                 "Host carries user information",
@@ -295,5 +305,45 @@ fn check_host(version: Version, headers: &HeaderMap) -> Result<(), HttpError> {
                 "Host is not a valid authority",
             )),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn naive(head: &[u8]) -> bool {
+        head.iter().enumerate().all(|(i, &c)| match c {
+            b'\n' => i > 0 && head[i - 1] == b'\r',
+            b'\r' => head.get(i + 1) == Some(&b'\n'),
+            _ => true,
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn line_endings_word_at_a_time_agree_with_byte_at_a_time(
+            head in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'\r'), Just(b'\n')], 0..48)
+        ) {
+            prop_assert_eq!(check_line_endings(&head).is_ok(), naive(&head));
+        }
+    }
+
+    #[test]
+    fn a_lone_lf_or_bare_cr_is_found_at_every_offset() {
+        for len in 1..40 {
+            for at in 0..len {
+                for bad in [b'\n', b'\r'] {
+                    let mut head = vec![b'x'; len];
+                    head[at] = bad;
+                    assert!(check_line_endings(&head).is_err(), "{len} {at} {bad}");
+                }
+                let mut ok = vec![b'x'; len + 1];
+                ok[at] = b'\r';
+                ok[at + 1] = b'\n';
+                assert!(check_line_endings(&ok).is_ok(), "{len} {at}");
+            }
+        }
     }
 }

@@ -18,7 +18,6 @@
 //!   thread) and, when the connection ends after it, `Connection: close`.
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -138,47 +137,128 @@ pub(crate) fn date_now() -> HeaderValue {
 /// combining); larger bodies are joined by reference.
 const COPY_BODY_MAX: usize = 1024;
 
-/// Writes the status line and the headers, then `tail` (a small body).
-fn head_bytes(
-    status: StatusCode,
-    headers: &HeaderMap,
-    extra: &[(&str, &[u8])],
-    tail: &[u8],
-) -> Bytes {
-    let mut b = BytesMut::with_capacity(128 + headers.len() * 40 + tail.len());
-    let reason = status.canonical_reason().unwrap_or("");
-    let _ = write!(b, "HTTP/1.1 {} {reason}\r\n", status.as_str());
-    put_fields(&mut b, headers);
-    for (name, value) in extra {
-        b.put_slice(name.as_bytes());
-        b.put_slice(b": ");
-        b.put_slice(value);
-        b.put_slice(b"\r\n");
+/// The least a fresh encode buffer holds: room for a batch of small answers.
+const ENCODE_CHUNK: usize = 4096;
+
+/// Where a connection's answers are encoded.
+///
+/// Heads (and small bodies) are appended to one buffer and each answer is
+/// split off it as a `Bytes`, so answers written in a row lie side by side
+/// in memory and the transport sends a pipelined batch as one segment,
+/// without copying. The buffer is let go at each flush (the answers keep it
+/// alive until they are written), so an idle connection holds none. The
+/// `Date` value is looked up once per batch (a read or a flush begins one),
+/// not once per answer.
+#[derive(Debug, Default)]
+pub(crate) struct HeadWriter {
+    buf: BytesMut,
+    date: Option<HeaderValue>,
+}
+
+/// Fields the encoder adds after the application's.
+#[derive(Default)]
+struct Added {
+    date: bool,
+    connection: Option<&'static [u8]>,
+    length: Option<u64>,
+}
+
+impl HeadWriter {
+    /// A read begins a batch of answers: look at the clock again.
+    pub(crate) fn new_batch(&mut self) {
+        self.date = None;
     }
+
+    /// A flush ends a batch: let the buffer go, look at the clock again.
+    pub(crate) fn end_batch(&mut self) {
+        self.buf = BytesMut::new();
+        self.date = None;
+    }
+
+    /// The fields the encoder adds to `headers` for `req`: `Date` unless
+    /// present, `Connection` when the connection ends after this answer (or
+    /// stays open for an HTTP/1.0 client).
+    fn added(headers: &HeaderMap, req: &RequestInfo) -> Added {
+        let connection = if req.last && !headers.contains_key(CONNECTION) {
+            Some(&b"close"[..])
+        } else if !req.last && req.version == Version::HTTP_10 {
+            Some(&b"keep-alive"[..])
+        } else {
+            None
+        };
+        Added {
+            date: !headers.contains_key(DATE),
+            connection,
+            length: None,
+        }
+    }
+
+    /// Writes the status line, the headers, the added fields and the blank
+    /// line, then `tail` (a small body), and splits it all off.
+    fn head(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        added: Added,
+        tail: &[u8],
+    ) -> Bytes {
+        let date = match (&self.date, added.date) {
+            (_, false) => None,
+            (Some(d), true) => Some(d.clone()),
+            (None, true) => {
+                let d = date_now();
+                self.date = Some(d.clone());
+                Some(d)
+            }
+        };
+        let reason = status.canonical_reason().unwrap_or("");
+        let need = 64
+            + reason.len()
+            + headers
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len() + 4)
+                .sum::<usize>()
+            + tail.len();
+        if self.buf.capacity() < need {
+            self.buf.reserve(need.max(ENCODE_CHUNK));
+        }
+        let b = &mut self.buf;
+        b.put_slice(b"HTTP/1.1 ");
+        b.put_slice(status.as_str().as_bytes());
+        b.put_u8(b' ');
+        b.put_slice(reason.as_bytes());
+        b.put_slice(b"\r\n");
+        put_fields(b, headers);
+        if let Some(d) = date {
+            put_field(b, b"date", d.as_bytes());
+        }
+        if let Some(c) = added.connection {
+            put_field(b, b"connection", c);
+        }
+        if let Some(n) = added.length {
+            put_field(
+                b,
+                b"content-length",
+                itoa::Buffer::new().format(n).as_bytes(),
+            );
+        }
+        b.put_slice(b"\r\n");
+        b.put_slice(tail);
+        b.split().freeze()
+    }
+}
+
+fn put_field(b: &mut BytesMut, name: &[u8], value: &[u8]) {
+    b.put_slice(name);
+    b.put_slice(b": ");
+    b.put_slice(value);
     b.put_slice(b"\r\n");
-    b.put_slice(tail);
-    b.freeze()
 }
 
 /// Writes `name: value` lines (a header section or a trailer section).
 pub(crate) fn put_fields(b: &mut BytesMut, fields: &HeaderMap) {
     for (name, value) in fields {
-        b.put_slice(name.as_str().as_bytes());
-        b.put_slice(b": ");
-        b.put_slice(value.as_bytes());
-        b.put_slice(b"\r\n");
-    }
-}
-
-/// Fills in `Date` and `Connection: close` as needed.
-fn complete_headers(headers: &mut HeaderMap, req: &RequestInfo) {
-    if !headers.contains_key(DATE) {
-        headers.insert(DATE, date_now());
-    }
-    if req.last && !headers.contains_key(CONNECTION) {
-        headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    } else if !req.last && req.version == Version::HTTP_10 {
-        headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
+        put_field(b, name.as_str().as_bytes(), value.as_bytes());
     }
 }
 
@@ -242,57 +322,59 @@ impl FullBody {
     }
 }
 
-/// Encodes a full response; the messages to write, in order.
-pub(crate) fn encode_full(resp: Response<FullBody>, req: &RequestInfo) -> Vec<Msg> {
-    let (mut parts, body) = resp.into_parts();
-    complete_headers(&mut parts.headers, req);
+/// Encodes a full response; the messages to write, in order (the head,
+/// then a file body apart).
+pub(crate) fn encode_full(
+    w: &mut HeadWriter,
+    resp: Response<FullBody>,
+    req: &RequestInfo,
+) -> (Msg, Option<Msg>) {
+    let (parts, body) = resp.into_parts();
+    let mut added = HeadWriter::added(&parts.headers, req);
     let allowed = body_allowed(req, parts.status);
-    let len_value;
-    let mut extra: Vec<(&str, &[u8])> = Vec::new();
     if !parts.headers.contains_key(CONTENT_LENGTH)
         && parts.status != StatusCode::NO_CONTENT
         && !parts.status.is_informational()
         && (allowed || parts.status != StatusCode::NOT_MODIFIED)
     {
-        len_value = body.len().to_string();
-        extra.push(("content-length", len_value.as_bytes()));
+        added.length = Some(body.len());
     }
     if !allowed {
-        return vec![Msg::Bytes(head_bytes(
-            parts.status,
-            &parts.headers,
-            &extra,
-            &[],
-        ))];
+        return (
+            Msg::Bytes(w.head(parts.status, &parts.headers, added, &[])),
+            None,
+        );
     }
     if let FullBody::Bytes(b) = &body {
         if b.len() <= COPY_BODY_MAX {
-            return vec![Msg::Bytes(head_bytes(
-                parts.status,
-                &parts.headers,
-                &extra,
-                b,
-            ))];
+            return (
+                Msg::Bytes(w.head(parts.status, &parts.headers, added, b)),
+                None,
+            );
         }
     }
-    let head = head_bytes(parts.status, &parts.headers, &extra, &[]);
+    let head = w.head(parts.status, &parts.headers, added, &[]);
     match body {
-        FullBody::Empty => vec![Msg::Bytes(head)],
+        FullBody::Empty => (Msg::Bytes(head), None),
         FullBody::Bytes(b) => {
             let mut c = CompositeBytes::from(head);
             c.push(b);
-            vec![Msg::Composite(c)]
+            (Msg::Composite(c), None)
         }
         FullBody::Composite(mut c) => {
             c.push_front(head);
-            vec![Msg::Composite(c)]
+            (Msg::Composite(c), None)
         }
-        FullBody::File(f) => vec![Msg::Bytes(head), Msg::File(f)],
+        FullBody::File(f) => (Msg::Bytes(head), Some(Msg::File(f))),
     }
 }
 
 /// Encodes a streamed response's head; the framing of what follows.
-pub(crate) fn encode_stream_head(resp: Response<()>, req: &mut RequestInfo) -> (Bytes, Streaming) {
+pub(crate) fn encode_stream_head(
+    w: &mut HeadWriter,
+    resp: Response<()>,
+    req: &mut RequestInfo,
+) -> (Bytes, Streaming) {
     let (mut parts, ()) = resp.into_parts();
     let allowed = body_allowed(req, parts.status);
     let known = parts.headers.contains_key(CONTENT_LENGTH);
@@ -311,11 +393,8 @@ pub(crate) fn encode_stream_head(resp: Response<()>, req: &mut RequestInfo) -> (
         req.last = true;
         Streaming::Raw
     };
-    complete_headers(&mut parts.headers, req);
-    (
-        head_bytes(parts.status, &parts.headers, &[], &[]),
-        streaming,
-    )
+    let added = HeadWriter::added(&parts.headers, req);
+    (w.head(parts.status, &parts.headers, added, &[]), streaming)
 }
 
 /// Frames one piece of a streamed body.

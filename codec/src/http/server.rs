@@ -31,7 +31,7 @@ use weft_core::{Context, Events, Handler, Msg, Promise};
 
 use super::request::HttpRequestDecoder;
 use super::response::{
-    encode_chunk, encode_end, encode_full, encode_stream_head, says_close, FullBody,
+    encode_chunk, encode_end, encode_full, encode_stream_head, says_close, FullBody, HeadWriter,
     HttpResponsePart, RequestInfo, Streaming,
 };
 use crate::encoder::write_parts;
@@ -74,6 +74,8 @@ pub struct HttpServerCodec {
     answer_invalid: bool,
     /// The connection's last answer is written: later ones are refused.
     ended: bool,
+    /// Where answers are encoded.
+    heads: HeadWriter,
 }
 
 impl Default for HttpServerCodec {
@@ -98,6 +100,7 @@ impl HttpServerCodec {
             shutdown_due: false,
             answer_invalid: true,
             ended: false,
+            heads: HeadWriter::default(),
         }
     }
 
@@ -153,7 +156,7 @@ impl HttpServerCodec {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        write_parts(ctx, encode_full(resp, &req), None);
+        write_full(ctx, encode_full(&mut self.heads, resp, &req), None);
         self.answered(ctx, &req);
         self.flush(ctx);
     }
@@ -204,6 +207,7 @@ impl Handler for HttpServerCodec {
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+        self.heads.new_batch();
         self.inbound.channel_read(ctx, msg);
         self.hold_reads_if_full(ctx);
         self.answer_invalid_in_turn(ctx);
@@ -264,7 +268,7 @@ impl Handler for HttpServerCodec {
                 if !interim && says_close(head.headers()) {
                     self.closing(&mut req);
                 }
-                let (bytes, streaming) = encode_stream_head(head, &mut req);
+                let (bytes, streaming) = encode_stream_head(&mut self.heads, head, &mut req);
                 if !interim {
                     self.streaming = Some((req, streaming));
                 }
@@ -283,7 +287,7 @@ impl Handler for HttpServerCodec {
                 if !interim && says_close(resp.headers()) {
                     self.closing(&mut req);
                 }
-                write_parts(ctx, encode_full(resp, &req), promise);
+                write_full(ctx, encode_full(&mut self.heads, resp, &req), promise);
                 if !interim {
                     self.answered(ctx, &req);
                 }
@@ -293,12 +297,18 @@ impl Handler for HttpServerCodec {
     }
 
     fn flush(&mut self, ctx: &mut Context<'_>) {
+        self.heads.end_batch();
         ctx.flush();
         if std::mem::take(&mut self.shutdown_due) {
             // Completes when the flushed answer is written; nobody waits.
             drop(ctx.shutdown_output());
         }
     }
+}
+
+/// Writes an encoded full response; the promise goes with its last part.
+fn write_full(ctx: &mut Context<'_>, (head, rest): (Msg, Option<Msg>), promise: Option<Promise>) {
+    write_parts(ctx, std::iter::once(head).chain(rest), promise);
 }
 
 impl fmt::Debug for HttpServerCodec {
