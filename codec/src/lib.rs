@@ -14,7 +14,10 @@
 //!   encoder goes into a pipeline unchanged (see `tokio_util_codec`);
 //! - with the `http` feature, HTTP/1.1: server and client codecs, the
 //!   aggregator, `Expect: 100-continue`, content compression — module
-//!   `http`, whose documentation opens with a ten-line HTTP service.
+//!   `http`, whose documentation opens with a ten-line HTTP service;
+//! - with the `websocket` feature, WebSocket: the server handshake that
+//!   swaps the HTTP handlers for a frame codec at run time — module
+//!   `websocket`.
 //!
 //! Every limit has a finite default, and every builder checks its options.
 //! Errors are `weft_core::Error`s with a kind (`TooLongFrame`,
@@ -36,6 +39,8 @@ mod message;
 mod string;
 #[cfg(feature = "tokio-util")]
 pub mod tokio_util_codec;
+#[cfg(feature = "websocket")]
+pub mod websocket;
 
 pub use cumulation::Cumulation;
 pub use decoder::{Decoder, DecoderHandler};

@@ -77,7 +77,7 @@ mod expect;
 mod framing;
 mod head;
 mod request;
-mod response;
+pub(crate) mod response;
 mod response_decoder;
 mod server;
 

@@ -29,7 +29,7 @@ use super::body::{BodyDecoder, BodyItem};
 use super::error::HttpError;
 use super::framing::request_framing;
 use super::head::{parse_request_head, HeadLimits};
-use super::response::{persistent, RequestInfo};
+use super::response::{has_token, persistent, RequestInfo};
 use crate::{Cumulation, Decoder};
 
 /// Default longest request line (method, target and version): 8 KiB, as
@@ -89,6 +89,10 @@ enum State {
     Body(BodyDecoder),
     /// After an error, or after the last request of the connection.
     Stopped,
+    /// The request asked to switch protocols: nothing more is parsed until
+    /// its answer says whether the protocol switched (the bytes after it
+    /// may not be HTTP).
+    Upgrade,
 }
 
 /// Decodes HTTP/1.x requests (the decoding half of Netty's
@@ -115,6 +119,8 @@ pub struct HttpRequestDecoder {
     state: State,
     /// The current request is the connection's last.
     last: bool,
+    /// The current request asked to switch protocols.
+    upgrading: bool,
     /// Requests decoded so far.
     seq: u64,
     /// Requests decoded and not yet answered (kept by the server codec).
@@ -142,6 +148,7 @@ impl HttpRequestDecoder {
             max_trailers: DEFAULT_MAX_TRAILERS,
             state: State::Head,
             last: false,
+            upgrading: false,
             seq: 0,
             unanswered: std::collections::VecDeque::new(),
             max_in_flight: None,
@@ -213,9 +220,20 @@ impl HttpRequestDecoder {
         self.state = State::Stopped;
     }
 
+    /// The request that asked to switch protocols got another answer:
+    /// parse HTTP again.
+    pub(crate) fn upgrade_refused(&mut self) {
+        if matches!(self.state, State::Upgrade) {
+            self.upgrading = false;
+            self.end_of_request();
+        }
+    }
+
     /// The body is over: the next request, or none if this was the last.
     fn end_of_request(&mut self) {
-        self.state = if self.last {
+        self.state = if self.upgrading {
+            State::Upgrade
+        } else if self.last {
             State::Stopped
         } else {
             State::Head
@@ -229,6 +247,11 @@ impl HttpRequestDecoder {
         let framing = request_framing(request.version(), request.headers())?;
         self.seq += 1;
         self.last = !persistent(request.version(), request.headers());
+        // Only under the server codec, which tells the decoder how the
+        // request was answered.
+        self.upgrading = self.max_in_flight.is_some()
+            && request.headers().contains_key(http::header::UPGRADE)
+            && has_token(request.headers(), http::header::CONNECTION, "upgrade");
         if self.max_in_flight.is_some() {
             self.unanswered.push_back(RequestInfo {
                 method: request.method().clone(),
@@ -237,6 +260,7 @@ impl HttpRequestDecoder {
                 invalid: None,
                 mute: false,
                 seq: self.seq,
+                upgrade: self.upgrading,
             });
         }
         // (request_framing never reads a request to the end of the
@@ -255,6 +279,7 @@ impl Decoder for HttpRequestDecoder {
 
     fn decode(&mut self, src: &mut Cumulation) -> Result<Option<HttpRequestPart>, Error> {
         let r = match &mut self.state {
+            State::Upgrade => return Ok(None),
             State::Stopped => {
                 // Nothing more is parsed; what arrives is dropped.
                 src.advance(src.len());

@@ -49,6 +49,9 @@ pub(crate) struct RequestInfo {
     pub(crate) mute: bool,
     /// The request's number on the connection.
     pub(crate) seq: u64,
+    /// The request asked to switch protocols (`Connection: upgrade` with
+    /// `Upgrade`): a 101 may answer it.
+    pub(crate) upgrade: bool,
 }
 
 impl RequestInfo {
@@ -61,6 +64,7 @@ impl RequestInfo {
             invalid: None,
             mute: false,
             seq: 0,
+            upgrade: false,
         }
     }
 }

@@ -23,10 +23,17 @@
 //!   [`answer_invalid(false)`](HttpServerCodec::answer_invalid) the
 //!   application answers it. Nothing after it is decoded;
 //! - an answer carrying `Connection: close` is the connection's last:
-//!   nothing more is decoded, the output is shut down after it.
+//!   nothing more is decoded, the output is shut down after it;
+//! - a request asking to switch protocols (`Connection: upgrade` and
+//!   `Upgrade`) is the last decoded until it is answered: a 101 answer is
+//!   written, then the codec leaves the pipeline and passes the bytes that
+//!   followed the request on to the next handler (they are the new
+//!   protocol's); any other answer lets HTTP parsing go on. A 101 to a
+//!   request that did not ask for it fails its write.
 
 use std::fmt;
 
+use http::StatusCode;
 use weft_core::{Context, Events, Handler, Msg, Promise};
 
 use super::request::HttpRequestDecoder;
@@ -165,6 +172,9 @@ impl HttpServerCodec {
     fn answered(&mut self, ctx: &mut Context<'_>, req: &RequestInfo) {
         let d = self.inbound.decoder_mut();
         d.unanswered.pop_front();
+        if req.upgrade {
+            d.upgrade_refused();
+        }
         if req.last {
             self.shutdown_due = true;
             self.ended = true;
@@ -176,6 +186,29 @@ impl HttpServerCodec {
         self.inbound.resume(ctx);
         self.hold_reads_if_full(ctx);
         self.answer_invalid_in_turn(ctx);
+    }
+
+    /// A 101 answers the request that asked to switch protocols: it is
+    /// written, then the codec leaves the pipeline, passing on the bytes
+    /// that followed the request (they belong to the new protocol).
+    fn switch_protocols(
+        &mut self,
+        ctx: &mut Context<'_>,
+        resp: http::Response<FullBody>,
+        promise: Option<Promise>,
+    ) {
+        let req = self.oldest();
+        if !req.upgrade || self.streaming.is_some() {
+            let err = weft_core::Error::encode(
+                "a 101 answer to a request that did not ask to switch protocols",
+            );
+            return crate::encoder::fail_write(ctx, err, promise);
+        }
+        write_full(ctx, encode_full(&mut self.heads, resp, &req), promise);
+        self.inbound.decoder_mut().unanswered.pop_front();
+        self.ended = true;
+        tracing::debug!("protocol switched: the HTTP codec leaves the pipeline");
+        ctx.remove_self();
     }
 
     /// The application's answer says `Connection: close`: it is the last.
@@ -261,6 +294,11 @@ impl Handler for HttpServerCodec {
             return crate::encoder::fail_write(ctx, err, promise);
         }
         let msg = match msg.downcast::<HttpResponsePart>() {
+            Ok(HttpResponsePart::Head(head))
+                if head.status() == StatusCode::SWITCHING_PROTOCOLS =>
+            {
+                return self.switch_protocols(ctx, head.map(|()| FullBody::Empty), promise);
+            }
             Ok(HttpResponsePart::Head(head)) => {
                 // A 1xx head answers nothing yet: no body follows it.
                 let interim = head.status().is_informational();
@@ -281,6 +319,9 @@ impl Handler for HttpServerCodec {
             Err(m) => m,
         };
         match FullBody::from_msg(msg) {
+            Ok(resp) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                self.switch_protocols(ctx, resp, promise)
+            }
             Ok(resp) => {
                 let interim = resp.status().is_informational();
                 let mut req = self.oldest();

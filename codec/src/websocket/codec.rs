@@ -1,0 +1,464 @@
+//! [`WebSocketCodec`]: bytes ⇄ [`Frame`]s on an upgraded connection, with
+//! every rule of RFC 6455 enforced as frames arrive.
+//!
+//! Contract:
+//! - inbound, each frame is checked before its payload is awaited:
+//!   reserved bits and opcodes, control frames fragmented or over 125
+//!   bytes, the mask (a server requires it, a client refuses it), a 64-bit
+//!   length with its top bit set — 1002; a frame over `max_frame_size` or a
+//!   message over `max_message_size` — 1009 (so no more than a frame's
+//!   limit is ever buffered); fragments must follow their message, and a
+//!   new message may not start inside one — 1002; text is checked as UTF-8
+//!   fragment by fragment — 1007; a close frame's payload is one of: empty,
+//!   or a sendable code and a UTF-8 reason — else 1002/1007;
+//! - frames reach the next handler unmasked, payloads as slices of the
+//!   bytes read (unmasked in place when the buffer is the frame's alone);
+//!   control frames may arrive between fragments;
+//! - a ping is answered with a pong carrying its payload (unless
+//!   `auto_pong(false)`, then it is passed on); pongs and close frames are
+//!   passed on;
+//! - a violation sends a close frame with its code, closes the connection,
+//!   and is reported as an exception whose source is a [`WebSocketError`];
+//!   nothing after it is parsed;
+//! - the close handshake: a peer's close is answered with the same code
+//!   (or an empty close), then a server closes the connection; a close the
+//!   application writes waits for the peer's close for at most
+//!   `close_timeout`, then the connection is closed anyway; after a close is
+//!   sent, data frames the application writes fail with a closed-channel
+//!   error and data frames that arrive are discarded;
+//! - outbound, [`Frame`]s are encoded with the shortest length; a server's
+//!   payload follows its header by reference (copied behind it when at most
+//!   1 KiB), a client's is masked with a fresh random key.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use weft_core::{CompositeBytes, Context, Error, ErrorKind, Events, Handler, Msg, Promise};
+
+use super::error::{WebSocketError, WebSocketErrorKind};
+use super::frame::{CloseCode, Frame, OpCode};
+use super::header::{self, Header};
+use super::mask::{apply_mask, unmask};
+use super::utf8::Utf8Validator;
+use crate::Cumulation;
+
+/// Default largest frame payload accepted: 16 MiB.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
+/// Default largest message (all its fragments) accepted: 64 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
+/// Default wait for the peer's close after ours: 10 s.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Payloads up to this size are copied after their header (cheaper than
+/// joining two pieces).
+const COPY_PAYLOAD_MAX: usize = 1024;
+
+/// Which end of the connection this codec speaks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Receives masked frames, sends unmasked ones.
+    Server,
+    /// Receives unmasked frames, sends masked ones.
+    Client,
+}
+
+/// The limits and behaviour of a [`WebSocketCodec`].
+#[derive(Clone, Debug)]
+pub struct WebSocketConfig {
+    pub(crate) max_frame_size: usize,
+    pub(crate) max_message_size: usize,
+    pub(crate) auto_pong: bool,
+    pub(crate) close_timeout: Duration,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        WebSocketConfig {
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            auto_pong: true,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
+        }
+    }
+}
+
+impl WebSocketConfig {
+    /// The defaults: 16 MiB frames, 64 MiB messages, automatic pongs, a
+    /// 10 s close timeout.
+    pub fn new() -> WebSocketConfig {
+        WebSocketConfig::default()
+    }
+
+    /// Largest frame payload accepted (at least 125, so that any control
+    /// frame fits; larger frames are refused with 1009).
+    pub fn max_frame_size(mut self, n: usize) -> Self {
+        self.max_frame_size = n.max(125);
+        self
+    }
+
+    /// Largest message accepted, all fragments together (at least the
+    /// frame limit's floor, 125).
+    pub fn max_message_size(mut self, n: usize) -> Self {
+        self.max_message_size = n.max(125);
+        self
+    }
+
+    /// Whether pings are answered by the codec (the default) or passed on.
+    pub fn auto_pong(mut self, on: bool) -> Self {
+        self.auto_pong = on;
+        self
+    }
+
+    /// How long to wait for the peer's close after sending ours.
+    pub fn close_timeout(mut self, t: Duration) -> Self {
+        self.close_timeout = t;
+        self
+    }
+}
+
+/// The WebSocket frame codec of one connection; see the module contract.
+///
+/// Installed by the server handshake ([`WebSocketUpgrade`](super::WebSocketUpgrade))
+/// after the 101 answer, or directly on a connection known to speak
+/// WebSocket (tests, a client after its own handshake).
+pub struct WebSocketCodec {
+    role: Role,
+    config: WebSocketConfig,
+    cum: Cumulation,
+    /// The message being received (Text or Binary) and its length so far.
+    message: Option<(OpCode, usize)>,
+    utf8: Utf8Validator,
+    close_sent: bool,
+    close_received: bool,
+    /// Nothing more is parsed (a violation, or the close handshake ended).
+    done: bool,
+}
+
+impl WebSocketCodec {
+    /// A codec for `role` with `config`.
+    pub fn new(role: Role, config: WebSocketConfig) -> WebSocketCodec {
+        WebSocketCodec {
+            role,
+            config,
+            cum: Cumulation::new(),
+            message: None,
+            utf8: Utf8Validator::default(),
+            close_sent: false,
+            close_received: false,
+            done: false,
+        }
+    }
+
+    /// The next frame from the cumulation: `Ok(None)` until it is whole.
+    fn next_frame(&mut self) -> Result<Option<Frame>, WebSocketError> {
+        let Some(h) = header::parse(&self.cum) else {
+            return Ok(None);
+        };
+        self.check(&h)?;
+        let total = h.size as u64 + h.len;
+        if (self.cum.len() as u64) < total {
+            return Ok(None);
+        }
+        self.cum.advance(h.size);
+        // `check` bounded the length by max_frame_size, a usize.
+        let payload = self.cum.split_to(h.len as usize);
+        let payload = match h.mask {
+            Some(key) => unmask(payload, key),
+            None => payload,
+        };
+        let opcode =
+            OpCode::from_u8(h.opcode).ok_or(WebSocketError::protocol("a reserved opcode"))?;
+        Ok(Some(Frame {
+            fin: h.fin,
+            rsv1: h.rsv & 0b100 != 0,
+            opcode,
+            payload,
+        }))
+    }
+
+    /// The header's rules, judged before the payload is awaited.
+    fn check(&self, h: &Header) -> Result<(), WebSocketError> {
+        if h.rsv != 0 {
+            return Err(WebSocketError::protocol("a reserved bit is set"));
+        }
+        let Some(op) = OpCode::from_u8(h.opcode) else {
+            return Err(WebSocketError::protocol("a reserved opcode"));
+        };
+        if op.is_control() && !h.fin {
+            return Err(WebSocketError::protocol("a fragmented control frame"));
+        }
+        if op.is_control() && h.len > 125 {
+            return Err(WebSocketError::protocol("a control frame over 125 bytes"));
+        }
+        if h.len >> 63 != 0 {
+            return Err(WebSocketError::protocol("a length with its top bit set"));
+        }
+        match (self.role, h.mask.is_some()) {
+            (Role::Server, false) => {
+                return Err(WebSocketError::protocol("an unmasked frame from a client"))
+            }
+            (Role::Client, true) => {
+                return Err(WebSocketError::protocol("a masked frame from a server"))
+            }
+            _ => {}
+        }
+        if h.len > self.config.max_frame_size as u64 {
+            return Err(WebSocketError::new(
+                WebSocketErrorKind::TooBig,
+                "a frame over the size limit",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The message rules for a data frame that arrived whole.
+    fn check_data(&mut self, f: &Frame) -> Result<(), WebSocketError> {
+        let (kind, so_far) = match (f.opcode, self.message) {
+            (OpCode::Continuation, None) => {
+                return Err(WebSocketError::protocol(
+                    "a continuation with no message to continue",
+                ))
+            }
+            (OpCode::Continuation, Some(m)) => m,
+            (_, Some(_)) => {
+                return Err(WebSocketError::protocol(
+                    "a new message inside a fragmented one",
+                ))
+            }
+            (op, None) => (op, 0),
+        };
+        let len = so_far + f.payload.len();
+        if len > self.config.max_message_size {
+            return Err(WebSocketError::new(
+                WebSocketErrorKind::TooBig,
+                "a message over the size limit",
+            ));
+        }
+        if kind == OpCode::Text && !(self.utf8.feed(&f.payload) && (!f.fin || self.utf8.finish())) {
+            return Err(WebSocketError::new(
+                WebSocketErrorKind::InvalidUtf8,
+                "a text message that is not UTF-8",
+            ));
+        }
+        self.message = if f.fin { None } else { Some((kind, len)) };
+        Ok(())
+    }
+
+    /// Reacts to one valid frame.
+    fn on_frame(&mut self, ctx: &mut Context<'_>, f: Frame) -> Result<(), WebSocketError> {
+        match f.opcode {
+            OpCode::Ping => {
+                if !self.config.auto_pong {
+                    ctx.fire_read(Msg::user(f));
+                } else if !self.close_sent {
+                    let pong = Frame::pong(f.payload);
+                    let bytes = self.encode(&pong);
+                    ctx.write(bytes);
+                    ctx.flush();
+                }
+            }
+            OpCode::Pong => ctx.fire_read(Msg::user(f)),
+            OpCode::Close => self.on_close(ctx, f)?,
+            _ => {
+                self.check_data(&f)?;
+                if !self.close_sent {
+                    ctx.fire_read(Msg::user(f));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_close(&mut self, ctx: &mut Context<'_>, f: Frame) -> Result<(), WebSocketError> {
+        match f.payload.len() {
+            0 => {}
+            1 => return Err(WebSocketError::protocol("a close payload of one byte")),
+            _ => {
+                if !f.close_code().is_some_and(CloseCode::is_sendable) {
+                    return Err(WebSocketError::protocol(
+                        "a close code that may not be sent",
+                    ));
+                }
+                if f.close_reason().is_none() {
+                    return Err(WebSocketError::new(
+                        WebSocketErrorKind::InvalidUtf8,
+                        "a close reason that is not UTF-8",
+                    ));
+                }
+            }
+        }
+        self.close_received = true;
+        self.done = true;
+        let echo = match f.close_code() {
+            Some(code) => Frame::close(code, ""),
+            None => Frame::close_empty(),
+        };
+        ctx.fire_read(Msg::user(f));
+        if !self.close_sent {
+            self.close_sent = true;
+            let bytes = self.encode(&echo);
+            ctx.write(bytes);
+            ctx.flush();
+        }
+        match self.role {
+            // The server ends the TCP connection (RFC 6455 §7.1.1).
+            Role::Server => ctx.close(),
+            Role::Client => self.arm_close_timer(ctx),
+        }
+        Ok(())
+    }
+
+    /// Sends the close frame for `err`, closes, and reports it.
+    fn fail(&mut self, ctx: &mut Context<'_>, err: WebSocketError) {
+        tracing::debug!(error = %err, "failing the WebSocket connection");
+        self.done = true;
+        self.cum = Cumulation::new();
+        if !self.close_sent {
+            self.close_sent = true;
+            let bytes = self.encode(&Frame::close(err.code(), err.detail()));
+            ctx.write(bytes);
+            ctx.flush();
+        }
+        let kind = match err.kind() {
+            WebSocketErrorKind::TooBig => ErrorKind::TooLongFrame,
+            _ => ErrorKind::CorruptedFrame,
+        };
+        ctx.fire_exception(Error::with_source(kind, err));
+        ctx.close();
+    }
+
+    /// After our close, the peer has `close_timeout` to answer.
+    fn arm_close_timer(&self, ctx: &mut Context<'_>) {
+        let why = "the peer did not answer our close in time";
+        close_unless_closed_within(ctx.channel(), self.config.close_timeout, || true, why);
+    }
+
+    /// A frame on the wire.
+    fn encode(&self, f: &Frame) -> Msg {
+        let len = f.payload.len();
+        let opcode = f.opcode.as_u8();
+        match self.role {
+            Role::Server => {
+                let small = len <= COPY_PAYLOAD_MAX;
+                let mut b =
+                    BytesMut::with_capacity(header::MAX_HEADER + if small { len } else { 0 });
+                header::encode(&mut b, f.fin, f.rsv1, opcode, None, len);
+                if small {
+                    b.extend_from_slice(&f.payload);
+                    return Msg::Bytes(b.freeze());
+                }
+                let mut c = CompositeBytes::from(b.freeze());
+                c.push(f.payload.clone());
+                Msg::Composite(c)
+            }
+            Role::Client => {
+                let key = mask_key();
+                let mut b = BytesMut::with_capacity(header::MAX_HEADER + len);
+                header::encode(&mut b, f.fin, f.rsv1, opcode, Some(key), len);
+                let start = b.len();
+                b.extend_from_slice(&f.payload);
+                apply_mask(&mut b[start..], key);
+                Msg::Bytes(b.freeze())
+            }
+        }
+    }
+}
+
+/// Closes `channel` if it is still open after `t` and `due()` still says
+/// so. Needs a tokio runtime with timers; without one (an
+/// `EmbeddedChannel` test) nothing is armed.
+pub(crate) fn close_unless_closed_within(
+    channel: &weft_core::Channel,
+    t: Duration,
+    due: impl Fn() -> bool + Send + 'static,
+    why: &'static str,
+) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        tracing::debug!(why, "no tokio runtime: timer not started");
+        return;
+    }
+    let ch = channel.clone();
+    tokio::spawn(async move {
+        if tokio::time::timeout(t, ch.closed()).await.is_err() && due() {
+            tracing::debug!(why, "closing");
+            drop(ch.close());
+        }
+    });
+}
+
+/// A fresh masking key from the operating system's generator (RFC 6455
+/// §5.3 asks for an unpredictable one).
+fn mask_key() -> [u8; 4] {
+    let mut key = [0u8; 4];
+    if let Err(e) = getrandom::fill(&mut key) {
+        // Masking defends proxies, not the connection: a fixed key still
+        // makes valid frames. Never seen on Linux.
+        tracing::warn!(error = %e, "no random masking key");
+    }
+    key
+}
+
+impl Handler for WebSocketCodec {
+    fn interest(&self) -> Events {
+        Events::READ | Events::WRITE
+    }
+
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+        let data = match msg {
+            Msg::Bytes(b) => b,
+            Msg::Composite(c) => c.to_bytes(),
+            other => return ctx.fire_read(other),
+        };
+        if self.done {
+            return; // after a violation or the close handshake: discarded
+        }
+        self.cum.push(data);
+        while !self.done {
+            let r = self.next_frame().and_then(|f| match f {
+                Some(f) => self.on_frame(ctx, f).map(|()| true),
+                None => Ok(false),
+            });
+            match r {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return self.fail(ctx, e),
+            }
+        }
+        if self.done {
+            self.cum = Cumulation::new();
+        }
+    }
+
+    fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
+        let frame = match msg.downcast::<Frame>() {
+            Ok(f) => f,
+            Err(other) => return ctx.write_with(other, promise),
+        };
+        if self.close_sent {
+            if let Some(p) = promise {
+                p.fail(Error::closed());
+            }
+            return;
+        }
+        if frame.opcode == OpCode::Close {
+            self.close_sent = true;
+            if !self.close_received {
+                self.arm_close_timer(ctx);
+            }
+        }
+        let bytes = self.encode(&frame);
+        ctx.write_with(bytes, promise);
+    }
+}
+
+impl fmt::Debug for WebSocketCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketCodec")
+            .field("role", &self.role)
+            .field("buffered", &self.cum.len())
+            .field("close_sent", &self.close_sent)
+            .field("close_received", &self.close_received)
+            .finish()
+    }
+}

@@ -1,0 +1,452 @@
+//! WebSocket through `EmbeddedChannel`: the upgrade that replaces the HTTP
+//! handlers (with the first frame in the same write as the request), the
+//! refusals, and every frame rule of RFC 6455 with the close code it earns.
+#![cfg(feature = "websocket")]
+
+use bytes::{BufMut, Bytes, BytesMut};
+use weft_codec::http::{HttpRequestPart, HttpServerCodec};
+use weft_codec::websocket::{
+    accept_key, apply_mask, CloseCode, Frame, HandshakeComplete, OpCode, Role, WebSocketCodec,
+    WebSocketConfig, WebSocketUpgrade,
+};
+use weft_core::{EmbeddedChannel, Msg};
+
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+fn upgrade_request(path: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+}
+
+/// A frame as a client sends it: masked.
+fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    raw_frame(fin, 0, opcode, Some(MASK), payload)
+}
+
+fn raw_frame(fin: bool, rsv: u8, opcode: u8, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    b.put_u8(u8::from(fin) << 7 | rsv << 4 | opcode);
+    let m = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => b.put_u8(m | n as u8),
+        n if n <= 0xFFFF => {
+            b.put_u8(m | 126);
+            b.put_u16(n as u16);
+        }
+        n => {
+            b.put_u8(m | 127);
+            b.put_u64(n as u64);
+        }
+    }
+    let mut data = payload.to_vec();
+    if let Some(key) = mask {
+        b.put_slice(&key);
+        apply_mask(&mut data, key);
+    }
+    b.put_slice(&data);
+    b.to_vec()
+}
+
+/// An upgraded server pipeline: codec, upgrade handler, and nothing after
+/// (frames are read with `read_inbound`).
+fn server() -> EmbeddedChannel {
+    server_with(WebSocketConfig::new())
+}
+
+fn server_with(config: WebSocketConfig) -> EmbeddedChannel {
+    EmbeddedChannel::builder()
+        .add_last("http", HttpServerCodec::new())
+        .add_last(
+            "ws",
+            WebSocketUpgrade::new("/ws")
+                .subprotocols(["chat", "superchat"])
+                .config(config)
+                .handshake_timeout(None),
+        )
+        .build()
+}
+
+fn upgraded(config: WebSocketConfig) -> EmbeddedChannel {
+    let mut ch = server_with(config);
+    ch.write_inbound(upgrade_request("/ws", "").into_bytes());
+    let head = String::from_utf8(ch.read_outbound_bytes().to_vec()).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    ch
+}
+
+/// The close frame the server sent (unmasked), and whether it closed.
+fn server_close(ch: &mut EmbeddedChannel) -> Option<u16> {
+    let out = ch.read_outbound_bytes();
+    let mut i = 0;
+    let mut code = None;
+    while i + 2 <= out.len() {
+        let op = out[i] & 0x0F;
+        let len = (out[i + 1] & 0x7F) as usize;
+        assert!(len < 126, "control frames only here");
+        if op == 0x8 && len >= 2 {
+            code = Some(u16::from_be_bytes([out[i + 2], out[i + 3]]));
+        }
+        i += 2 + len;
+    }
+    code
+}
+
+#[test]
+fn the_upgrade_replaces_the_http_handlers_and_keeps_the_bytes_behind_it() {
+    let mut ch = server();
+    let mut first_write =
+        upgrade_request("/ws", "Sec-WebSocket-Protocol: other, chat\r\n").into_bytes();
+    first_write.extend(client_frame(true, 0x1, b"hello in the same write"));
+    ch.write_inbound(first_write);
+    let head = String::from_utf8(ch.read_outbound_bytes().to_vec()).unwrap();
+    assert!(
+        head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{head}"
+    );
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains(
+        &format!("sec-websocket-accept: {}\r\n", accept_key(KEY.as_bytes())).to_ascii_lowercase()
+    ));
+    assert!(lower.contains("upgrade: websocket\r\n"));
+    assert!(lower.contains("sec-websocket-protocol: chat\r\n"), "{head}");
+    assert!(!lower.contains("content-length"), "{head}");
+    assert_eq!(ch.pipeline().names(), ["websocket"]);
+    let done = ch.read_user_event::<HandshakeComplete>().expect("an event");
+    assert_eq!(done.subprotocol.as_deref(), Some("chat"));
+    let f: Frame = ch.read_inbound().expect("the frame behind the request");
+    assert_eq!((f.opcode, f.fin), (OpCode::Text, true));
+    assert_eq!(f.payload, "hello in the same write");
+    // And frames keep flowing; the server answers unmasked.
+    ch.write_inbound(client_frame(true, 0x2, b"\x01\x02"));
+    let f: Frame = ch.read_inbound().unwrap();
+    assert_eq!(f.payload[..], [1, 2]);
+    ch.write_outbound(Frame::text("back"));
+    assert_eq!(
+        ch.read_outbound_bytes()[..],
+        raw_frame(true, 0, 0x1, None, b"back")[..]
+    );
+}
+
+#[test]
+fn other_requests_are_served_as_http_before_the_upgrade() {
+    let mut ch = server();
+    ch.write_inbound(&b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+    let Some(HttpRequestPart::Head { request, .. }) = ch.read_inbound() else {
+        panic!("the page request passes on");
+    };
+    assert_eq!(request.uri().path(), "/page");
+    assert!(ch.pipeline().names().contains(&"http"));
+    ch.write_outbound(Msg::user(weft_codec::http::http::Response::new(
+        Bytes::from_static(b"page"),
+    )));
+    assert!(ch.read_outbound_bytes().starts_with(b"HTTP/1.1 200 OK"));
+    // Then the same connection upgrades.
+    ch.write_inbound(upgrade_request("/ws", "").into_bytes());
+    assert!(ch.read_outbound_bytes().starts_with(b"HTTP/1.1 101 "));
+    assert_eq!(ch.pipeline().names(), ["websocket"]);
+}
+
+#[test]
+fn bad_upgrades_are_refused_and_the_connection_stays_http() {
+    let cases: [(&str, &str); 6] = [
+        ("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n", "400"),
+        (
+            "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            "400",
+        ),
+        (
+            "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            "400",
+        ),
+        (
+            "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+            "426",
+        ),
+        (
+            "POST /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nContent-Length: 3\r\n\r\nabc",
+            "400",
+        ),
+        (
+            "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            "400",
+        ),
+    ];
+    for (request, status) in cases {
+        let mut ch = server();
+        ch.write_inbound(request.as_bytes().to_vec());
+        let out = String::from_utf8(ch.read_outbound_bytes().to_vec()).unwrap();
+        assert!(
+            out.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{request:?} → {out}"
+        );
+        if status == "426" {
+            assert!(
+                out.to_ascii_lowercase()
+                    .contains("sec-websocket-version: 13\r\n"),
+                "{out}"
+            );
+        }
+        assert!(ch.is_open(), "{request:?}");
+        assert!(
+            ch.read_inbound_msg().is_none(),
+            "nothing reaches the app: {request:?}"
+        );
+        // HTTP goes on after the refusal.
+        ch.write_inbound(&b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+        let Some(HttpRequestPart::Head { request: next, .. }) = ch.read_inbound() else {
+            panic!("HTTP parsing resumes after {request:?}");
+        };
+        assert_eq!(next.uri().path(), "/next");
+    }
+}
+
+#[test]
+fn every_frame_violation_is_answered_with_its_close_code() {
+    let big = vec![b'a'; 200];
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        (
+            "unmasked from a client",
+            raw_frame(true, 0, 0x1, None, b"hi"),
+            1002,
+        ),
+        (
+            "RSV1 without an extension",
+            raw_frame(true, 4, 0x1, Some(MASK), b"hi"),
+            1002,
+        ),
+        ("RSV3", raw_frame(true, 1, 0x2, Some(MASK), b"hi"), 1002),
+        ("reserved data opcode", client_frame(true, 0x3, b""), 1002),
+        (
+            "reserved control opcode",
+            client_frame(true, 0xB, b""),
+            1002,
+        ),
+        ("fragmented ping", client_frame(false, 0x9, b""), 1002),
+        (
+            "ping over 125 bytes",
+            client_frame(true, 0x9, &[0; 126]),
+            1002,
+        ),
+        (
+            "continuation with no message",
+            client_frame(true, 0x0, b"x"),
+            1002,
+        ),
+        (
+            "a new message inside a fragmented one",
+            [
+                client_frame(false, 0x1, b"a"),
+                client_frame(true, 0x1, b"b"),
+            ]
+            .concat(),
+            1002,
+        ),
+        (
+            "text that is not UTF-8",
+            client_frame(true, 0x1, b"\xce\xba\xff"),
+            1007,
+        ),
+        (
+            "UTF-8 broken across fragments",
+            [
+                client_frame(false, 0x1, b"\xce"),
+                client_frame(true, 0x0, b"\x41"),
+            ]
+            .concat(),
+            1007,
+        ),
+        (
+            "a character cut at the end of a message",
+            client_frame(true, 0x1, b"ok\xe2\x82"),
+            1007,
+        ),
+        (
+            "a frame over the limit",
+            client_frame(true, 0x2, &big),
+            1009,
+        ),
+        (
+            "a message over the limit",
+            [
+                client_frame(false, 0x2, &big[..150]),
+                client_frame(true, 0x0, &big[..150]),
+            ]
+            .concat(),
+            1009,
+        ),
+        (
+            "a close of one byte",
+            client_frame(true, 0x8, b"\x03"),
+            1002,
+        ),
+        (
+            "a close with 1005",
+            client_frame(true, 0x8, &1005u16.to_be_bytes()),
+            1002,
+        ),
+        (
+            "a close with 999",
+            client_frame(true, 0x8, &999u16.to_be_bytes()),
+            1002,
+        ),
+        (
+            "a close reason that is not UTF-8",
+            client_frame(true, 0x8, b"\x03\xe8\xff\xfe"),
+            1007,
+        ),
+        (
+            "a 64-bit length with its top bit",
+            {
+                let mut f = vec![0x82, 0x80 | 127];
+                f.extend((1u64 << 63).to_be_bytes());
+                f.extend(MASK);
+                f
+            },
+            1002,
+        ),
+    ];
+    for (what, bytes, code) in cases {
+        let config = WebSocketConfig::new()
+            .max_frame_size(180)
+            .max_message_size(250);
+        let mut ch = upgraded(config);
+        ch.write_inbound(bytes);
+        assert_eq!(server_close(&mut ch), Some(code), "{what}");
+        assert!(!ch.is_open(), "{what}: the connection is closed");
+        assert!(ch.check_exception().is_err(), "{what}: reported");
+        // Nothing after the violation is parsed.
+        ch.write_inbound(client_frame(true, 0x1, b"after"));
+        while let Some(m) = ch.read_inbound_msg() {
+            let f = m.downcast::<Frame>().ok().unwrap();
+            assert_ne!(f.payload, "after", "{what}");
+        }
+    }
+}
+
+#[test]
+fn an_oversized_frame_is_refused_from_its_header_alone() {
+    let mut ch = upgraded(WebSocketConfig::new().max_frame_size(1000));
+    // The header announces 1 MiB; none of the payload is sent.
+    let mut header = vec![0x82, 0x80 | 127];
+    header.extend((1u64 << 20).to_be_bytes());
+    header.extend(MASK);
+    ch.write_inbound(header);
+    assert_eq!(server_close(&mut ch), Some(1009));
+    assert!(!ch.is_open());
+}
+
+#[test]
+fn pings_are_answered_between_fragments_and_text_may_split_a_character() {
+    let mut ch = upgraded(WebSocketConfig::new());
+    let euro = "€".as_bytes(); // three bytes, split across fragments
+    ch.write_inbound(
+        [
+            client_frame(false, 0x1, &[b'a', euro[0]]),
+            client_frame(true, 0x9, b"ping!"),
+            client_frame(false, 0x0, &euro[1..2]),
+            client_frame(true, 0x0, &[euro[2], b'z']),
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        ch.read_outbound_bytes()[..],
+        raw_frame(true, 0, 0xA, None, b"ping!")[..]
+    );
+    let parts: Vec<Frame> = std::iter::from_fn(|| ch.read_inbound::<Frame>()).collect();
+    let ops: Vec<(OpCode, bool)> = parts.iter().map(|f| (f.opcode, f.fin)).collect();
+    assert_eq!(
+        ops,
+        [
+            (OpCode::Text, false),
+            (OpCode::Continuation, false),
+            (OpCode::Continuation, true)
+        ]
+    );
+    let text: Vec<u8> = parts.iter().flat_map(|f| f.payload.to_vec()).collect();
+    assert_eq!(text, "a€z".as_bytes());
+    assert!(ch.is_open());
+}
+
+#[test]
+fn a_clients_close_is_echoed_then_the_server_closes() {
+    let mut ch = upgraded(WebSocketConfig::new());
+    let mut payload = 1000u16.to_be_bytes().to_vec();
+    payload.extend(b"bye");
+    ch.write_inbound(client_frame(true, 0x8, &payload));
+    let f: Frame = ch.read_inbound().expect("the close reaches the app");
+    assert_eq!(f.close_code(), Some(CloseCode::NORMAL));
+    assert_eq!(f.close_reason(), Some("bye"));
+    assert_eq!(server_close(&mut ch), Some(1000));
+    assert!(!ch.is_open());
+}
+
+#[test]
+fn after_the_app_closes_data_writes_fail_and_data_frames_are_dropped() {
+    let mut ch = upgraded(WebSocketConfig::new());
+    ch.write_outbound(Frame::close(CloseCode::GOING_AWAY, "shutting down"));
+    assert_eq!(server_close(&mut ch), Some(1001));
+    let late = ch.write_one_outbound(Frame::text("late"));
+    assert!(
+        ch.read_outbound_bytes().is_empty(),
+        "nothing after our close"
+    );
+    drop(late);
+    ch.write_inbound(client_frame(true, 0x1, b"in flight"));
+    assert!(
+        ch.read_inbound::<Frame>().is_none(),
+        "data after our close is dropped"
+    );
+    ch.write_inbound(client_frame(true, 0x8, &1001u16.to_be_bytes()));
+    let f: Frame = ch.read_inbound().unwrap();
+    assert_eq!(f.opcode, OpCode::Close);
+    assert!(!ch.is_open(), "the handshake is complete: closed");
+}
+
+#[test]
+fn a_large_payload_leaves_by_reference_after_its_header() {
+    let mut ch = upgraded(WebSocketConfig::new());
+    let payload = Bytes::from(vec![7u8; 4096]);
+    ch.write_outbound(Frame::binary(payload.clone()));
+    let Some(Msg::Composite(c)) = ch.read_outbound_msg() else {
+        panic!("header and payload joined by reference");
+    };
+    let chunks: Vec<&[u8]> = c.chunks().map(|b| &b[..]).collect();
+    assert_eq!(chunks.len(), 2);
+    assert_eq!(chunks[0], [0x82, 126, 0x10, 0x00]);
+    assert_eq!(
+        chunks[1].as_ptr(),
+        payload.as_ptr(),
+        "the payload is not copied"
+    );
+}
+
+#[test]
+fn a_client_codec_slices_unmasked_payloads_and_masks_what_it_sends() {
+    let mut ch = EmbeddedChannel::builder()
+        .add_last(
+            "ws",
+            WebSocketCodec::new(Role::Client, WebSocketConfig::new()),
+        )
+        .build();
+    let read = Bytes::from(raw_frame(true, 0, 0x2, None, &[9u8; 300]));
+    ch.write_inbound(read.clone());
+    let f: Frame = ch.read_inbound().unwrap();
+    assert_eq!(
+        f.payload.as_ptr(),
+        read[4..].as_ptr(),
+        "a slice of the read"
+    );
+    ch.write_outbound(Frame::text("masked"));
+    let out = ch.read_outbound_bytes();
+    assert_eq!(out[0], 0x81);
+    assert_eq!(out[1], 0x80 | 6, "the mask bit is set");
+    let mut data = out[6..].to_vec();
+    apply_mask(&mut data, out[2..6].try_into().unwrap());
+    assert_eq!(data, b"masked");
+    // A masked frame from a server is a violation.
+    ch.write_inbound(client_frame(true, 0x1, b"x"));
+    assert!(!ch.is_open());
+}
