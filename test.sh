@@ -16,6 +16,7 @@ declare -A pkg=(
   [curl]=curl [openssl]=openssl [strace]=strace [sha256sum]=coreutils
   [redis-cli]=redis-tools [redis-benchmark]=redis-tools
   [wrk]=wrk [h2load]=nghttp2-client [ab]=apache2-utils [nginx]=nginx-light [python3]=python3
+  [pip3]=python3-pip
 )
 need=()
 for cmd in "${!pkg[@]}"; do
@@ -31,6 +32,17 @@ if [ ${#need[@]} -gt 0 ]; then
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${need[@]}" || {
     echo "test.sh: could not install ${need[*]} (apt-get install ${need[*]})" >&2
+    exit 1
+  }
+fi
+# Python's `websockets` (from PyPI), the plain WebSocket client of the
+# example tests.
+if ! python3 -c 'import websockets' 2>/dev/null; then
+  echo "test.sh: installing the Python package websockets" >&2
+  python3 -m pip install -q --user websockets 2>/dev/null \
+    || python3 -m pip install -q --user --break-system-packages websockets 2>/dev/null \
+    || python3 -m pip install -q websockets || {
+    echo "test.sh: could not install websockets (python3 -m pip install websockets)" >&2
     exit 1
   }
 fi

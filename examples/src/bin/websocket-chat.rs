@@ -1,0 +1,149 @@
+//! websocket-chat: a chat room in the browser, on weft's HTTP codec and
+//! WebSocket upgrade.
+//!
+//! - `GET /` serves a page (a few lines of plain JavaScript) that joins
+//!   the room;
+//! - `/ws` is the room: every text message a member sends goes to every
+//!   member through a `ChannelGroup`, the payload shared by all the writes;
+//! - `/echo` answers every data frame with the same frame (for conformance
+//!   runs such as Autobahn's `fuzzingclient`), with limits large enough for
+//!   its 16 MiB cases.
+//!
+//! Each connection starts as HTTP and is rebuilt at run time: after the
+//! 101 the HTTP handlers leave and the frame codec takes their place.
+
+use bytes::Bytes;
+use clap::Parser;
+use weft_codec::http::http::{header, HeaderValue, Method, Response, StatusCode};
+use weft_codec::http::{HttpRequestPart, HttpServerCodec};
+use weft_codec::websocket::{Frame, HandshakeComplete, OpCode, WebSocketConfig, WebSocketUpgrade};
+use weft_core::{Context, Error, Events, Handler, Msg, UserEvent};
+use weft_transport::{ChannelGroup, ChannelOptions, ServerBootstrap};
+
+/// A chat room over WebSocket, with an echo endpoint.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    addr: String,
+    /// Worker threads (1: a current-thread runtime; 0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    #[command(flatten)]
+    serve: weft_examples::ServeOptions,
+}
+
+const PAGE: &str = include_str!("../chat.html");
+
+/// What a connection became.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Http,
+    Room,
+    Echo,
+}
+
+struct Chat {
+    group: ChannelGroup,
+    mode: Mode,
+}
+
+fn page(method: &Method, path: &str) -> Response<Bytes> {
+    let (status, body, ctype) = match (method, path) {
+        (&Method::GET | &Method::HEAD, "/") => (
+            StatusCode::OK,
+            Bytes::from_static(PAGE.as_bytes()),
+            "text/html; charset=utf-8",
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            Bytes::from_static(b"not found\n"),
+            "text/plain; charset=utf-8",
+        ),
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r
+}
+
+impl Handler for Chat {
+    fn interest(&self) -> Events {
+        Events::READ | Events::USER_EVENT | Events::EXCEPTION
+    }
+
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+        if self.mode == Mode::Http {
+            if let Ok(HttpRequestPart::Head { request, .. }) = msg.downcast::<HttpRequestPart>() {
+                ctx.write_and_flush(Msg::user(page(request.method(), request.uri().path())));
+            }
+            return;
+        }
+        let Ok(frame) = msg.downcast::<Frame>() else {
+            return;
+        };
+        match (self.mode, frame.opcode) {
+            (Mode::Echo, OpCode::Text | OpCode::Binary | OpCode::Continuation) => {
+                ctx.write_and_flush(frame);
+            }
+            // The page sends whole messages; fragments are not relayed.
+            (Mode::Room, OpCode::Text) if frame.fin => {
+                drop(self.group.write_and_flush(Frame::text(frame.payload)));
+            }
+            _ => {}
+        }
+    }
+
+    fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) {
+        match event.downcast::<HandshakeComplete>() {
+            Ok(done) if done.request.uri().path() == "/ws" => {
+                self.mode = Mode::Room;
+                self.group.add(ctx.channel().clone());
+            }
+            Ok(_) => self.mode = Mode::Echo,
+            Err(other) => ctx.fire_user_event(other),
+        }
+    }
+
+    fn exception_caught(&mut self, ctx: &mut Context<'_>, err: Error) {
+        tracing::debug!(error = %err, "closing the connection");
+        ctx.close();
+    }
+}
+
+fn main() {
+    weft_examples::init_tracing();
+    let args = Args::parse();
+    let group = ChannelGroup::new();
+    let serve = args.serve.clone();
+    weft_examples::runtime(args.threads).block_on(async move {
+        let server = weft_examples::exit_on_error(
+            ServerBootstrap::new()
+                // A member that falls 4 MiB behind the room is dropped.
+                .child_options(ChannelOptions::new().max_outbound_bytes(4 << 20))
+                .child_handler(move |p| {
+                    serve.add_idle_guard(p)?;
+                    p.add_last("http", HttpServerCodec::new())?;
+                    // Chat messages are small; the echo endpoint takes what
+                    // conformance suites send.
+                    let room = WebSocketConfig::new()
+                        .max_frame_size(64 << 10)
+                        .max_message_size(64 << 10);
+                    p.add_last("room", WebSocketUpgrade::new("/ws").config(room))?;
+                    p.add_last("echo", WebSocketUpgrade::new("/echo"))?;
+                    p.add_last(
+                        "chat",
+                        Chat {
+                            group: group.clone(),
+                            mode: Mode::Http,
+                        },
+                    )
+                })
+                .bind(&args.addr)
+                .await,
+        );
+        weft_examples::exit_on_error(weft_examples::serve(server, &args.serve).await);
+    });
+}

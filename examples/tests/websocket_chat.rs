@@ -1,0 +1,131 @@
+//! websocket-chat over loopback with real clients: Python's `websockets`
+//! as room members and as an echo client (large, fragmented, ping, close),
+//! and a raw socket whose first frame rides in the same write as its
+//! upgrade request.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{run_bounded, start};
+
+fn chat() -> common::Running {
+    start(env!("CARGO_BIN_EXE_websocket-chat"), &["--threads", "2"])
+}
+
+fn python(script: &str) -> String {
+    let (ok, out) = run_bounded(Command::new("python3").args(["-c", script]), 60);
+    assert!(ok && out.trim_end().ends_with("ok"), "{out}");
+    out
+}
+
+#[test]
+fn a_line_sent_by_one_member_reaches_every_member() {
+    let server = chat();
+    let script = format!(
+        r#"
+import asyncio, websockets
+async def main():
+    url = "ws://{addr}/ws"
+    # Each member is in the room once its 101 has arrived.
+    async with websockets.connect(url) as a, websockets.connect(url) as b:
+        await a.send("hello from a")
+        got_b = await asyncio.wait_for(b.recv(), 10)
+        got_a = await asyncio.wait_for(a.recv(), 10)
+        assert got_b == "hello from a", got_b
+        assert got_a == "hello from a", got_a
+    print("ok")
+asyncio.run(main())
+"#,
+        addr = server.addr
+    );
+    python(&script);
+}
+
+#[test]
+fn the_echo_endpoint_answers_large_fragmented_and_control_frames() {
+    let server = chat();
+    let script = format!(
+        r#"
+import asyncio, os, websockets
+async def main():
+    async with websockets.connect("ws://{addr}/echo", max_size=None) as ws:
+        big = os.urandom(3 << 20)
+        await ws.send(big)
+        assert await asyncio.wait_for(ws.recv(), 20) == big
+        async def parts():
+            for p in ["frag", "ment", "ed €"]:
+                yield p
+        await ws.send(parts())
+        assert await asyncio.wait_for(ws.recv(), 10) == "fragmented €"
+        pong = await ws.ping(b"are you there")
+        await asyncio.wait_for(pong, 10)
+        await ws.close(code=1000, reason="done")
+        assert ws.close_code == 1000, ws.close_code
+    print("ok")
+asyncio.run(main())
+"#,
+        addr = server.addr
+    );
+    python(&script);
+}
+
+#[test]
+fn the_page_is_served_over_http_on_the_same_port() {
+    let server = chat();
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(out.contains("new WebSocket("), "{out}");
+}
+
+#[test]
+fn a_first_frame_in_the_same_write_as_the_upgrade_is_answered() {
+    let server = chat();
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut write =
+        b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            .to_vec();
+    let key = [1u8, 2, 3, 4];
+    let payload = b"riding along";
+    write.extend([0x81, 0x80 | payload.len() as u8]);
+    write.extend(key);
+    write.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    s.write_all(&write).unwrap();
+    // The 101, then the echo: read until both are in.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            if got.len() >= i + 4 + 2 + payload.len() {
+                break i + 4;
+            }
+        }
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]);
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert!(
+        head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "the accept of RFC 6455's example key: {head}"
+    );
+    let frame = &got[head_end..];
+    assert_eq!(frame[0], 0x81);
+    assert_eq!(
+        frame[1] as usize,
+        payload.len(),
+        "unmasked, from the server"
+    );
+    assert_eq!(&frame[2..2 + payload.len()], payload);
+}
