@@ -450,3 +450,25 @@ fn a_client_codec_slices_unmasked_payloads_and_masks_what_it_sends() {
     ch.write_inbound(client_frame(true, 0x1, b"x"));
     assert!(!ch.is_open());
 }
+
+#[test]
+fn with_one_upgrade_handler_per_path_the_others_leave_after_an_upgrade() {
+    for (path, left) in [("/a", &["websocket"][..]), ("/b", &["a", "websocket"][..])] {
+        let mut ch = EmbeddedChannel::builder()
+            .add_last("http", HttpServerCodec::new())
+            .add_last("a", WebSocketUpgrade::new("/a"))
+            .add_last("b", WebSocketUpgrade::new("/b"))
+            .build();
+        ch.write_inbound(upgrade_request(path, "").into_bytes());
+        assert!(
+            ch.read_outbound_bytes().starts_with(b"HTTP/1.1 101 "),
+            "{path}"
+        );
+        // The one that upgraded became the codec; one after it saw the
+        // upgrade go by and left (its handshake timer would otherwise close
+        // the upgraded connection); one before it saw the request pass as
+        // an ordinary one (timer defused) and stays, passing frames on.
+        assert_eq!(ch.pipeline().names(), left, "{path}");
+        assert!(ch.read_user_event::<HandshakeComplete>().is_some());
+    }
+}

@@ -20,7 +20,11 @@
 //!   request reach the frame codec; a [`HandshakeComplete`] user event goes
 //!   down the pipeline;
 //! - a connection that has neither upgraded nor made an ordinary request
-//!   within `handshake_timeout` (default 10 s) is closed.
+//!   within `handshake_timeout` (default 10 s) is closed;
+//! - several may sit in a row, one per path: when one upgrades, those after
+//!   it see its [`HandshakeComplete`] go by and leave; those before it saw
+//!   the request pass as an ordinary one (their timer is defused) and pass
+//!   frames on.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -233,7 +237,17 @@ fn refusal(status: StatusCode, why: &str) -> Response<Bytes> {
 
 impl Handler for WebSocketUpgrade {
     fn interest(&self) -> Events {
-        Events::READ
+        Events::READ | Events::USER_EVENT
+    }
+
+    fn user_event(&mut self, ctx: &mut Context<'_>, event: weft_core::UserEvent) {
+        if event.is::<HandshakeComplete>() {
+            // Another upgrade handler before this one switched the
+            // connection: nothing is left for this one to do.
+            self.settled.store(true, Ordering::Release);
+            ctx.remove_self();
+        }
+        ctx.fire_user_event(event);
     }
 
     fn handler_added(&mut self, ctx: &mut Context<'_>) {
