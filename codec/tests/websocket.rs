@@ -472,3 +472,34 @@ fn with_one_upgrade_handler_per_path_the_others_leave_after_an_upgrade() {
         assert!(ch.read_user_event::<HandshakeComplete>().is_some());
     }
 }
+
+#[test]
+fn the_aggregator_joins_fragments_and_passes_whole_frames_by_reference() {
+    use weft_codec::websocket::{Message, WebSocketMessageAggregator};
+    let mut ch = upgraded(WebSocketConfig::new());
+    ch.pipeline_mut()
+        .add_last("messages", WebSocketMessageAggregator::new())
+        .unwrap();
+    ch.write_inbound(
+        [
+            client_frame(false, 0x2, b"ab"),
+            client_frame(true, 0x9, b"p"),
+            client_frame(false, 0x0, b"cd"),
+            client_frame(true, 0x0, b"e"),
+            client_frame(true, 0x1, "whole ✓".as_bytes()),
+        ]
+        .concat(),
+    );
+    let m: Message = ch.read_inbound().expect("the binary message");
+    assert_eq!(m, Message::Binary(Bytes::from_static(b"abcde")));
+    let m: Message = ch.read_inbound().expect("the text message");
+    assert_eq!(m.as_text(), Some("whole ✓"));
+    assert!(
+        ch.read_inbound_msg().is_none(),
+        "the ping was answered by the codec"
+    );
+    assert_eq!(
+        ch.read_outbound_bytes()[..],
+        raw_frame(true, 0, 0xA, None, b"p")[..]
+    );
+}

@@ -10,6 +10,8 @@
 //!   the bytes read) and write [`Frame`]s; every protocol rule is checked
 //!   by the codec, which answers a violation with the right close code
 //!   ([`WebSocketError`]) and closes;
+//! - [`WebSocketMessageAggregator`] after the codec turns fragments into
+//!   whole [`Message`]s (single-frame messages without a copy);
 //! - limits are finite by default ([`DEFAULT_MAX_FRAME_SIZE`],
 //!   [`DEFAULT_MAX_MESSAGE_SIZE`]).
 //!
@@ -32,6 +34,7 @@
 //! # let _ = echo;
 //! ```
 
+mod aggregator;
 mod codec;
 mod error;
 mod frame;
@@ -40,6 +43,7 @@ mod header;
 mod mask;
 mod utf8;
 
+pub use aggregator::{Message, WebSocketMessageAggregator};
 pub use codec::{
     Role, WebSocketCodec, WebSocketConfig, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,
