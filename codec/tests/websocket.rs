@@ -503,3 +503,90 @@ fn the_aggregator_joins_fragments_and_passes_whole_frames_by_reference() {
         raw_frame(true, 0, 0xA, None, b"p")[..]
     );
 }
+
+/// The client pipeline: HTTP client codec and the handshake.
+fn client() -> EmbeddedChannel {
+    use weft_codec::http::HttpClientCodec;
+    use weft_codec::websocket::WebSocketClientHandshake;
+    let uri = "ws://example.test/chat".parse().unwrap();
+    let mut ch = EmbeddedChannel::builder()
+        .add_last("http", HttpClientCodec::new())
+        .add_last(
+            "handshake",
+            WebSocketClientHandshake::new(uri)
+                .subprotocols(["chat"])
+                .handshake_timeout(None),
+        )
+        .build();
+    ch.fire_active();
+    ch
+}
+
+/// The key the client sent, from its request.
+fn sent_key(ch: &mut EmbeddedChannel) -> String {
+    let req = String::from_utf8(ch.read_outbound_bytes().to_vec()).unwrap();
+    assert!(req.starts_with("GET /chat HTTP/1.1\r\n"), "{req}");
+    let lower = req.to_ascii_lowercase();
+    assert!(
+        lower.contains("upgrade: websocket\r\n") && lower.contains("sec-websocket-version: 13\r\n")
+    );
+    assert!(lower.contains("sec-websocket-protocol: chat\r\n"), "{req}");
+    req.lines()
+        .find_map(|l| l.strip_prefix("sec-websocket-key: "))
+        .expect("a key")
+        .to_string()
+}
+
+#[test]
+fn the_client_handshake_checks_the_accept_and_keeps_the_frame_behind_the_101() {
+    use weft_codec::websocket::ClientHandshakeComplete;
+    let mut ch = client();
+    let key = sent_key(&mut ch);
+    let mut answer = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: chat\r\n\r\n",
+        accept_key(key.as_bytes())
+    )
+    .into_bytes();
+    answer.extend(raw_frame(true, 0, 0x1, None, b"first"));
+    ch.write_inbound(answer);
+    assert_eq!(ch.pipeline().names(), ["websocket"]);
+    let done = ch
+        .read_user_event::<ClientHandshakeComplete>()
+        .expect("an event");
+    assert_eq!(done.subprotocol.as_deref(), Some("chat"));
+    let f: Frame = ch.read_inbound().expect("the frame behind the 101");
+    assert_eq!(f.payload, "first");
+    ch.write_outbound(Frame::text("up"));
+    let out = ch.read_outbound_bytes();
+    assert_eq!(out[1], 0x80 | 2, "masked");
+}
+
+#[test]
+fn the_client_handshake_fails_on_a_wrong_answer() {
+    let answers = [
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_string(),
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: d3Jvbmc=\r\n\r\n"
+            .to_string(),
+    ];
+    for a in answers {
+        let mut ch = client();
+        let _ = sent_key(&mut ch);
+        ch.write_inbound(a.clone().into_bytes());
+        assert!(ch.check_exception().is_err(), "{a}");
+        assert!(!ch.is_open(), "{a}");
+    }
+    // A subprotocol that was not offered.
+    let mut ch = client();
+    let key = sent_key(&mut ch);
+    ch.write_inbound(
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: other\r\n\r\n",
+            accept_key(key.as_bytes())
+        )
+        .into_bytes(),
+    );
+    assert!(!ch.is_open());
+}

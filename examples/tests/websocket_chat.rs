@@ -129,3 +129,65 @@ fn a_first_frame_in_the_same_write_as_the_upgrade_is_answered() {
     );
     assert_eq!(&frame[2..2 + payload.len()], payload);
 }
+
+/// weft's own client (HttpClientCodec + WebSocketClientHandshake on a
+/// Bootstrap, multi-thread runtime) against the echo endpoint.
+#[test]
+fn the_weft_client_upgrades_and_is_echoed() {
+    use weft_codec::http::HttpClientCodec;
+    use weft_codec::websocket::{ClientHandshakeComplete, Frame, OpCode, WebSocketClientHandshake};
+    use weft_core::{Context, Events, Handler, Msg, UserEvent};
+
+    struct App(Option<tokio::sync::oneshot::Sender<Frame>>);
+    impl Handler for App {
+        fn interest(&self) -> Events {
+            Events::READ | Events::USER_EVENT
+        }
+        fn user_event(&mut self, ctx: &mut Context<'_>, e: UserEvent) {
+            if e.is::<ClientHandshakeComplete>() {
+                ctx.write_and_flush(Frame::text("through weft's client"));
+            }
+        }
+        fn channel_read(&mut self, _ctx: &mut Context<'_>, msg: Msg) {
+            if let Ok(f) = msg.downcast::<Frame>() {
+                if let Some(tx) = self.0.take() {
+                    let _ = tx.send(f);
+                }
+            }
+        }
+    }
+
+    let server = chat();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let tx = std::sync::Mutex::new(Some(tx));
+        let uri: weft_codec::http::http::Uri =
+            format!("ws://{}/echo", server.addr).parse().unwrap();
+        let ch = weft_transport::Bootstrap::new()
+            .handler(move |p| {
+                p.add_last("http", HttpClientCodec::new())?;
+                p.add_last("handshake", WebSocketClientHandshake::new(uri.clone()))?;
+                p.add_last("app", App(tx.lock().unwrap().take()))
+            })
+            .connect(server.addr.as_str())
+            .await
+            .unwrap();
+        let f = tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .expect("an echo in time")
+            .unwrap();
+        assert_eq!(f.opcode, OpCode::Text);
+        assert_eq!(f.payload, "through weft's client");
+        ch.write_and_flush(Frame::close(weft_codec::websocket::CloseCode::NORMAL, ""))
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), ch.closed())
+            .await
+            .expect("the server ends the connection after the close handshake");
+    });
+}

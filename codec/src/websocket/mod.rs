@@ -10,6 +10,9 @@
 //!   the bytes read) and write [`Frame`]s; every protocol rule is checked
 //!   by the codec, which answers a violation with the right close code
 //!   ([`WebSocketError`]) and closes;
+//! - [`WebSocketClientHandshake`] does the client's side over the HTTP
+//!   client codec and installs the codec for the client role (frames it
+//!   sends are masked with fresh random keys);
 //! - [`WebSocketMessageAggregator`] after the codec turns fragments into
 //!   whole [`Message`]s (single-frame messages without a copy);
 //! - limits are finite by default ([`DEFAULT_MAX_FRAME_SIZE`],
@@ -35,6 +38,7 @@
 //! ```
 
 mod aggregator;
+mod client;
 mod codec;
 mod error;
 mod frame;
@@ -44,6 +48,7 @@ mod mask;
 mod utf8;
 
 pub use aggregator::{Message, WebSocketMessageAggregator};
+pub use client::{ClientHandshakeComplete, WebSocketClientHandshake};
 pub use codec::{
     Role, WebSocketCodec, WebSocketConfig, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,
