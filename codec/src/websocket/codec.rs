@@ -407,7 +407,7 @@ impl Handler for WebSocketCodec {
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         let data = match msg {
             Msg::Bytes(b) => b,
-            Msg::Composite(c) => c.to_bytes(),
+            Msg::Composite(c) => c.into_bytes(),
             other => return ctx.fire_read(other),
         };
         if self.done {
