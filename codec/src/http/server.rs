@@ -198,7 +198,7 @@ impl HttpServerCodec {
         promise: Option<Promise>,
     ) {
         let req = self.oldest();
-        if !req.upgrade || self.streaming.is_some() {
+        if !req.upgrade {
             let err = weft_core::Error::encode(
                 "a 101 answer to a request that did not ask to switch protocols",
             );

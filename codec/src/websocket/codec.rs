@@ -155,7 +155,7 @@ impl WebSocketCodec {
         let Some(h) = header::parse(&self.cum) else {
             return Ok(None);
         };
-        self.check(&h)?;
+        let opcode = self.check(&h)?;
         let total = h.size as u64 + h.len;
         if (self.cum.len() as u64) < total {
             return Ok(None);
@@ -167,8 +167,6 @@ impl WebSocketCodec {
             Some(key) => unmask(payload, key),
             None => payload,
         };
-        let opcode =
-            OpCode::from_u8(h.opcode).ok_or(WebSocketError::protocol("a reserved opcode"))?;
         Ok(Some(Frame {
             fin: h.fin,
             rsv1: h.rsv & 0b100 != 0,
@@ -177,8 +175,9 @@ impl WebSocketCodec {
         }))
     }
 
-    /// The header's rules, judged before the payload is awaited.
-    fn check(&self, h: &Header) -> Result<(), WebSocketError> {
+    /// The header's rules, judged before the payload is awaited; the
+    /// frame's opcode when they hold.
+    fn check(&self, h: &Header) -> Result<OpCode, WebSocketError> {
         if h.rsv != 0 {
             return Err(WebSocketError::protocol("a reserved bit is set"));
         }
@@ -209,7 +208,7 @@ impl WebSocketCodec {
                 "a frame over the size limit",
             ));
         }
-        Ok(())
+        Ok(op)
     }
 
     /// The message rules for a data frame that arrived whole.

@@ -266,7 +266,6 @@ impl Writer {
     }
 }
 
-/// The front entry's region (the caller matched it).
 const EMPTY_IOVEC: libc::iovec = libc::iovec {
     iov_base: std::ptr::null_mut(),
     iov_len: 0,
@@ -322,6 +321,7 @@ fn merge_adjacent(iov: &[IoSlice<'_>], raw: &mut [libc::iovec]) -> usize {
     n
 }
 
+/// The front entry's region (the caller matched it).
 fn front_region(ob: &mut OutboundBuffer) -> &mut FileRegion {
     match ob.front_mut().map(|e| &mut e.msg) {
         Some(Msg::File(r)) => r,
