@@ -191,3 +191,37 @@ fn the_weft_client_upgrades_and_is_echoed() {
             .expect("the server ends the connection after the close handshake");
     });
 }
+
+#[test]
+fn a_client_that_half_closes_after_its_frames_still_gets_their_echoes() {
+    let server = chat();
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut write =
+        b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            .to_vec();
+    for i in 0..100u8 {
+        // Masked with a zero key: the payload goes as it is.
+        write.extend([0x82, 0x80 | 1, 0, 0, 0, 0, i]);
+    }
+    s.write_all(&write).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got)
+        .expect("the server closes after answering");
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(got.starts_with(b"HTTP/1.1 101 "));
+    let echoes: Vec<u8> = got[head_end..]
+        .chunks(3)
+        .map(|f| {
+            assert_eq!(&f[..2], [0x82, 1], "an unmasked one-byte binary frame");
+            f[2]
+        })
+        .collect();
+    assert_eq!(
+        echoes,
+        (0..100u8).collect::<Vec<_>>(),
+        "every frame echoed, in order"
+    );
+}
