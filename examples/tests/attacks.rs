@@ -202,6 +202,28 @@ fn file_server_holds_few_descriptors_under_pipelined_requests_never_read() {
     assert_eq!(i64::from_be_bytes(len), 4096);
 }
 
+/// A well-behaved chat member: writes `batch` over and over until told to
+/// stop, counting what it said, while a thread reads everything it is sent.
+fn talk(mut w: TcpStream, batch: &[u8], stop: &AtomicBool, said: &AtomicU64) {
+    let mut r = w.try_clone().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    while !stop.load(Ordering::Relaxed) {
+        if w.write_all(batch).is_err() {
+            break;
+        }
+        said.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    }
+    let _ = w.shutdown(std::net::Shutdown::Both);
+    let _ = reader.join();
+}
+
 #[test]
 fn chat_server_stays_bounded_with_a_member_that_never_reads() {
     let s = start(env!("CARGO_BIN_EXE_chat-server"), &["--threads", "2"]);
@@ -218,26 +240,9 @@ fn chat_server_stays_bounded_with_a_member_that_never_reads() {
                 let said = said2.clone();
                 let stop = stop.clone();
                 std::thread::spawn(move || {
-                    let mut w = TcpStream::connect(&addr).unwrap();
-                    let mut r = w.try_clone().unwrap();
-                    let reader = std::thread::spawn(move || {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        while let Ok(n) = r.read(&mut buf) {
-                            if n == 0 {
-                                break;
-                            }
-                        }
-                    });
                     let line = format!("{}\n", "x".repeat(1000 + t));
-                    let batch = line.repeat(64);
-                    while !stop.load(Ordering::Relaxed) {
-                        if w.write_all(batch.as_bytes()).is_err() {
-                            break;
-                        }
-                        said.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    }
-                    let _ = w.shutdown(std::net::Shutdown::Both);
-                    let _ = reader.join();
+                    let w = TcpStream::connect(&addr).unwrap();
+                    talk(w, line.repeat(64).as_bytes(), &stop, &said);
                 })
             })
             .collect();
@@ -327,25 +332,8 @@ fn websocket_chat_stays_bounded_with_members_that_never_read() {
                 let said = said2.clone();
                 let stop = stop.clone();
                 std::thread::spawn(move || {
-                    let mut w = ws_connect(&addr, "/ws");
-                    let mut r = w.try_clone().unwrap();
-                    let reader = std::thread::spawn(move || {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        while let Ok(n) = r.read(&mut buf) {
-                            if n == 0 {
-                                break;
-                            }
-                        }
-                    });
-                    let batch = ws_text(&[b'x'; 120]).repeat(256);
-                    while !stop.load(Ordering::Relaxed) {
-                        if w.write_all(&batch).is_err() {
-                            break;
-                        }
-                        said.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    }
-                    let _ = w.shutdown(std::net::Shutdown::Both);
-                    let _ = reader.join();
+                    let w = ws_connect(&addr, "/ws");
+                    talk(w, &ws_text(&[b'x'; 120]).repeat(256), &stop, &said);
                 })
             })
             .collect();

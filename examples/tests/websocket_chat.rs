@@ -12,6 +12,11 @@ use std::time::Duration;
 
 use common::{run_bounded, start};
 
+/// An upgrade request for the echo endpoint (RFC 6455's example key).
+const UPGRADE_ECHO: &[u8] = b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n\
+    Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    Sec-WebSocket-Version: 13\r\n\r\n";
+
 fn chat() -> common::Running {
     start(env!("CARGO_BIN_EXE_websocket-chat"), &["--threads", "2"])
 }
@@ -91,10 +96,7 @@ fn a_first_frame_in_the_same_write_as_the_upgrade_is_answered() {
     let server = chat();
     let mut s = TcpStream::connect(&server.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut write =
-        b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            .to_vec();
+    let mut write = UPGRADE_ECHO.to_vec();
     let key = [1u8, 2, 3, 4];
     let payload = b"riding along";
     write.extend([0x81, 0x80 | payload.len() as u8]);
@@ -197,10 +199,7 @@ fn a_client_that_half_closes_after_its_frames_still_gets_their_echoes() {
     let server = chat();
     let mut s = TcpStream::connect(&server.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut write =
-        b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            .to_vec();
+    let mut write = UPGRADE_ECHO.to_vec();
     for i in 0..100u8 {
         // Masked with a zero key: the payload goes as it is.
         write.extend([0x82, 0x80 | 1, 0, 0, 0, 0, i]);
