@@ -13,6 +13,11 @@
 //!   the high watermark (the task then delivers the writability change to
 //!   the pipeline, and the writable one after it drains), and a write that
 //!   would pass the cap is refused, and the channel closed, at once;
+//! - a queued user message (one the pipeline encodes, such as a protocol's
+//!   frame) weighs [`QUEUED_USER_MSG_WEIGHT`] bytes until the task takes
+//!   it (then its encoded bytes count in the outbound buffer): it has no
+//!   byte length of its own, and counting it as nothing let writes from
+//!   other tasks grow the queue without bound while the task lagged;
 //! - state reads ([`is_writable`](Channel::is_writable),
 //!   [`is_open`](Channel::is_open)) are lock-free.
 //!
@@ -53,6 +58,23 @@ use tokio::sync::Notify;
 use crate::mailbox::{CommandWaiter, Mailbox};
 use crate::sync::{AtomicBool, AtomicUsize, Ordering};
 use crate::{Error, Msg, Pipeline, Promise, WriteFuture};
+
+/// What a user message written through a [`Channel`] handle counts toward
+/// the channel's watermark and cap while it waits for the channel's task:
+/// about what it holds in memory there (its box, the command, a promise)
+/// when its payload is shared or small. A user message holding a large
+/// payload of its own is undercounted by this; encode it to bytes before
+/// writing it from another task when that matters.
+pub const QUEUED_USER_MSG_WEIGHT: usize = 256;
+
+/// What a write queued on a handle counts: its bytes, or the fixed weight
+/// of a user message.
+fn queued_weight(msg: &Msg) -> usize {
+    match msg {
+        Msg::User(_) => QUEUED_USER_MSG_WEIGHT,
+        m => m.buffered_len(),
+    }
+}
 
 /// A channel's identity, unique within the process.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -241,7 +263,7 @@ impl Channel {
     }
 
     fn push_write(&self, msg: Msg, promise: Option<Promise>, flush: bool) {
-        let len = msg.buffered_len();
+        let len = queued_weight(&msg);
         if len > 0 {
             let sh = &self.shared;
             let held = sh.queued.fetch_add(len, Ordering::AcqRel)
@@ -372,7 +394,7 @@ impl Channel {
         let bytes: usize = cmds
             .iter()
             .map(|c| match c {
-                Command::Write(m, _, _) => m.buffered_len(),
+                Command::Write(m, _, _) => queued_weight(m),
                 _ => 0,
             })
             .sum();
@@ -382,7 +404,7 @@ impl Channel {
         cmds
     }
 
-    /// Bytes of writes submitted from other tasks and not yet taken.
+    /// Weight of writes submitted from other tasks and not yet taken.
     pub(crate) fn queued_bytes(&self) -> usize {
         self.shared.queued.load(Ordering::Acquire)
     }

@@ -79,7 +79,7 @@ pub use bytes;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub use channel::{Address, Channel, ChannelId};
+pub use channel::{Address, Channel, ChannelId, QUEUED_USER_MSG_WEIGHT};
 pub use composite::CompositeBytes;
 pub use embedded::{EmbeddedBuilder, EmbeddedChannel};
 pub use error::{Error, ErrorKind, Result};

@@ -136,3 +136,36 @@ fn other_tasks_see_what_the_task_already_holds() {
         .unwrap();
     assert!(!ch.channel().is_writable());
 }
+
+#[test]
+fn user_messages_from_another_thread_count_toward_the_cap_too() {
+    // A user message (a protocol's frame, say) has no byte length; queued
+    // on a handle it still holds memory until the channel's task takes it.
+    // Counted as nothing, a task that lags let such writes pile up without
+    // bound.
+    struct Frame(#[allow(dead_code)] u64);
+    let cap = 64 * 1024;
+    let mut ch = EmbeddedChannel::builder().outbound_cap(Some(cap)).build();
+    let handle = ch.channel().clone();
+    let n = cap / weft_core::QUEUED_USER_MSG_WEIGHT;
+    let mut results = std::thread::spawn(move || {
+        (0..n + 8)
+            .map(|i| handle.write_and_flush(weft_core::Msg::user(Frame(i as u64))))
+            .collect::<Vec<_>>()
+    })
+    .join()
+    .unwrap();
+    // The write that passes the cap is refused at once, before the
+    // channel's task has run.
+    let err = results[n]
+        .try_result()
+        .expect("refused at once")
+        .unwrap_err();
+    assert!(err.is_closed() && err.to_string().contains("cap"), "{err}");
+    assert!(
+        results[n - 1].try_result().is_none(),
+        "the ones before wait"
+    );
+    ch.run_pending_tasks();
+    assert!(!ch.is_open(), "the channel closed");
+}
