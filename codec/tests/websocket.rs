@@ -383,6 +383,72 @@ fn a_clients_close_is_echoed_then_the_server_closes() {
     assert!(!ch.is_open());
 }
 
+/// Echoes every data frame, as Autobahn's `/echo` peer expects.
+struct Echo;
+
+impl weft_core::Handler for Echo {
+    fn interest(&self) -> weft_core::Events {
+        weft_core::Events::READ
+    }
+
+    fn channel_read(&mut self, ctx: &mut weft_core::Context<'_>, msg: Msg) {
+        match msg.downcast::<Frame>() {
+            Ok(f) if !f.opcode.is_control() => ctx.write_and_flush(f),
+            Ok(_) => {}
+            Err(other) => ctx.fire_read(other),
+        }
+    }
+}
+
+/// The frames the server sent, as (opcode, payload), all unmasked.
+fn sent_frames(ch: &mut EmbeddedChannel) -> Vec<(u8, Vec<u8>)> {
+    let out = ch.read_outbound_bytes();
+    let mut frames = Vec::new();
+    let mut i = 0;
+    while i + 2 <= out.len() {
+        let len = (out[i + 1] & 0x7F) as usize;
+        assert!(len < 126, "small frames only here");
+        frames.push((out[i] & 0x0F, out[i + 2..i + 2 + len].to_vec()));
+        i += 2 + len;
+    }
+    frames
+}
+
+#[test]
+fn an_echo_written_while_the_codec_decodes_leaves_before_its_close() {
+    // A good frame and a violation in one read: the echo handler writes
+    // while the codec is still busy with that read, so its write waits
+    // behind the codec; the close for the violation must not overtake it.
+    let mut ch = upgraded(WebSocketConfig::new());
+    ch.pipeline_mut().add_last("echo", Echo).unwrap();
+    let mut bytes = client_frame(true, 0x1, b"Hello, world!");
+    bytes.extend(raw_frame(true, 2, 0x1, Some(MASK), b"Hello, world!"));
+    bytes.extend(client_frame(true, 0x9, b""));
+    ch.write_inbound(bytes);
+    let frames = sent_frames(&mut ch);
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert_eq!(
+        frames[0],
+        (0x1, b"Hello, world!".to_vec()),
+        "the echo first"
+    );
+    assert_eq!(frames[1].0, 0x8);
+    assert_eq!(frames[1].1[..2], 1002u16.to_be_bytes());
+    assert!(!ch.is_open());
+
+    // The same with the peer's own close right behind its message.
+    let mut ch = upgraded(WebSocketConfig::new());
+    ch.pipeline_mut().add_last("echo", Echo).unwrap();
+    let mut bytes = client_frame(true, 0x2, b"last words");
+    bytes.extend(client_frame(true, 0x8, &1000u16.to_be_bytes()));
+    ch.write_inbound(bytes);
+    let frames = sent_frames(&mut ch);
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert_eq!(frames[0], (0x2, b"last words".to_vec()));
+    assert_eq!(frames[1], (0x8, 1000u16.to_be_bytes().to_vec()));
+    assert!(!ch.is_open());
+}
+
 #[test]
 fn after_the_app_closes_data_writes_fail_and_data_frames_are_dropped() {
     let mut ch = upgraded(WebSocketConfig::new());

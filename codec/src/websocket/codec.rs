@@ -19,7 +19,10 @@
 //!   passed on;
 //! - a violation sends a close frame with its code, closes the connection,
 //!   and is reported as an exception whose source is a [`WebSocketError`];
-//!   nothing after it is parsed;
+//!   nothing after it is parsed; the close frames this codec sends itself
+//!   (for a violation, or answering the peer's) leave after what the
+//!   handlers behind it wrote in answer to the frames before (an echo of
+//!   the message read in the same buffer as a bad frame is not lost);
 //! - the close handshake: a peer's close is answered with the same code
 //!   (or an empty close), then a server closes the connection; a close the
 //!   application writes waits for the peer's close for at most
@@ -294,37 +297,56 @@ impl WebSocketCodec {
             None => Frame::close_empty(),
         };
         ctx.fire_read(Msg::user(f));
-        if !self.close_sent {
-            self.close_sent = true;
-            let bytes = self.encode(&echo);
-            ctx.write(bytes);
-            ctx.flush();
-        }
-        match self.role {
-            // The server ends the TCP connection (RFC 6455 §7.1.1).
-            Role::Server => ctx.close(),
-            Role::Client => self.arm_close_timer(ctx),
+        // The server ends the TCP connection (RFC 6455 §7.1.1); a client
+        // waits for the server to.
+        let server = self.role == Role::Server;
+        self.end_later(ctx, (!self.close_sent).then_some(echo), None, server);
+        if !server {
+            self.arm_close_timer(ctx);
         }
         Ok(())
     }
 
-    /// Sends the close frame for `err`, closes, and reports it.
+    /// Ends the connection once the current event is over, from the
+    /// channel's task: `close` (written from the tail, so through
+    /// [`write`](Handler::write)), then `err` as an exception, then the
+    /// connection's close if `close_conn`.
+    ///
+    /// Deferred because handlers after this one may have written while it
+    /// was busy decoding (an echo of the frame before a violation): those
+    /// writes wait behind it and must reach the peer before the close.
+    fn end_later(
+        &self,
+        ctx: &mut Context<'_>,
+        close: Option<Frame>,
+        err: Option<Error>,
+        close_conn: bool,
+    ) {
+        ctx.channel().execute(move |p| {
+            if let Some(frame) = close {
+                drop(p.write_and_flush(frame));
+            }
+            if let Some(e) = err {
+                p.fire_exception(e);
+            }
+            if close_conn {
+                p.close();
+            }
+        });
+    }
+
+    /// Sends the close frame for `err`, reports it, and closes (see
+    /// [`end_later`](Self::end_later) for the order).
     fn fail(&mut self, ctx: &mut Context<'_>, err: WebSocketError) {
         tracing::debug!(error = %err, "failing the WebSocket connection");
         self.done = true;
         self.cum = Cumulation::new();
-        if !self.close_sent {
-            self.close_sent = true;
-            let bytes = self.encode(&Frame::close(err.code(), err.detail()));
-            ctx.write(bytes);
-            ctx.flush();
-        }
+        let close = (!self.close_sent).then(|| Frame::close(err.code(), err.detail()));
         let kind = match err.kind() {
             WebSocketErrorKind::TooBig => ErrorKind::TooLongFrame,
             _ => ErrorKind::CorruptedFrame,
         };
-        ctx.fire_exception(Error::with_source(kind, err));
-        ctx.close();
+        self.end_later(ctx, close, Some(Error::with_source(kind, err)), true);
     }
 
     /// After our close, the peer has `close_timeout` to answer.

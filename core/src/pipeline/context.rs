@@ -45,6 +45,17 @@ impl<'a> Context<'a> {
         self.inner.head.outbound.buffered_bytes()
     }
 
+    /// Changes the channel's cap on outbound bytes from now on (`None`: no
+    /// cap); the bootstrap's `max_outbound_bytes` set the first one. A
+    /// write past the cap fails and closes the channel, as when the
+    /// bootstrap set it. For a connection whose role is known only after a
+    /// handshake: a chat room's members get a smaller cap than an echo
+    /// endpoint that must hold whole 16 MiB messages.
+    pub fn set_max_outbound_bytes(&mut self, cap: Option<usize>) {
+        self.inner.head.outbound.set_cap(cap);
+        self.inner.publish_limits();
+    }
+
     /// Whether this handler has been removed from the pipeline.
     pub fn is_removed(&self) -> bool {
         !self.inner.is_linked(self.idx)

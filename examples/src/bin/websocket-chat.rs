@@ -34,6 +34,12 @@ struct Args {
     serve: weft_examples::ServeOptions,
 }
 
+/// What a room member may fall behind before it is dropped.
+const ROOM_OUTBOUND_CAP: usize = 4 << 20;
+/// What an echo connection may hold unsent: Autobahn's largest messages
+/// are 16 MiB, echoed whole.
+const ECHO_OUTBOUND_CAP: usize = 40 << 20;
+
 const PAGE: &str = include_str!("../chat.html");
 
 /// What a connection became.
@@ -100,6 +106,8 @@ impl Handler for Chat {
         match event.downcast::<HandshakeComplete>() {
             Ok(done) if done.request.uri().path() == "/ws" => {
                 self.mode = Mode::Room;
+                // A member that falls 4 MiB behind the room is dropped.
+                ctx.set_max_outbound_bytes(Some(ROOM_OUTBOUND_CAP));
                 self.group.add(ctx.channel().clone());
             }
             Ok(_) => self.mode = Mode::Echo,
@@ -121,8 +129,8 @@ fn main() {
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
             ServerBootstrap::new()
-                // A member that falls 4 MiB behind the room is dropped.
-                .child_options(ChannelOptions::new().max_outbound_bytes(4 << 20))
+                // Room members get a smaller cap when they join.
+                .child_options(ChannelOptions::new().max_outbound_bytes(ECHO_OUTBOUND_CAP))
                 .child_handler(move |p| {
                     serve.add_idle_guard(p)?;
                     p.add_last("http", HttpServerCodec::new())?;
