@@ -224,3 +224,17 @@ fn a_client_that_half_closes_after_its_frames_still_gets_their_echoes() {
         "every frame echoed, in order"
     );
 }
+
+/// The websocket-client example: messages given on its command line come
+/// back from the echo endpoint, in order, and it closes cleanly.
+#[test]
+fn the_websocket_client_example_sends_and_prints_the_echoes() {
+    let server = chat();
+    let url = format!("ws://{}/echo", server.addr);
+    let (ok, out) = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_websocket-client")).args(["send", &url, "one", "two €"]),
+        30,
+    );
+    assert!(ok, "{out}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["one", "two €"], "{out}");
+}
