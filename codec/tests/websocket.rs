@@ -327,6 +327,33 @@ fn every_frame_violation_is_answered_with_its_close_code() {
 }
 
 #[test]
+fn invalid_utf8_fails_before_the_rest_of_its_frame_arrives() {
+    // Autobahn 6.4.3: a text frame whose payload arrives in pieces, the
+    // second holding a code point past U+10FFFF.
+    let mut ch = upgraded(WebSocketConfig::new());
+    let payload = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80edited";
+    let frame = client_frame(true, 0x1, payload);
+    let header = frame.len() - payload.len();
+    ch.write_inbound(frame[..header + 11].to_vec());
+    assert_eq!(server_close(&mut ch), None, "valid so far");
+    ch.write_inbound(frame[header + 11..header + 15].to_vec());
+    assert_eq!(server_close(&mut ch), Some(1007), "failed without the rest");
+    assert!(!ch.is_open());
+
+    // Split anywhere, a valid text frame still arrives whole and intact.
+    let text = "κόσμε: ascii, ünïcödé, 𝄞 and more".repeat(40);
+    let frame = client_frame(true, 0x1, text.as_bytes());
+    for cut in [1, 3, 7, 200, 1025, frame.len() - 1] {
+        let mut ch = upgraded(WebSocketConfig::new());
+        ch.write_inbound(frame[..cut].to_vec());
+        ch.write_inbound(frame[cut..].to_vec());
+        let f: Frame = ch.read_inbound().expect("the frame");
+        assert_eq!(f.payload, text.as_bytes(), "cut at {cut}");
+        assert_eq!(server_close(&mut ch), None);
+    }
+}
+
+#[test]
 fn an_oversized_frame_is_refused_from_its_header_alone() {
     let mut ch = upgraded(WebSocketConfig::new().max_frame_size(1000));
     // The header announces 1 MiB; none of the payload is sent.

@@ -9,7 +9,8 @@
 //!   message over `max_message_size` — 1009 (so no more than a frame's
 //!   limit is ever buffered); fragments must follow their message, and a
 //!   new message may not start inside one — 1002; text is checked as UTF-8
-//!   fragment by fragment — 1007; a close frame's payload is one of: empty,
+//!   as it arrives, across fragments and within a frame not yet whole (the
+//!   first bad byte fails the connection) — 1007; a close frame's payload is one of: empty,
 //!   or a sendable code and a UTF-8 reason — else 1002/1007;
 //! - frames reach the next handler unmasked, payloads as slices of the
 //!   bytes read (unmasked in place when the buffer is the frame's alone);
@@ -132,6 +133,8 @@ pub struct WebSocketCodec {
     /// The message being received (Text or Binary) and its length so far.
     message: Option<(OpCode, usize)>,
     utf8: Utf8Validator,
+    /// How much of the pending text frame's payload `utf8` has seen.
+    text_checked: usize,
     close_sent: bool,
     close_received: bool,
     /// Nothing more is parsed (a violation, or the close handshake ended).
@@ -147,6 +150,7 @@ impl WebSocketCodec {
             cum: Cumulation::new(),
             message: None,
             utf8: Utf8Validator::default(),
+            text_checked: 0,
             close_sent: false,
             close_received: false,
             done: false,
@@ -161,6 +165,7 @@ impl WebSocketCodec {
         let opcode = self.check(&h)?;
         let total = h.size as u64 + h.len;
         if (self.cum.len() as u64) < total {
+            self.check_text_so_far(&h, opcode)?;
             return Ok(None);
         }
         self.cum.advance(h.size);
@@ -214,6 +219,46 @@ impl WebSocketCodec {
         Ok(op)
     }
 
+    /// Fails a text frame as soon as the part received is not UTF-8 (RFC
+    /// 6455 §8.1: fail fast), without waiting for the rest; what it saw is
+    /// not checked again when the frame is whole.
+    fn check_text_so_far(&mut self, h: &Header, op: OpCode) -> Result<(), WebSocketError> {
+        let text = matches!(
+            (op, self.message),
+            (OpCode::Text, None) | (OpCode::Continuation, Some((OpCode::Text, _)))
+        );
+        let here = self.cum.len() - h.size;
+        if !text || here <= self.text_checked {
+            return Ok(());
+        }
+        let piece = &self.cum[h.size + self.text_checked..h.size + here];
+        let ok = match h.mask {
+            None => self.utf8.feed(piece),
+            Some(key) => {
+                // Unmasked into a scratch buffer: the payload itself is
+                // unmasked once, when it is whole.
+                let mut scratch = [0u8; 1024];
+                let mut at = self.text_checked;
+                piece.chunks(scratch.len()).all(|chunk| {
+                    let out = &mut scratch[..chunk.len()];
+                    out.copy_from_slice(chunk);
+                    apply_mask(out, std::array::from_fn(|i| key[(at + i) & 3]));
+                    at += chunk.len();
+                    self.utf8.feed(out)
+                })
+            }
+        };
+        self.text_checked = here;
+        if ok {
+            Ok(())
+        } else {
+            Err(WebSocketError::new(
+                WebSocketErrorKind::InvalidUtf8,
+                "a text message that is not UTF-8",
+            ))
+        }
+    }
+
     /// The message rules for a data frame that arrived whole.
     fn check_data(&mut self, f: &Frame) -> Result<(), WebSocketError> {
         let (kind, so_far) = match (f.opcode, self.message) {
@@ -237,7 +282,10 @@ impl WebSocketCodec {
                 "a message over the size limit",
             ));
         }
-        if kind == OpCode::Text && !(self.utf8.feed(&f.payload) && (!f.fin || self.utf8.finish())) {
+        let seen = std::mem::take(&mut self.text_checked);
+        if kind == OpCode::Text
+            && !(self.utf8.feed(&f.payload[seen..]) && (!f.fin || self.utf8.finish()))
+        {
             return Err(WebSocketError::new(
                 WebSocketErrorKind::InvalidUtf8,
                 "a text message that is not UTF-8",
