@@ -1,4 +1,4 @@
-//! websocket-chat over loopback with real clients: Python's `websockets`
+//! websocket-chat over loopback with real clients: headless Chromium, Python's `websockets`
 //! as room members and as an echo client (large, fragmented, ping, close),
 //! and a raw socket whose first frame rides in the same write as its
 //! upgrade request.
@@ -237,4 +237,28 @@ fn the_websocket_client_example_sends_and_prints_the_echoes() {
     );
     assert!(ok, "{out}");
     assert_eq!(out.lines().collect::<Vec<_>>(), ["one", "two €"], "{out}");
+}
+
+/// The page in a real browser: headless Chromium (Debian's, installed by
+/// test.sh) joins the room, shows a line a Python member sends, and sends
+/// one through its own form (examples/tests/browser_chat.py drives it over
+/// the DevTools protocol). Its screenshot is left in the test's target
+/// directory (docs/websocket-chat.png is one).
+#[test]
+fn the_chat_page_works_in_headless_chromium() {
+    let server = chat();
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("websocket-chat.png");
+    let _ = std::fs::remove_file(&shot);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser_chat.py");
+    let (ok, out) = run_bounded(
+        Command::new("python3")
+            .arg(script)
+            .arg("chromium")
+            .arg(&server.addr)
+            .arg(&shot),
+        120,
+    );
+    assert!(ok && out.trim_end().ends_with("ok"), "{out}");
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
 }
