@@ -2,7 +2,8 @@
 # weft benchmark suite: one command measures weft against every peer, side by side.
 #
 # usage: benches/run.sh [--quick] [SCENARIO...]
-#   scenarios (default: all): echo file file1g http hello https alloc idle pipeline codec
+#   scenarios (default: all): echo file file1g http hello https websocket alloc idle pipeline
+#   codec
 #   --quick   one pair per comparison, short loads: a smoke test of the suite
 #   WEFT_BENCH_OUT=FILE writes the report there instead (to measure some scenarios again
 #   without replacing the full report)
@@ -29,7 +30,7 @@ for a in "$@"; do
     *) SCENARIOS+=("$a") ;;
   esac
 done
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(echo file file1g http hello https alloc idle pipeline codec)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(echo file file1g http hello https websocket alloc idle pipeline codec)
 if [ $QUICK = 1 ]; then RUNS=1; SECS=1; WRK_SECS=2; OUT=$ROOT/benches/RESULTS-quick.md
 else RUNS=5; SECS=3; WRK_SECS=5; OUT=$ROOT/benches/RESULTS.md; fi
 OUT=${WEFT_BENCH_OUT:-$OUT}
@@ -70,7 +71,7 @@ setup() {
   . "$PEERS/netty/classpath.sh"
   rm -rf "$T/netty-classes" && mkdir -p "$T/netty-classes"
   javac -d "$T/netty-classes" -cp "$NETTY_CP" "$PEERS"/netty/src/peers/*.java
-  log "building the HTTP peers (hyper, actix-web)"
+  log "building the Rust peers (hyper, actix-web, tokio-tungstenite, fastwebsockets)"
   (cd "$PEERS/rust" && CARGO_TARGET_DIR="$T/rust" cargo build --release -q)
   [ -f $FILES/1g.bin ] && [ -f $FILES/100m.bin ] && [ -f $FILES/4k.bin ] || "$PEERS/mkfiles.sh" "$FILES" >/dev/null
   cat $FILES/100m.bin $FILES/1g.bin > /dev/null   # warm the page cache
@@ -90,6 +91,9 @@ setup() {
 # start NAME PORT CMD...: runs CMD in the background, waits until PORT accepts.
 start() {
   local name=$1 port=$2; shift 2
+  if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
+    echo "port $port is taken (a server left running?): cannot start $name" >&2; exit 1
+  fi
   "$@" > "$WORK/$name.log" 2>&1 &
   local pid=$!
   echo "$pid" >> "$WORK/pids"
@@ -207,6 +211,24 @@ sc_hello() {
   kill "$(cat /tmp/peers-nginx-19163/nginx.pid 2>/dev/null)" 2>/dev/null || true; stop "$x"
 }
 
+# WebSocket echo: websocket-chat's /echo against tokio-tungstenite and fastwebsockets, every
+# server on one thread; each connection keeps one binary message in flight.
+sc_websocket() {
+  local w t f
+  w=$(start weft-ws 19171 "$ROOT/target/release/websocket-chat" --addr 127.0.0.1:19171 --threads 1)
+  t=$(start tungstenite 19172 "$T/rust/release/tungstenite-echo" 19172)
+  f=$(start fastwebsockets 19173 "$T/rust/release/fastwebsockets-echo" 19173)
+  for spec in "100 20" "200 16384"; do
+    set -- $spec
+    local load="$L/ws-load --conns $1 --msg-size $2 --secs $SECS --warmup 1"
+    ab "websocket echo $1x$2B" "msgs/s p99 server_cpu" \
+      weft "$w" "$load --addr 127.0.0.1:19171" fastwebsockets "$f" "$load --addr 127.0.0.1:19173"
+    ab "websocket echo $1x$2B" "msgs/s p99 server_cpu" \
+      weft "$w" "$load --addr 127.0.0.1:19171" tokio-tungstenite "$t" "$load --addr 127.0.0.1:19172"
+  done
+  stop "$w"; stop "$t"; stop "$f"
+}
+
 sc_https() {
   log "https vs http (100 MiB file)"
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 2 \
@@ -258,7 +280,7 @@ sc_codec() {
 setup
 for s in "${SCENARIOS[@]}"; do
   case "$s" in
-    echo|file|file1g|http|hello|https|alloc|idle|pipeline|codec) "sc_$s" ;;
+    echo|file|file1g|http|hello|https|websocket|alloc|idle|pipeline|codec) "sc_$s" ;;
     *) echo "unknown scenario: $s" >&2; exit 2 ;;
   esac
 done

@@ -46,3 +46,13 @@ pub async fn tokio_echo(listener: TcpListener) {
         });
     }
 }
+
+/// The `p` quantile (0 to 1) of `sorted` nanoseconds, in microseconds; 0
+/// for none.
+pub fn percentile_us(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] / 1000
+}

@@ -70,6 +70,7 @@ pub(crate) fn write_encoded(ctx: &mut Context<'_>, out: CompositeBytes, promise:
 /// Writes what one message was encoded into; the promise completes with
 /// the last piece (at once when there is none: a suppressed body piece,
 /// a compressor that has nothing to send yet).
+#[cfg(feature = "http")]
 pub(crate) fn write_parts<I>(ctx: &mut Context<'_>, parts: I, promise: Option<Promise>)
 where
     I: IntoIterator<Item = Msg>,

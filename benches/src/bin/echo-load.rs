@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use weft_benches::percentile_us;
 
 const USAGE: &str = "usage: echo-load --addr HOST:PORT [--conns 50] [--msg-size 64] \
 [--pipeline 16] [--secs 5] [--warmup 1] [--threads 1] [--verify]";
@@ -210,14 +211,6 @@ async fn one_connection(o: &Opts, conn: usize, start: Instant, end: Instant) -> 
         }
     }
     t
-}
-
-fn percentile_us(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] / 1000
 }
 
 fn main() {
