@@ -560,9 +560,13 @@ fn with_one_upgrade_handler_per_path_the_others_leave_after_an_upgrade() {
         // The one that upgraded became the codec; one after it saw the
         // upgrade go by and left (its handshake timer would otherwise close
         // the upgraded connection); one before it saw the request pass as
-        // an ordinary one (timer defused) and stays, passing frames on.
+        // an ordinary one (timer defused) and stays until the first frame.
         assert_eq!(ch.pipeline().names(), left, "{path}");
         assert!(ch.read_user_event::<HandshakeComplete>().is_some());
+        ch.write_inbound(client_frame(true, 0x1, b"first"));
+        let f: Frame = ch.read_inbound().expect("the frame passes");
+        assert_eq!(f.payload, "first");
+        assert_eq!(ch.pipeline().names(), ["websocket"], "{path}: all left");
     }
 }
 

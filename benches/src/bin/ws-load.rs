@@ -65,7 +65,9 @@ fn parse() -> Result<Opts, String> {
         return Err(format!("{} is not a loopback address", o.addr));
     }
     if o.conns == 0 || o.size == 0 || o.secs <= 0.0 || o.warmup < 0.0 {
-        return Err(format!("conns, msg-size and secs must be positive\n{USAGE}"));
+        return Err(format!(
+            "conns, msg-size and secs must be positive\n{USAGE}"
+        ));
     }
     Ok(o)
 }
@@ -98,7 +100,9 @@ async fn upgrade(s: &mut TcpStream, o: &Opts) -> Result<Vec<u8>, String> {
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         o.path, o.addr
     );
-    s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     loop {
@@ -131,7 +135,10 @@ fn frame_header(b: &[u8]) -> Result<Option<(usize, usize)>, String> {
     }
     Ok(match b[1] & 0x7F {
         126 if b.len() >= 4 => Some((4, u16::from_be_bytes([b[2], b[3]]) as usize)),
-        127 if b.len() >= 10 => Some((10, u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize)),
+        127 if b.len() >= 10 => Some((
+            10,
+            u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
+        )),
         126 | 127 => None,
         n => Some((2, n as usize)),
     })

@@ -23,8 +23,8 @@
 //!   within `handshake_timeout` (default 10 s) is closed;
 //! - several may sit in a row, one per path: when one upgrades, those after
 //!   it see its [`HandshakeComplete`] go by and leave; those before it saw
-//!   the request pass as an ordinary one (their timer is defused) and pass
-//!   frames on.
+//!   the request pass as an ordinary one (their timer is defused) and leave
+//!   when the first raw bytes (the new protocol's) reach them.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -266,6 +266,14 @@ impl Handler for WebSocketUpgrade {
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         let part = match msg.downcast::<HttpRequestPart>() {
             Ok(p) => p,
+            Err(other @ (Msg::Bytes(_) | Msg::Composite(_))) => {
+                // Raw bytes: the HTTP codec has left, an upgrade handler
+                // after this one switched the connection. Nothing is left
+                // for this one to do.
+                self.settled.store(true, Ordering::Release);
+                ctx.remove_self();
+                return ctx.fire_read(other);
+            }
             Err(other) => return ctx.fire_read(other),
         };
         match part {
