@@ -288,9 +288,10 @@ impl HttpClient {
         if let Some(conn) = self.pool.take(&key) {
             let again = Request::from_parts(parts.clone(), body.clone());
             match self.exchange(conn, again).await {
-                // Closed before any answer on a reused connection: the server
-                // had dropped it while idle.
-                Err(e) if e.kind() == ErrorKind::Closed && retry_allowed => {
+                // Closed or reset before any answer on a reused connection:
+                // the server had dropped it while idle (a reset when our
+                // request reached its closed socket before we saw its FIN).
+                Err(e) if retry_allowed && dropped_while_idle(&e) => {
                     tracing::debug!("a pooled connection was closed by the server; retrying");
                 }
                 other => return other,
@@ -364,4 +365,15 @@ impl fmt::Debug for HttpClient {
             .field("max_body", &self.max_body)
             .finish()
     }
+}
+
+/// Whether an exchange on a pooled connection failed the way one the
+/// server closed while it sat idle does: closed, reset, or a broken pipe.
+fn dropped_while_idle(e: &Error) -> bool {
+    use std::io::ErrorKind as Io;
+    e.kind() == ErrorKind::Closed
+        || matches!(
+            e.io_kind(),
+            Some(Io::ConnectionReset | Io::BrokenPipe | Io::ConnectionAborted)
+        )
 }
