@@ -90,7 +90,7 @@ fn parse_q(s: &str) -> u32 {
 
 /// Compresses a body.
 pub(crate) enum Encoder {
-    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Gzip(Box<flate2::write::GzEncoder<Vec<u8>>>),
     Brotli(Box<brotli::CompressorWriter<Vec<u8>>>),
 }
 
@@ -99,10 +99,10 @@ impl Encoder {
     /// dynamic bodies, as nginx and Caddy default to).
     pub(crate) fn new(coding: Coding) -> Encoder {
         match coding {
-            Coding::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+            Coding::Gzip => Encoder::Gzip(Box::new(flate2::write::GzEncoder::new(
                 Vec::new(),
                 flate2::Compression::new(6),
-            )),
+            ))),
             Coding::Brotli => Encoder::Brotli(Box::new(brotli::CompressorWriter::new(
                 Vec::new(),
                 4096,

@@ -3,14 +3,16 @@
 //!
 //! Contract:
 //! - when the channel becomes active it sends `GET` for its URI with `Upgrade: websocket`,
-//!   `Connection: Upgrade`, a fresh random `Sec-WebSocket-Key`, version 13
-//!   and the subprotocols offered;
+//!   `Connection: Upgrade`, a fresh random `Sec-WebSocket-Key`, version 13,
+//!   the subprotocols offered, and permessage-deflate if configured;
 //! - the answer must be 101 with `Upgrade: websocket`, `Connection:
-//!   upgrade`, the `Sec-WebSocket-Accept` of that key, and no subprotocol
-//!   or one that was offered; anything else fails the handshake: an
+//!   upgrade`, the `Sec-WebSocket-Accept` of that key, no subprotocol
+//!   or one that was offered, and no extension but a permessage-deflate
+//!   this end offered and can honour; anything else fails the handshake: an
 //!   exception (`Decode` kind) and the connection closed;
 //! - on success the HTTP codec (by its name, `"http"` unless told) leaves,
-//!   a [`WebSocketCodec`] for the client role takes this handler's place,
+//!   a [`WebSocketCodec`] for the client role takes this handler's place
+//!   (with a [`PerMessageDeflate`] after it if compression was agreed),
 //!   the bytes the server sent right behind its 101 are its first frames,
 //!   and a [`ClientHandshakeComplete`] user event goes down the pipeline;
 //! - without a 101 within the handshake timeout (default 10 s), the
@@ -23,13 +25,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use http::header::{
-    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
-    SEC_WEBSOCKET_VERSION, UPGRADE,
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use weft_core::{Context, Error, Events, Handler, Msg};
 
 use super::codec::{close_unless_closed_within, Role, WebSocketCodec, WebSocketConfig};
+use super::deflate::{self, Agreed, DeflateConfig, PerMessageDeflate};
 use super::handshake::{accept_key, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::http::response::has_token;
 use crate::http::HttpResponseIn;
@@ -42,6 +45,9 @@ pub struct ClientHandshakeComplete {
     pub response: Response<()>,
     /// The subprotocol the server chose, if any.
     pub subprotocol: Option<String>,
+    /// Whether the server agreed to permessage-deflate (a
+    /// [`PerMessageDeflate`] handler then sits right after the codec).
+    pub compression: bool,
 }
 
 /// The client handshake; see the module contract.
@@ -60,6 +66,7 @@ pub struct WebSocketClientHandshake {
     uri: Uri,
     subprotocols: Vec<String>,
     config: WebSocketConfig,
+    compression: Option<DeflateConfig>,
     http_codec: String,
     timeout: Option<Duration>,
     /// The key sent, once sent.
@@ -75,6 +82,7 @@ impl WebSocketClientHandshake {
             uri,
             subprotocols: Vec::new(),
             config: WebSocketConfig::default(),
+            compression: None,
             http_codec: "http".to_string(),
             timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
             key: None,
@@ -95,6 +103,13 @@ impl WebSocketClientHandshake {
     /// The frame codec's limits and behaviour after the upgrade.
     pub fn config(mut self, config: WebSocketConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Offers permessage-deflate (RFC 7692); the server may decline. Off
+    /// by default.
+    pub fn compression(mut self, config: DeflateConfig) -> Self {
+        self.compression = Some(config);
         self
     }
 
@@ -128,6 +143,9 @@ impl WebSocketClientHandshake {
         if !self.subprotocols.is_empty() {
             req = req.header(SEC_WEBSOCKET_PROTOCOL, self.subprotocols.join(", "));
         }
+        if let Some(c) = &self.compression {
+            req = req.header(SEC_WEBSOCKET_EXTENSIONS, deflate::offer(c));
+        }
         let req = match req.body(()) {
             Ok(r) => r,
             Err(e) => return self.fail(ctx, format!("cannot build the upgrade request: {e}")),
@@ -146,8 +164,8 @@ impl WebSocketClientHandshake {
     }
 
     /// What is wrong with the server's answer, if anything; else the
-    /// subprotocol it chose.
-    fn judge(&self, resp: &Response<()>) -> Result<Option<String>, String> {
+    /// subprotocol it chose and the compression it agreed to.
+    fn judge(&self, resp: &Response<()>) -> Result<(Option<String>, Option<Agreed>), String> {
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             return Err(format!(
                 "the server answered {} instead of 101",
@@ -163,11 +181,18 @@ impl WebSocketClientHandshake {
         if accept.is_none() || accept != expected.as_deref().map(str::as_bytes) {
             return Err("a wrong Sec-WebSocket-Accept".into());
         }
-        match h.get(SEC_WEBSOCKET_PROTOCOL).map(HeaderValue::to_str) {
-            None => Ok(None),
-            Some(Ok(p)) if self.subprotocols.iter().any(|s| s == p) => Ok(Some(p.to_string())),
-            Some(_) => Err("a subprotocol that was not offered".into()),
-        }
+        let subprotocol = match h.get(SEC_WEBSOCKET_PROTOCOL).map(HeaderValue::to_str) {
+            None => None,
+            Some(Ok(p)) if self.subprotocols.iter().any(|s| s == p) => Some(p.to_string()),
+            Some(_) => return Err("a subprotocol that was not offered".into()),
+        };
+        let extensions = h.get_all(SEC_WEBSOCKET_EXTENSIONS);
+        let agreed = match (&self.compression, extensions.iter().next()) {
+            (_, None) => None,
+            (None, Some(_)) => return Err("an extension that was not offered".into()),
+            (Some(_), Some(_)) => deflate::read_answer(extensions.iter())?,
+        };
+        Ok((subprotocol, agreed))
     }
 
     fn fail(&mut self, ctx: &mut Context<'_>, why: String) {
@@ -199,13 +224,21 @@ impl Handler for WebSocketClientHandshake {
             // A refusal's body: the connection is being failed anyway.
             HttpResponseIn::Data(_) | HttpResponseIn::End { .. } => return,
         };
-        let subprotocol = match self.judge(&response) {
-            Ok(p) => p,
+        let (subprotocol, agreed) = match self.judge(&response) {
+            Ok(r) => r,
             Err(why) => return self.fail(ctx, why),
         };
         self.done.store(true, Ordering::Release);
-        let codec = WebSocketCodec::new(Role::Client, self.config.clone());
-        if let Err(e) = ctx.replace_self("websocket", codec) {
+        let mut config = self.config.clone();
+        config.compressed = agreed.is_some();
+        let max_message = config.max_message_size;
+        let codec = WebSocketCodec::new(Role::Client, config);
+        let mut installed = ctx.replace_self("websocket", codec);
+        if let (Ok(()), Some(a), Some(c)) = (&installed, &agreed, &self.compression) {
+            let handler = PerMessageDeflate::new(Role::Client, a, c, max_message);
+            installed = ctx.add_after("websocket", "websocket-deflate", handler);
+        }
+        if let Err(e) = installed {
             return self.fail(ctx, format!("cannot install the codec: {e}"));
         }
         // The HTTP codec leaves when its read returns, passing the bytes
@@ -216,6 +249,7 @@ impl Handler for WebSocketClientHandshake {
         ctx.fire_user_event(Box::new(ClientHandshakeComplete {
             response,
             subprotocol,
+            compression: agreed.is_some(),
         }));
     }
 }

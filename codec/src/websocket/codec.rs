@@ -3,7 +3,8 @@
 //!
 //! Contract:
 //! - inbound, each frame is checked before its payload is awaited:
-//!   reserved bits and opcodes, control frames fragmented or over 125
+//!   reserved bits (RSV1 is allowed on a message's first frame once
+//!   permessage-deflate is agreed) and opcodes, control frames fragmented or over 125
 //!   bytes, the mask (a server requires it, a client refuses it), a 64-bit
 //!   length with its top bit set — 1002; a frame over `max_frame_size` or a
 //!   message over `max_message_size` — 1009 (so no more than a frame's
@@ -38,7 +39,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use weft_core::{CompositeBytes, Context, Error, ErrorKind, Events, Handler, Msg, Promise};
+use weft_core::{CompositeBytes, Context, Error, Events, Handler, Msg, Promise};
 
 use super::error::{WebSocketError, WebSocketErrorKind};
 use super::frame::{CloseCode, Frame, OpCode};
@@ -74,6 +75,8 @@ pub struct WebSocketConfig {
     pub(crate) max_message_size: usize,
     pub(crate) auto_pong: bool,
     pub(crate) close_timeout: Duration,
+    /// permessage-deflate was agreed: RSV1 may mark a message compressed.
+    pub(crate) compressed: bool,
 }
 
 impl Default for WebSocketConfig {
@@ -83,6 +86,7 @@ impl Default for WebSocketConfig {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             auto_pong: true,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            compressed: false,
         }
     }
 }
@@ -186,12 +190,15 @@ impl WebSocketCodec {
     /// The header's rules, judged before the payload is awaited; the
     /// frame's opcode when they hold.
     fn check(&self, h: &Header) -> Result<OpCode, WebSocketError> {
-        if h.rsv != 0 {
-            return Err(WebSocketError::protocol("a reserved bit is set"));
-        }
         let Some(op) = OpCode::from_u8(h.opcode) else {
             return Err(WebSocketError::protocol("a reserved opcode"));
         };
+        // RSV1 marks a compressed message (permessage-deflate, once agreed)
+        // on its first frame only.
+        let rsv1_ok = self.config.compressed && matches!(op, OpCode::Text | OpCode::Binary);
+        if h.rsv & 0b011 != 0 || (h.rsv & 0b100 != 0 && !rsv1_ok) {
+            return Err(WebSocketError::protocol("a reserved bit is set"));
+        }
         if op.is_control() && !h.fin {
             return Err(WebSocketError::protocol("a fragmented control frame"));
         }
@@ -223,10 +230,12 @@ impl WebSocketCodec {
     /// 6455 §8.1: fail fast), without waiting for the rest; what it saw is
     /// not checked again when the frame is whole.
     fn check_text_so_far(&mut self, h: &Header, op: OpCode) -> Result<(), WebSocketError> {
-        let text = matches!(
-            (op, self.message),
-            (OpCode::Text, None) | (OpCode::Continuation, Some((OpCode::Text, _)))
-        );
+        // A compressed message is checked once inflated, not here.
+        let text = match (op, self.message) {
+            (OpCode::Text, None) => h.rsv == 0,
+            (OpCode::Continuation, Some((kind, _))) => kind == OpCode::Text,
+            _ => false,
+        };
         let here = self.cum.len() - h.size;
         if !text || here <= self.text_checked {
             return Ok(());
@@ -273,6 +282,9 @@ impl WebSocketCodec {
                     "a new message inside a fragmented one",
                 ))
             }
+            // A compressed text message is checked once inflated: here it
+            // is bytes.
+            (OpCode::Text, None) if f.rsv1 => (OpCode::Binary, 0),
             (op, None) => (op, 0),
         };
         let len = so_far + f.payload.len();
@@ -348,53 +360,21 @@ impl WebSocketCodec {
         // The server ends the TCP connection (RFC 6455 §7.1.1); a client
         // waits for the server to.
         let server = self.role == Role::Server;
-        self.end_later(ctx, (!self.close_sent).then_some(echo), None, server);
+        end_later(ctx, (!self.close_sent).then_some(echo), None, server);
         if !server {
             self.arm_close_timer(ctx);
         }
         Ok(())
     }
 
-    /// Ends the connection once the current event is over, from the
-    /// channel's task: `close` (written from the tail, so through
-    /// [`write`](Handler::write)), then `err` as an exception, then the
-    /// connection's close if `close_conn`.
-    ///
-    /// Deferred because handlers after this one may have written while it
-    /// was busy decoding (an echo of the frame before a violation): those
-    /// writes wait behind it and must reach the peer before the close.
-    fn end_later(
-        &self,
-        ctx: &mut Context<'_>,
-        close: Option<Frame>,
-        err: Option<Error>,
-        close_conn: bool,
-    ) {
-        ctx.channel().execute(move |p| {
-            if let Some(frame) = close {
-                drop(p.write_and_flush(frame));
-            }
-            if let Some(e) = err {
-                p.fire_exception(e);
-            }
-            if close_conn {
-                p.close();
-            }
-        });
-    }
-
     /// Sends the close frame for `err`, reports it, and closes (see
-    /// [`end_later`](Self::end_later) for the order).
+    /// [`end_later`] for the order).
     fn fail(&mut self, ctx: &mut Context<'_>, err: WebSocketError) {
         tracing::debug!(error = %err, "failing the WebSocket connection");
         self.done = true;
         self.cum = Cumulation::new();
         let close = (!self.close_sent).then(|| Frame::close(err.code(), err.detail()));
-        let kind = match err.kind() {
-            WebSocketErrorKind::TooBig => ErrorKind::TooLongFrame,
-            _ => ErrorKind::CorruptedFrame,
-        };
-        self.end_later(ctx, close, Some(Error::with_source(kind, err)), true);
+        end_later(ctx, close, Some(err.into_exception()), true);
     }
 
     /// After our close, the peer has `close_timeout` to answer.
@@ -432,6 +412,33 @@ impl WebSocketCodec {
             }
         }
     }
+}
+
+/// Ends the connection once the current event is over, from the channel's
+/// task: `close` (written from the tail, so through every handler's
+/// `write`, the codec's included), then `err` as an exception, then the
+/// connection's close if `close_conn`.
+///
+/// Deferred because handlers after the caller may have written while it
+/// was busy (an echo of the frame before a violation): those writes wait
+/// behind it and must reach the peer before the close.
+pub(crate) fn end_later(
+    ctx: &mut Context<'_>,
+    close: Option<Frame>,
+    err: Option<Error>,
+    close_conn: bool,
+) {
+    ctx.channel().execute(move |p| {
+        if let Some(frame) = close {
+            drop(p.write_and_flush(frame));
+        }
+        if let Some(e) = err {
+            p.fire_exception(e);
+        }
+        if close_conn {
+            p.close();
+        }
+    });
 }
 
 /// Closes `channel` if it is still open after `t` and `due()` still says

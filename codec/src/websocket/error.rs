@@ -55,6 +55,16 @@ impl WebSocketError {
         }
     }
 
+    /// The exception a handler fires for it: `TooLongFrame` for a size
+    /// limit, `CorruptedFrame` for the rest, with this error as its source.
+    pub(crate) fn into_exception(self) -> weft_core::Error {
+        let kind = match self.kind {
+            WebSocketErrorKind::TooBig => weft_core::ErrorKind::TooLongFrame,
+            _ => weft_core::ErrorKind::CorruptedFrame,
+        };
+        weft_core::Error::with_source(kind, self)
+    }
+
     /// A short description (also the close frame's reason).
     pub fn detail(&self) -> &'static str {
         self.detail

@@ -13,11 +13,13 @@
 //!   `Sec-WebSocket-Version: 13`; a wrong version is answered 426 with
 //!   `Sec-WebSocket-Version: 13`, anything else 400, and the connection
 //!   goes on as HTTP;
-//! - an upgrade is answered 101 with `Sec-WebSocket-Accept` and the first
-//!   subprotocol the client offers that is configured; then the handler
+//! - an upgrade is answered 101 with `Sec-WebSocket-Accept`, the first
+//!   subprotocol the client offers that is configured, and permessage-deflate
+//!   when configured and offered in a form it can honour; then the handler
 //!   puts a [`WebSocketCodec`] in its own place and leaves, the HTTP codec
 //!   leaves after writing the 101, and the bytes the client sent behind its
-//!   request reach the frame codec; a [`HandshakeComplete`] user event goes
+//!   request reach the frame codec (with a [`PerMessageDeflate`] after it if
+//!   compression was agreed); a [`HandshakeComplete`] user event goes
 //!   down the pipeline;
 //! - a connection that has neither upgraded nor made an ordinary request
 //!   within `handshake_timeout` (default 10 s) is closed;
@@ -34,14 +36,15 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{
-    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
-    SEC_WEBSOCKET_VERSION, UPGRADE,
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use sha1::{Digest, Sha1};
 use weft_core::{Context, Events, Handler, Msg};
 
 use super::codec::{close_unless_closed_within, Role, WebSocketCodec, WebSocketConfig};
+use super::deflate::{self, DeflateConfig, PerMessageDeflate};
 use crate::http::response::has_token;
 use crate::http::{BodyKind, HttpRequestPart};
 
@@ -72,6 +75,9 @@ pub struct HandshakeComplete {
     pub request: Request<()>,
     /// The subprotocol agreed on, if any.
     pub subprotocol: Option<String>,
+    /// Whether permessage-deflate was agreed (a [`PerMessageDeflate`]
+    /// handler then sits right after the codec).
+    pub compression: bool,
 }
 
 /// The server handshake; see the module contract.
@@ -90,6 +96,7 @@ pub struct WebSocketUpgrade {
     path: String,
     subprotocols: Vec<String>,
     config: WebSocketConfig,
+    compression: Option<DeflateConfig>,
     handshake_timeout: Option<Duration>,
     /// Set once the connection upgraded or made an ordinary request.
     settled: Arc<AtomicBool>,
@@ -105,6 +112,7 @@ impl WebSocketUpgrade {
             path: path.into(),
             subprotocols: Vec::new(),
             config: WebSocketConfig::default(),
+            compression: None,
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
             settled: Arc::new(AtomicBool::new(false)),
             swallowing: false,
@@ -125,6 +133,15 @@ impl WebSocketUpgrade {
     /// The frame codec's limits and behaviour after the upgrade.
     pub fn config(mut self, config: WebSocketConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Accepts permessage-deflate (RFC 7692) when a client offers it in a
+    /// form this end can honour (off by default: compression costs CPU
+    /// and memory per connection, and mixing secrets with data the peer
+    /// controls in one compressed stream can leak them).
+    pub fn compression(mut self, config: DeflateConfig) -> Self {
+        self.compression = Some(config);
         self
     }
 
@@ -203,19 +220,35 @@ impl WebSocketUpgrade {
                 h.insert(SEC_WEBSOCKET_PROTOCOL, v);
             }
         }
+        let deflate = self.compression.as_ref().and_then(|c| {
+            let offers = request.headers().get_all(SEC_WEBSOCKET_EXTENSIONS).iter();
+            deflate::accept_offer(offers, c).map(|(agreed, answer)| (agreed, answer, c))
+        });
+        if let Some((_, answer, _)) = &deflate {
+            h.insert(SEC_WEBSOCKET_EXTENSIONS, answer.clone());
+        }
         // The HTTP codec before us writes the 101, then leaves; the bytes
         // behind the request reach the frame codec that takes our place.
         ctx.write(Msg::user(resp));
         ctx.flush();
         self.settled.store(true, Ordering::Release);
-        let codec = WebSocketCodec::new(Role::Server, self.config.clone());
-        if let Err(e) = ctx.replace_self("websocket", codec) {
+        let mut config = self.config.clone();
+        config.compressed = deflate.is_some();
+        let max_message = config.max_message_size;
+        let codec = WebSocketCodec::new(Role::Server, config);
+        let mut installed = ctx.replace_self("websocket", codec);
+        if let (Ok(()), Some((agreed, _, c))) = (&installed, &deflate) {
+            let handler = PerMessageDeflate::new(Role::Server, agreed, c, max_message);
+            installed = ctx.add_after("websocket", "websocket-deflate", handler);
+        }
+        if let Err(e) = installed {
             tracing::warn!(error = %e, "could not install the WebSocket codec");
             return ctx.close();
         }
         ctx.fire_user_event(Box::new(HandshakeComplete {
             request,
             subprotocol,
+            compression: deflate.is_some(),
         }));
     }
 }

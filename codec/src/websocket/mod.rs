@@ -13,6 +13,9 @@
 //! - [`WebSocketClientHandshake`] does the client's side over the HTTP
 //!   client codec and installs the codec for the client role (frames it
 //!   sends are masked with fresh random keys);
+//! - permessage-deflate (RFC 7692), when [`DeflateConfig`] is given to a
+//!   handshake and the other end agrees, puts a [`PerMessageDeflate`] right
+//!   after the codec: handlers behind it see and write uncompressed frames;
 //! - [`WebSocketMessageAggregator`] after the codec turns fragments into
 //!   whole [`Message`]s (single-frame messages without a copy);
 //! - limits are finite by default ([`DEFAULT_MAX_FRAME_SIZE`],
@@ -40,6 +43,7 @@
 mod aggregator;
 mod client;
 mod codec;
+mod deflate;
 mod error;
 mod frame;
 mod handshake;
@@ -53,6 +57,7 @@ pub use codec::{
     Role, WebSocketCodec, WebSocketConfig, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,
 };
+pub use deflate::{DeflateConfig, PerMessageDeflate};
 pub use error::{WebSocketError, WebSocketErrorKind};
 pub use frame::{CloseCode, Frame, OpCode};
 pub use handshake::{accept_key, HandshakeComplete, WebSocketUpgrade, DEFAULT_HANDSHAKE_TIMEOUT};

@@ -7,7 +7,7 @@
 //!   member through a `ChannelGroup`, the payload shared by all the writes;
 //! - `/echo` answers every data frame with the same frame (for conformance
 //!   runs such as Autobahn's `fuzzingclient`), with limits large enough for
-//!   its 16 MiB cases.
+//!   its 16 MiB cases, and permessage-deflate when the client offers it.
 //!
 //! Each connection starts as HTTP and is rebuilt at run time: after the
 //! 101 the HTTP handlers leave and the frame codec takes their place.
@@ -16,7 +16,9 @@ use bytes::Bytes;
 use clap::Parser;
 use weft_codec::http::http::{header, HeaderValue, Method, Response, StatusCode};
 use weft_codec::http::{HttpRequestPart, HttpServerCodec};
-use weft_codec::websocket::{Frame, HandshakeComplete, OpCode, WebSocketConfig, WebSocketUpgrade};
+use weft_codec::websocket::{
+    DeflateConfig, Frame, HandshakeComplete, OpCode, WebSocketConfig, WebSocketUpgrade,
+};
 use weft_core::{Context, Error, Events, Handler, Msg, UserEvent};
 use weft_transport::{ChannelGroup, ChannelOptions, ServerBootstrap};
 
@@ -140,7 +142,10 @@ fn main() {
                         .max_frame_size(64 << 10)
                         .max_message_size(64 << 10);
                     p.add_last("room", WebSocketUpgrade::new("/ws").config(room))?;
-                    p.add_last("echo", WebSocketUpgrade::new("/echo"))?;
+                    // The echo endpoint accepts permessage-deflate (the room
+                    // does not: its frames are shared by every member's write).
+                    let echo = WebSocketUpgrade::new("/echo").compression(DeflateConfig::new());
+                    p.add_last("echo", echo)?;
                     p.add_last(
                         "chat",
                         Chat {

@@ -4,7 +4,7 @@
 //! - `websocket-client send URL [TEXT...]`: sends each TEXT as a text
 //!   message (or each line of standard input when none is given), prints
 //!   what the server sends back, and closes once every message has had
-//!   its answer;
+//!   its answer (`--deflate` offers permessage-deflate);
 //! - `websocket-client autobahn URL`: the client side of Autobahn's
 //!   `wstest -m fuzzingserver` listening at URL (`ws://127.0.0.1:9001`):
 //!   asks for the number of cases, connects once per case and echoes every
@@ -21,7 +21,8 @@ use tokio::sync::mpsc;
 use weft_codec::http::http::Uri;
 use weft_codec::http::HttpClientCodec;
 use weft_codec::websocket::{
-    ClientHandshakeComplete, CloseCode, Frame, OpCode, WebSocketClientHandshake, WebSocketConfig,
+    ClientHandshakeComplete, CloseCode, DeflateConfig, Frame, OpCode, WebSocketClientHandshake,
+    WebSocketConfig,
 };
 use weft_core::{Channel, Context, Error, Events, Handler, Msg, UserEvent};
 use weft_transport::Bootstrap;
@@ -42,6 +43,9 @@ enum Command {
         url: String,
         /// The messages (standard input's lines when none).
         text: Vec<String>,
+        /// Offer permessage-deflate.
+        #[arg(long)]
+        deflate: bool,
     },
     /// Runs every case of an Autobahn fuzzingserver.
     Autobahn {
@@ -102,6 +106,7 @@ impl Handler for App {
 async fn connect(
     url: &str,
     echo: bool,
+    deflate: bool,
 ) -> Result<(Channel, mpsc::UnboundedReceiver<Event>), String> {
     let uri: Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
     let host = uri.host().ok_or_else(|| format!("{url}: no host"))?;
@@ -114,10 +119,11 @@ async fn connect(
     let ch = Bootstrap::new()
         .handler(move |p| {
             p.add_last("http", HttpClientCodec::new())?;
-            p.add_last(
-                "handshake",
-                WebSocketClientHandshake::new(uri.clone()).config(config.clone()),
-            )?;
+            let mut handshake = WebSocketClientHandshake::new(uri.clone()).config(config.clone());
+            if deflate {
+                handshake = handshake.compression(DeflateConfig::new());
+            }
+            p.add_last("handshake", handshake)?;
             p.add_last(
                 "app",
                 App {
@@ -141,7 +147,7 @@ async fn opened(rx: &mut mpsc::UnboundedReceiver<Event>) -> Result<(), String> {
     }
 }
 
-async fn send(url: &str, mut text: Vec<String>) -> Result<(), String> {
+async fn send(url: &str, mut text: Vec<String>, deflate: bool) -> Result<(), String> {
     if text.is_empty() {
         text = std::io::stdin()
             .lock()
@@ -149,7 +155,7 @@ async fn send(url: &str, mut text: Vec<String>) -> Result<(), String> {
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
     }
-    let (ch, mut rx) = connect(url, false).await?;
+    let (ch, mut rx) = connect(url, false, deflate).await?;
     opened(&mut rx).await?;
     let mut waiting = text.len();
     for t in text {
@@ -178,7 +184,8 @@ async fn send(url: &str, mut text: Vec<String>) -> Result<(), String> {
 /// One connection to the suite, echoing until it ends; the text messages
 /// received, in order.
 async fn autobahn_session(url: &str) -> Result<Vec<String>, String> {
-    let (ch, mut rx) = connect(url, true).await?;
+    // Autobahn's cases 12 and 13 test compression: always offered.
+    let (ch, mut rx) = connect(url, true, true).await?;
     let mut texts = Vec::new();
     // A case may end before our handshake event is read: every frame
     // counts from the start.
@@ -223,7 +230,7 @@ fn main() {
     let rt = weft_examples::runtime(0);
     let r = rt.block_on(async {
         match &args.command {
-            Command::Send { url, text } => send(url, text.clone()).await,
+            Command::Send { url, text, deflate } => send(url, text.clone(), *deflate).await,
             Command::Autobahn { url, agent } => autobahn(url, agent).await,
         }
     });
