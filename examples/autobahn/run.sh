@@ -43,8 +43,10 @@ wait_port() { # port: waits up to 60 s for a listener
   return 1
 }
 
+limit=900 # seconds per direction
 if [ "${WEFT_AUTOBAHN_ALL:-0}" = 1 ]; then
   list='"*"'
+  limit=5400
 else
   list='"1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*"'
   for g in 12.1 12.2 12.3 12.4 12.5 13.1 13.2 13.3 13.4 13.5 13.6 13.7; do
@@ -63,7 +65,7 @@ cat >"$work/fuzzingclient.json" <<EOF
  "servers": [{"agent": "weft", "url": "ws://127.0.0.1:$port/echo"}], $cases}
 EOF
 echo "autobahn: fuzzingclient against websocket-chat /echo" >&2
-(cd "$work" && timeout 900 "$wstest" -m fuzzingclient -s fuzzingclient.json >fuzzingclient.log 2>&1) || {
+(cd "$work" && timeout "$limit" "$wstest" -m fuzzingclient -s fuzzingclient.json >fuzzingclient.log 2>&1) || {
   tail -20 "$work/fuzzingclient.log" >&2
   exit 1
 }
@@ -77,6 +79,6 @@ EOF
 pids+=($!)
 wait_port "$port"
 echo "autobahn: websocket-client against fuzzingserver" >&2
-timeout 900 "$bin/websocket-client" autobahn "ws://127.0.0.1:$port" --agent weft
+timeout "$limit" "$bin/websocket-client" autobahn "ws://127.0.0.1:$port" --agent weft
 
 python3 "$here/verdict.py" "$target/autobahn/reports" "$here/summary.json" "$@"
