@@ -47,9 +47,69 @@ pub async fn tokio_echo(listener: TcpListener) {
     }
 }
 
+/// What one connection of a load generator counted in the measured window.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Messages that came back whole.
+    pub msgs: u64,
+    /// Each one's latency, in nanoseconds.
+    pub latencies_ns: Vec<u64>,
+    /// Connection errors and bad answers.
+    pub errors: u64,
+}
+
+impl Tally {
+    /// A connection that failed before counting anything.
+    pub fn failed() -> Tally {
+        Tally {
+            errors: 1,
+            ..Tally::default()
+        }
+    }
+}
+
+/// Every connection's tally together.
+#[derive(Debug)]
+pub struct Totals {
+    /// Messages counted, all connections.
+    pub msgs: u64,
+    /// Errors, all connections.
+    pub errors: u64,
+    /// Median latency, microseconds.
+    pub p50_us: u64,
+    /// 99th-percentile latency, microseconds.
+    pub p99_us: u64,
+}
+
+impl Totals {
+    /// Sums `tallies` and takes the latency quantiles over all of them.
+    pub fn of(tallies: Vec<Tally>) -> Totals {
+        let msgs = tallies.iter().map(|t| t.msgs).sum();
+        let errors = tallies.iter().map(|t| t.errors).sum();
+        let mut lat: Vec<u64> = tallies.into_iter().flat_map(|t| t.latencies_ns).collect();
+        lat.sort_unstable();
+        Totals {
+            msgs,
+            errors,
+            p50_us: percentile_us(&lat, 0.50),
+            p99_us: percentile_us(&lat, 0.99),
+        }
+    }
+
+    /// The exit status a load generator ends with: 0 when every
+    /// connection went well and something was counted.
+    pub fn exit_code(&self) -> i32 {
+        if self.errors == 0 && self.msgs > 0 {
+            0
+        } else {
+            1
+        }
+    }
+}
+
 /// The `p` quantile (0 to 1) of `sorted` nanoseconds, in microseconds; 0
 /// for none.
-pub fn percentile_us(sorted: &[u64], p: f64) -> u64 {
+fn percentile_us(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use weft_benches::percentile_us;
+use weft_benches::{Tally, Totals};
 
 const USAGE: &str = "usage: echo-load --addr HOST:PORT [--conns 50] [--msg-size 64] \
 [--pipeline 16] [--secs 5] [--warmup 1] [--threads 1] [--verify]";
@@ -85,13 +85,6 @@ fn pattern(conn: usize, seq: u64, offset: usize) -> u8 {
         .wrapping_mul(131)
         .wrapping_add(seq.wrapping_mul(31))
         .wrapping_add(offset as u64) as u8
-}
-
-#[derive(Default)]
-struct Tally {
-    msgs: u64,
-    latencies_ns: Vec<u64>,
-    errors: u64,
 }
 
 async fn one_connection(o: &Opts, conn: usize, start: Instant, end: Instant) -> Tally {
@@ -234,28 +227,23 @@ fn main() {
             .collect();
         let mut all = Vec::new();
         for t in tasks {
-            all.push(t.await.unwrap_or(Tally {
-                errors: 1,
-                ..Tally::default()
-            }));
+            all.push(t.await.unwrap_or_else(|_| Tally::failed()));
         }
         all
     });
-    let msgs: u64 = tallies.iter().map(|t| t.msgs).sum();
-    let errors: u64 = tallies.iter().map(|t| t.errors).sum();
-    let mut lat: Vec<u64> = tallies.into_iter().flat_map(|t| t.latencies_ns).collect();
-    lat.sort_unstable();
-    let mps = msgs as f64 / o.secs;
+    let t = Totals::of(tallies);
+    let mps = t.msgs as f64 / o.secs;
     println!(
         "echo-load conns={} size={} pipeline={} secs={} msgs/s={mps:.0} bytes/s={:.1}MB/s \
-         p50={}us p99={}us errors={errors}",
+         p50={}us p99={}us errors={}",
         o.conns,
         o.size,
         o.pipeline,
         o.secs,
         mps * o.size as f64 / 1e6,
-        percentile_us(&lat, 0.50),
-        percentile_us(&lat, 0.99),
+        t.p50_us,
+        t.p99_us,
+        t.errors,
     );
-    std::process::exit(if errors == 0 && msgs > 0 { 0 } else { 1 });
+    std::process::exit(t.exit_code());
 }

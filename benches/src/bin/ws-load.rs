@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use weft_benches::percentile_us;
+use weft_benches::{Tally, Totals};
 
 const USAGE: &str = "usage: ws-load --addr HOST:PORT [--path /echo] [--conns 100] \
 [--msg-size 20] [--secs 5] [--warmup 1] [--threads 1]";
@@ -144,13 +144,6 @@ fn frame_header(b: &[u8]) -> Result<Option<(usize, usize)>, String> {
     })
 }
 
-#[derive(Default)]
-struct Tally {
-    msgs: u64,
-    latencies_ns: Vec<u64>,
-    errors: u64,
-}
-
 async fn one_connection(o: &Opts, start: Instant, end: Instant) -> Result<Tally, String> {
     let mut t = Tally::default();
     let mut s = TcpStream::connect(o.addr)
@@ -226,31 +219,23 @@ fn main() {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
                     eprintln!("ws-load: {e}");
-                    Tally {
-                        errors: 1,
-                        ..Tally::default()
-                    }
+                    Tally::failed()
                 }
-                Err(_) => Tally {
-                    errors: 1,
-                    ..Tally::default()
-                },
+                Err(_) => Tally::failed(),
             });
         }
         all
     });
-    let msgs: u64 = tallies.iter().map(|t| t.msgs).sum();
-    let errors: u64 = tallies.iter().map(|t| t.errors).sum();
-    let mut lat: Vec<u64> = tallies.into_iter().flat_map(|t| t.latencies_ns).collect();
-    lat.sort_unstable();
+    let t = Totals::of(tallies);
     println!(
-        "ws-load conns={} size={} secs={} msgs/s={:.0} p50={}us p99={}us errors={errors}",
+        "ws-load conns={} size={} secs={} msgs/s={:.0} p50={}us p99={}us errors={}",
         o.conns,
         o.size,
         o.secs,
-        msgs as f64 / o.secs,
-        percentile_us(&lat, 0.50),
-        percentile_us(&lat, 0.99),
+        t.msgs as f64 / o.secs,
+        t.p50_us,
+        t.p99_us,
+        t.errors,
     );
-    std::process::exit(if errors == 0 && msgs > 0 { 0 } else { 1 });
+    std::process::exit(t.exit_code());
 }
