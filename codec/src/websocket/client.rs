@@ -11,8 +11,9 @@
 //!   this end offered and can honour; anything else fails the handshake: an
 //!   exception (`Decode` kind) and the connection closed;
 //! - on success the HTTP codec (by its name, `"http"` unless told) leaves,
-//!   a [`WebSocketCodec`] for the client role takes this handler's place
-//!   (with a [`PerMessageDeflate`] after it if compression was agreed),
+//!   a [`WebSocketCodec`](super::WebSocketCodec) for the client role takes
+//!   this handler's place (with a [`PerMessageDeflate`](super::PerMessageDeflate)
+//!   after it if compression was agreed),
 //!   the bytes the server sent right behind its 101 are its first frames,
 //!   and a [`ClientHandshakeComplete`] user event goes down the pipeline;
 //! - without a 101 within the handshake timeout (default 10 s), the
@@ -31,8 +32,8 @@ use http::header::{
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use weft_core::{Context, Error, Events, Handler, Msg};
 
-use super::codec::{close_unless_closed_within, Role, WebSocketCodec, WebSocketConfig};
-use super::deflate::{self, Agreed, DeflateConfig, PerMessageDeflate};
+use super::codec::{close_unless_closed_within, Role, WebSocketConfig};
+use super::deflate::{self, Agreed, DeflateConfig};
 use super::handshake::{accept_key, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::http::response::has_token;
 use crate::http::HttpResponseIn;
@@ -46,7 +47,8 @@ pub struct ClientHandshakeComplete {
     /// The subprotocol the server chose, if any.
     pub subprotocol: Option<String>,
     /// Whether the server agreed to permessage-deflate (a
-    /// [`PerMessageDeflate`] handler then sits right after the codec).
+    /// [`PerMessageDeflate`](super::PerMessageDeflate) handler then sits
+    /// right after the codec).
     pub compression: bool,
 }
 
@@ -229,16 +231,8 @@ impl Handler for WebSocketClientHandshake {
             Err(why) => return self.fail(ctx, why),
         };
         self.done.store(true, Ordering::Release);
-        let mut config = self.config.clone();
-        config.compressed = agreed.is_some();
-        let max_message = config.max_message_size;
-        let codec = WebSocketCodec::new(Role::Client, config);
-        let mut installed = ctx.replace_self("websocket", codec);
-        if let (Ok(()), Some(a), Some(c)) = (&installed, &agreed, &self.compression) {
-            let handler = PerMessageDeflate::new(Role::Client, a, c, max_message);
-            installed = ctx.add_after("websocket", "websocket-deflate", handler);
-        }
-        if let Err(e) = installed {
+        let deflate = agreed.as_ref().zip(self.compression.as_ref());
+        if let Err(e) = deflate::install_codec(ctx, Role::Client, &self.config, deflate) {
             return self.fail(ctx, format!("cannot install the codec: {e}"));
         }
         // The HTTP codec leaves when its read returns, passing the bytes

@@ -30,9 +30,9 @@ use std::fmt;
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use http::HeaderValue;
-use weft_core::{Context, Events, Handler, Msg, Promise};
+use weft_core::{Context, Error, Events, Handler, Msg, Promise};
 
-use super::codec::{end_later, Role};
+use super::codec::{end_later, Role, WebSocketCodec, WebSocketConfig};
 use super::error::{WebSocketError, WebSocketErrorKind};
 use super::frame::{Frame, OpCode};
 use super::utf8::Utf8Validator;
@@ -100,7 +100,7 @@ pub(crate) struct Agreed {
 
 impl Agreed {
     /// The answer's header value.
-    fn header(&self) -> HeaderValue {
+    pub(crate) fn header(&self) -> HeaderValue {
         let mut s = String::from(EXTENSION);
         if self.server_no_context_takeover {
             s.push_str("; server_no_context_takeover");
@@ -188,12 +188,12 @@ fn params(list: &[(&str, Option<&str>)]) -> Option<Params> {
     Some(p)
 }
 
-/// The server's choice among the client's offers: what it agrees to, and
-/// the header that says so; `None` when no offer can be honoured.
+/// The server's choice among the client's offers (its answer is
+/// [`Agreed::header`]); `None` when no offer can be honoured.
 pub(crate) fn accept_offer<'a>(
     offers: impl Iterator<Item = &'a HeaderValue>,
     config: &DeflateConfig,
-) -> Option<(Agreed, HeaderValue)> {
+) -> Option<Agreed> {
     let offers = parse_extensions(offers)?;
     for (name, list) in offers {
         if !name.eq_ignore_ascii_case(EXTENSION) {
@@ -211,8 +211,7 @@ pub(crate) fn accept_offer<'a>(
             // it set one, stands without being repeated.
             client_max_window_bits: None,
         };
-        let header = agreed.header();
-        return Some((agreed, header));
+        return Some(agreed);
     }
     None
 }
@@ -255,6 +254,27 @@ pub(crate) fn read_answer<'a>(
         });
     }
     Ok(agreed)
+}
+
+/// Puts a [`WebSocketCodec`] for `role` in the calling handler's place (as
+/// `"websocket"`), and when compression was agreed a [`PerMessageDeflate`]
+/// right after it (as `"websocket-deflate"`), with this end's `deflate`
+/// config: the last step of either handshake.
+pub(crate) fn install_codec(
+    ctx: &mut Context<'_>,
+    role: Role,
+    config: &WebSocketConfig,
+    agreed: Option<(&Agreed, &DeflateConfig)>,
+) -> Result<(), Error> {
+    let mut config = config.clone();
+    config.compressed = agreed.is_some();
+    let max_message = config.max_message_size;
+    ctx.replace_self("websocket", WebSocketCodec::new(role, config))?;
+    if let Some((agreed, deflate)) = agreed {
+        let handler = PerMessageDeflate::new(role, agreed, deflate, max_message);
+        ctx.add_after("websocket", "websocket-deflate", handler)?;
+    }
+    Ok(())
 }
 
 /// The message being inflated.

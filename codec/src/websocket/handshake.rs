@@ -16,11 +16,11 @@
 //! - an upgrade is answered 101 with `Sec-WebSocket-Accept`, the first
 //!   subprotocol the client offers that is configured, and permessage-deflate
 //!   when configured and offered in a form it can honour; then the handler
-//!   puts a [`WebSocketCodec`] in its own place and leaves, the HTTP codec
-//!   leaves after writing the 101, and the bytes the client sent behind its
-//!   request reach the frame codec (with a [`PerMessageDeflate`] after it if
-//!   compression was agreed); a [`HandshakeComplete`] user event goes
-//!   down the pipeline;
+//!   puts a [`WebSocketCodec`](super::WebSocketCodec) in its own place and
+//!   leaves, the HTTP codec leaves after writing the 101, and the bytes the
+//!   client sent behind its request reach the frame codec (with a
+//!   [`PerMessageDeflate`](super::PerMessageDeflate) after it if compression
+//!   was agreed); a [`HandshakeComplete`] user event goes down the pipeline;
 //! - a connection that has neither upgraded nor made an ordinary request
 //!   within `handshake_timeout` (default 10 s) is closed;
 //! - several may sit in a row, one per path: when one upgrades, those after
@@ -43,8 +43,8 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Versio
 use sha1::{Digest, Sha1};
 use weft_core::{Context, Events, Handler, Msg};
 
-use super::codec::{close_unless_closed_within, Role, WebSocketCodec, WebSocketConfig};
-use super::deflate::{self, DeflateConfig, PerMessageDeflate};
+use super::codec::{close_unless_closed_within, Role, WebSocketConfig};
+use super::deflate::{self, DeflateConfig};
 use crate::http::response::has_token;
 use crate::http::{BodyKind, HttpRequestPart};
 
@@ -75,8 +75,9 @@ pub struct HandshakeComplete {
     pub request: Request<()>,
     /// The subprotocol agreed on, if any.
     pub subprotocol: Option<String>,
-    /// Whether permessage-deflate was agreed (a [`PerMessageDeflate`]
-    /// handler then sits right after the codec).
+    /// Whether permessage-deflate was agreed (a
+    /// [`PerMessageDeflate`](super::PerMessageDeflate) handler then sits
+    /// right after the codec).
     pub compression: bool,
 }
 
@@ -222,26 +223,18 @@ impl WebSocketUpgrade {
         }
         let deflate = self.compression.as_ref().and_then(|c| {
             let offers = request.headers().get_all(SEC_WEBSOCKET_EXTENSIONS).iter();
-            deflate::accept_offer(offers, c).map(|(agreed, answer)| (agreed, answer, c))
+            deflate::accept_offer(offers, c).map(|agreed| (agreed, c))
         });
-        if let Some((_, answer, _)) = &deflate {
-            h.insert(SEC_WEBSOCKET_EXTENSIONS, answer.clone());
+        if let Some((agreed, _)) = &deflate {
+            h.insert(SEC_WEBSOCKET_EXTENSIONS, agreed.header());
         }
         // The HTTP codec before us writes the 101, then leaves; the bytes
         // behind the request reach the frame codec that takes our place.
         ctx.write(Msg::user(resp));
         ctx.flush();
         self.settled.store(true, Ordering::Release);
-        let mut config = self.config.clone();
-        config.compressed = deflate.is_some();
-        let max_message = config.max_message_size;
-        let codec = WebSocketCodec::new(Role::Server, config);
-        let mut installed = ctx.replace_self("websocket", codec);
-        if let (Ok(()), Some((agreed, _, c))) = (&installed, &deflate) {
-            let handler = PerMessageDeflate::new(Role::Server, agreed, c, max_message);
-            installed = ctx.add_after("websocket", "websocket-deflate", handler);
-        }
-        if let Err(e) = installed {
+        let agreed = deflate.as_ref().map(|(a, c)| (a, *c));
+        if let Err(e) = deflate::install_codec(ctx, Role::Server, &self.config, agreed) {
             tracing::warn!(error = %e, "could not install the WebSocket codec");
             return ctx.close();
         }
