@@ -519,7 +519,9 @@ impl Handler for WebSocketCodec {
         }
         if frame.opcode == OpCode::Close {
             self.close_sent = true;
-            if !self.close_received {
+            // Nothing to wait for once the peer's close came, or when this
+            // is our own close for a violation (the connection is closing).
+            if !self.done {
                 self.arm_close_timer(ctx);
             }
         }

@@ -408,7 +408,8 @@ impl PerMessageDeflate {
 
     /// Deflates one outbound frame of a data message.
     fn deflate_frame(&mut self, f: Frame) -> Frame {
-        let first = !self.deflating || f.opcode != OpCode::Continuation;
+        // `write` sends continuations here only inside a deflated message.
+        let first = f.opcode != OpCode::Continuation;
         let mut out = Vec::with_capacity(f.payload.len() / 2 + 64);
         let mut input = &f.payload[..];
         loop {
