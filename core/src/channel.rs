@@ -71,7 +71,8 @@ pub const QUEUED_USER_MSG_WEIGHT: usize = 256;
 /// of a user message.
 fn queued_weight(msg: &Msg) -> usize {
     match msg {
-        Msg::User(_) => QUEUED_USER_MSG_WEIGHT,
+        // A datagram is written as it is: its payload is what it holds.
+        Msg::User(_) => msg.buffered_len().max(QUEUED_USER_MSG_WEIGHT),
         m => m.buffered_len(),
     }
 }
@@ -158,6 +159,11 @@ struct Shared {
     cap: AtomicUsize,
     /// Bytes the transport has handed to the kernel so far.
     written: std::sync::atomic::AtomicU64,
+    /// A write past the cap is dropped (the channel stays open) rather than
+    /// closing the channel: set by datagram transports.
+    drops: AtomicBool,
+    /// Writes dropped so far (past the cap, with `drops` set).
+    dropped: std::sync::atomic::AtomicU64,
     closed: Notify,
 }
 
@@ -195,6 +201,8 @@ impl Channel {
                 high: AtomicUsize::new(crate::outbound::DEFAULT_HIGH_WATERMARK),
                 cap: AtomicUsize::new(crate::outbound::DEFAULT_OUTBOUND_CAP),
                 written: std::sync::atomic::AtomicU64::new(0),
+                drops: AtomicBool::new(false),
+                dropped: std::sync::atomic::AtomicU64::new(0),
                 closed: Notify::new(),
             }),
         }
@@ -238,6 +246,29 @@ impl Channel {
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Writes refused at the cap without closing the channel, so far: a
+    /// datagram channel drops a datagram when its outbound queue is full
+    /// (the write fails with [`ErrorKind::Dropped`](crate::ErrorKind::Dropped)).
+    /// Always 0 for a stream channel, which closes instead.
+    pub fn writes_dropped(&self) -> u64 {
+        self.shared
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts `n` more dropped writes.
+    pub(crate) fn record_dropped(&self, n: u64) {
+        self.shared
+            .dropped
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Makes writes past the cap drop instead of closing (see
+    /// [`Transport::set_overflow_drops`](crate::transport::Transport::set_overflow_drops)).
+    pub(crate) fn set_overflow_drops(&self, on: bool) {
+        self.shared.drops.store(on, Ordering::Release);
+    }
+
     /// Whether the channel is still open.
     pub fn is_open(&self) -> bool {
         self.shared.open.load(Ordering::Acquire)
@@ -272,6 +303,13 @@ impl Channel {
             let cap = sh.cap.load(Ordering::Acquire);
             if held > cap {
                 sh.queued.fetch_sub(len, Ordering::AcqRel);
+                if sh.drops.load(Ordering::Acquire) {
+                    self.record_dropped(1);
+                    if let Some(p) = promise {
+                        p.fail(crate::outbound::dropped_error(len, held - len, cap));
+                    }
+                    return;
+                }
                 let err = Error::new(
                     crate::ErrorKind::Closed,
                     format!(

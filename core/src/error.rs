@@ -70,6 +70,11 @@ pub enum ErrorKind {
     Timeout,
     /// A TLS failure (the source is the TLS library's error).
     Tls,
+    /// A write was dropped and the channel stays open: a datagram channel's
+    /// outbound queue was full. Datagrams are droppable, so a datagram
+    /// channel refuses a write past its cap instead of closing, as a stream
+    /// channel does.
+    Dropped,
     /// An application error.
     User,
 }
@@ -93,6 +98,7 @@ impl ErrorKind {
             Kind::FileShrank => "file shrank while it was being sent",
             Kind::Timeout => "timed out",
             Kind::Tls => "tls error",
+            Kind::Dropped => "write dropped",
             Kind::User => "user error",
         }
     }

@@ -2,6 +2,8 @@
 //!
 //! - [`Msg`]: what flows through a pipeline — [`Bytes`](bytes::Bytes),
 //!   [`CompositeBytes`], [`FileRegion`], or any user type;
+//! - [`DatagramPacket`]: a datagram and its addresses, for datagram
+//!   channels;
 //! - [`CompositeBytes`]: byte slices joined by reference, written with one
 //!   `writev`;
 //! - [`FileRegion`]: a range of a file, written with `sendfile(2)`;
@@ -57,6 +59,7 @@
 
 mod channel;
 mod composite;
+mod datagram;
 mod embedded;
 mod error;
 mod file_region;
@@ -81,6 +84,7 @@ pub struct ReadmeDoctests;
 
 pub use channel::{Address, Channel, ChannelId, QUEUED_USER_MSG_WEIGHT};
 pub use composite::CompositeBytes;
+pub use datagram::DatagramPacket;
 pub use embedded::{EmbeddedBuilder, EmbeddedChannel};
 pub use error::{Error, ErrorKind, Result};
 pub use file_region::FileRegion;

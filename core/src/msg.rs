@@ -187,14 +187,20 @@ impl Msg {
     /// A [`FileRegion`] counts 0: its bytes stay in the page cache and go
     /// to the socket with `sendfile`, so they do not grow the process's
     /// memory; counting them would keep a channel unwritable for the whole
-    /// of a large file and hold back small writes queued behind it. A user
-    /// message counts 0 too: it has no known size and must be encoded before
-    /// it reaches the transport.
+    /// of a large file and hold back small writes queued behind it. A
+    /// [`DatagramPacket`](crate::DatagramPacket) counts its payload: a
+    /// datagram transport writes it as it is. Any other user message counts
+    /// 0: it has no known size and must be encoded before it reaches the
+    /// transport.
     pub fn buffered_len(&self) -> usize {
         match self {
             Msg::Bytes(b) => b.len(),
             Msg::Composite(c) => c.len(),
-            Msg::File(_) | Msg::User(_) => 0,
+            Msg::File(_) => 0,
+            Msg::User(u) => (**u)
+                .as_any()
+                .downcast_ref::<crate::DatagramPacket>()
+                .map_or(0, |p| p.len()),
         }
     }
 

@@ -21,7 +21,11 @@
 //! - the buffer has a cap ([`DEFAULT_OUTBOUND_CAP`] unless set): a write
 //!   that would take it past the cap is refused — its promise fails with a
 //!   closed-channel error that names the cap — and the buffer remembers the
-//!   overflow, on which the pipeline closes the channel;
+//!   overflow, on which the pipeline closes the channel; a datagram channel
+//!   drops such a write instead
+//!   ([`set_overflow_drops`](OutboundBuffer::set_overflow_drops)): its
+//!   promise fails with [`ErrorKind::Dropped`](crate::ErrorKind::Dropped),
+//!   the drop is counted, and the channel stays open;
 //! - [`fail_all`](OutboundBuffer::fail_all) fails every pending promise (on
 //!   close).
 
@@ -122,6 +126,22 @@ pub struct OutboundBuffer {
     cap: usize,
     /// Set when a write was refused for the cap; taken by the pipeline.
     overflow: Option<Error>,
+    /// A write past the cap is dropped, not a reason to close (datagrams).
+    drops: bool,
+    /// Writes dropped since the last [`take_dropped`](Self::take_dropped).
+    dropped: u64,
+}
+
+/// The error of a write dropped at the cap of a channel that drops rather
+/// than closes.
+pub(crate) fn dropped_error(len: usize, held: usize, cap: usize) -> Error {
+    Error::new(
+        crate::ErrorKind::Dropped,
+        format!(
+            "a write of {len} bytes was dropped: the channel holds {held} outbound bytes and \
+             its cap is {cap}"
+        ),
+    )
 }
 
 impl Default for OutboundBuffer {
@@ -141,7 +161,21 @@ impl OutboundBuffer {
             writable: true,
             cap: DEFAULT_OUTBOUND_CAP,
             overflow: None,
+            drops: false,
+            dropped: 0,
         }
+    }
+
+    /// Whether a write past the cap is dropped (its promise fails with
+    /// [`ErrorKind::Dropped`](crate::ErrorKind::Dropped), the channel stays
+    /// open) instead of refused with an overflow that closes the channel.
+    pub fn set_overflow_drops(&mut self, on: bool) {
+        self.drops = on;
+    }
+
+    /// How many writes were dropped at the cap since the last call.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
     }
 
     /// Sets the cap (`None`: no cap).
@@ -189,6 +223,11 @@ impl OutboundBuffer {
     pub fn push(&mut self, msg: Msg, promise: Option<Promise>) {
         let w = weight(&msg);
         if self.buffered.saturating_add(w) > self.cap {
+            if self.drops {
+                self.dropped += 1;
+                complete(promise, Err(dropped_error(w, self.buffered, self.cap)));
+                return;
+            }
             let err = Error::new(
                 crate::ErrorKind::Closed,
                 format!(
@@ -248,6 +287,12 @@ impl OutboundBuffer {
     /// The first flushed entry.
     pub fn front(&self) -> Option<&Entry> {
         self.flushed.front()
+    }
+
+    /// The flushed entries, front first (a datagram transport plans a
+    /// batch of sends from them).
+    pub fn flushed_entries(&self) -> impl ExactSizeIterator<Item = &Entry> + '_ {
+        self.flushed.iter()
     }
 
     /// The first flushed entry, to make progress on it (a `FileRegion`).

@@ -7,7 +7,10 @@
 //!   a `Bytes` without copying, and writes the outbound buffer with one
 //!   `writev` per run of byte messages and `sendfile(2)` for each
 //!   [`FileRegion`](weft_core::FileRegion);
-//! - [`ChannelGroup`] broadcasts to many channels.
+//! - [`ChannelGroup`] broadcasts to many channels;
+//! - [`DatagramBootstrap`] binds UDP sockets as datagram channels in the
+//!   same pipeline model, batched (`recvmmsg`/`sendmmsg`) and segmented
+//!   (GSO, GRO) at the socket (the [`udp`] module).
 //!
 //! # Watermarks and file bytes
 //!
@@ -66,6 +69,7 @@ mod stream;
 mod timeout;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod udp;
 
 pub use client::Bootstrap;
 pub use group::{ChannelGroup, SlowMembers};
@@ -78,3 +82,4 @@ pub use timeout::{
 };
 #[cfg(feature = "tls")]
 pub use tls::{TlsHandler, TlsHandshakeCompleted};
+pub use udp::{DatagramBootstrap, DatagramChannel, DatagramOptions};

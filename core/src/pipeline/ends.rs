@@ -98,6 +98,10 @@ impl Inner {
                     if let Some(err) = self.head.outbound.take_overflow() {
                         self.close_with_reason(err);
                     }
+                    let dropped = self.head.outbound.take_dropped();
+                    if dropped > 0 {
+                        self.channel.record_dropped(dropped);
+                    }
                 }
             }
             Ev::Flush => self.head.outbound.flush(),

@@ -165,6 +165,15 @@ impl<'a> Transport<'a> {
         self.pipeline.inner.publish_limits();
     }
 
+    /// Makes a write past the cap drop (its promise fails with
+    /// [`ErrorKind::Dropped`](crate::ErrorKind::Dropped), counted by
+    /// [`Channel::writes_dropped`]) instead of closing the channel: the
+    /// policy of a datagram transport, whose messages are droppable.
+    pub fn set_overflow_drops(&mut self, on: bool) {
+        self.pipeline.inner.head.outbound.set_overflow_drops(on);
+        self.pipeline.inner.channel.set_overflow_drops(on);
+    }
+
     /// Whether a handler asked for a read since the last call; clears it.
     pub fn take_read_request(&mut self) -> bool {
         std::mem::take(&mut self.pipeline.inner.head.read_requested)
