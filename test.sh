@@ -2,7 +2,8 @@
 # The whole test suite, on a fresh machine that has only the Rust toolchain.
 #
 # The tests drive real outside clients (curl, openssl s_client, redis-cli, redis-benchmark, wrk,
-# h2load, ab, Python's http.client and websockets, headless Chromium) and servers (nginx), and
+# h2load, ab, Python's http.client and websockets, headless Chromium, dig, dnsperf, socat, nc)
+# and servers (nginx), and
 # prove zero-copy with strace; this installs the Debian packages that are missing (apt-get, as
 # root or through sudo), then runs every test binary even if one fails (--no-fail-fast). The load
 # generators the tests use are the project's own (benches/src/bin), built on first use.
@@ -17,6 +18,7 @@ declare -A pkg=(
   [redis-cli]=redis-tools [redis-benchmark]=redis-tools
   [wrk]=wrk [h2load]=nghttp2-client [ab]=apache2-utils [nginx]=nginx-light [python3]=python3
   [pip3]=python3-pip [chromium]=chromium
+  [dig]=bind9-dnsutils [dnsperf]=dnsperf [socat]=socat [nc]=netcat-openbsd
 )
 need=()
 for cmd in "${!pkg[@]}"; do

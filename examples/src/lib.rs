@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod confined;
+pub mod dns;
 pub mod http;
 pub mod resp;
 pub mod rpc;
