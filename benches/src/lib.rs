@@ -2,7 +2,7 @@
 //! holds what several of them share.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 
 /// A tokio runtime with `threads` workers: 1 is a current-thread runtime
 /// (the default of the load generators: it leaves the other core of a
@@ -45,6 +45,30 @@ pub async fn tokio_echo(listener: TcpListener) {
             }
         });
     }
+}
+
+/// The receive buffer every UDP server of the benchmarks asks for (the
+/// same for weft and the baselines): room for a burst between two reads.
+pub const UDP_RECV_BUFFER: usize = 4 << 20;
+
+/// A UDP socket bound to `addr`, with [`UDP_RECV_BUFFER`] and, when
+/// `reuse_port`, `SO_REUSEPORT`: what the tokio baselines use, set up as
+/// weft's udp-echo sets up its own.
+pub fn udp_socket(addr: std::net::SocketAddr, reuse_port: bool) -> UdpSocket {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .expect("a UDP socket");
+    if reuse_port {
+        s.set_reuse_port(true).expect("SO_REUSEPORT");
+    }
+    let _ = s.set_recv_buffer_size(UDP_RECV_BUFFER);
+    s.set_nonblocking(true).expect("non-blocking");
+    s.bind(&addr.into())
+        .unwrap_or_else(|e| panic!("cannot bind {addr}: {e}"));
+    UdpSocket::from_std(s.into()).expect("in a tokio runtime")
 }
 
 /// What one connection of a load generator counted in the measured window.

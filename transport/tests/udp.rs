@@ -8,6 +8,7 @@ mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -193,10 +194,14 @@ async fn writes_from_other_tasks_all_arrive() {
         let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = receiver.local_addr().unwrap();
         let ch = DatagramBootstrap::new().bind("127.0.0.1:0").await.unwrap();
-        // Four tasks on two worker threads, each with its own acknowledged
-        // window so that the receive queue never overflows.
+        // Four tasks on two worker threads. They share a window: no more
+        // than 64 datagrams sent and not yet read, so that the receive
+        // queue never overflows (loopback drops what does not fit).
         let tasks = 4;
         let per_task = 250usize;
+        let sent = Arc::new(AtomicUsize::new(0));
+        let read = Arc::new(AtomicUsize::new(0));
+        let r = read.clone();
         let reader = std::thread::spawn(move || {
             receiver
                 .set_read_timeout(Some(Duration::from_secs(20)))
@@ -207,22 +212,24 @@ async fn writes_from_other_tasks_all_arrive() {
                 let (n, _) = receiver.recv_from(&mut buf).unwrap();
                 assert_eq!(n, 9);
                 seen[buf[0] as usize] += 1;
+                r.fetch_add(1, Ordering::AcqRel);
             }
             seen
         });
         let mut joins = Vec::new();
         for t in 0..tasks {
-            let ch = ch.clone();
+            let (ch, sent, read) = (ch.clone(), sent.clone(), read.clone());
             joins.push(tokio::spawn(async move {
                 for i in 0..per_task {
+                    while sent.load(Ordering::Acquire) >= read.load(Ordering::Acquire) + 64 {
+                        tokio::task::yield_now().await;
+                    }
+                    sent.fetch_add(1, Ordering::AcqRel);
                     let mut d = vec![t as u8];
                     d.extend_from_slice(&(i as u64).to_be_bytes());
                     ch.write_and_flush(DatagramPacket::new(d, to))
                         .await
                         .unwrap();
-                    if i % 16 == 15 {
-                        tokio::task::yield_now().await;
-                    }
                 }
             }));
         }

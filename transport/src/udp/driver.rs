@@ -35,14 +35,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use weft_core::transport::{CommandWaiter, Entry};
 use weft_core::{DatagramPacket, Error, ErrorKind, Msg, Pipeline};
 
 use super::options::GSO_MAX_SEGMENTS;
-use super::sys::{OutMsg, Received, RecvBatch, SendBatch};
+use super::sys::{OutMsg, Received, RecvBatch, RecvBuf, SendBatch};
 use super::Stats;
 
 /// Most `recvmmsg` calls per wake-up.
@@ -75,10 +75,9 @@ pub(crate) struct Udp {
     pub(crate) pause_read_when_unwritable: bool,
     pub(crate) recv: RecvBatch,
     pub(crate) send: SendBatch,
-    /// Receive slots: `slot` bytes each, `slots` per buffer.
+    /// Receive slots of `slot` bytes.
     pub(crate) slot: usize,
-    pub(crate) slots: usize,
-    pub(crate) buf: BytesMut,
+    pub(crate) buf: RecvBuf,
     pub(crate) received: Vec<Received>,
     /// Reused between flushes (see `reuse`).
     pub(crate) iov_store: Vec<IoSlice<'static>>,
@@ -190,12 +189,9 @@ impl Udp {
         let fd = self.socket.as_raw_fd();
         let mut fired = false;
         for _ in 0..READ_CALLS {
-            if self.buf.len() < self.slot {
-                self.buf = BytesMut::zeroed(self.slot * self.slots);
-            }
             let mut got = 0;
-            let (recv, buf, received, slot) =
-                (&mut self.recv, &mut self.buf, &mut self.received, self.slot);
+            let slot = self.slot;
+            let (recv, buf, received) = (&mut self.recv, self.buf.free(slot), &mut self.received);
             let r = self.socket.try_io(Interest::READABLE, || {
                 let want = (buf.len() / slot).min(recv.capacity());
                 got = recv.recv(fd, buf, slot, received)?;
@@ -239,7 +235,7 @@ impl Udp {
 
     /// Fires the `got` datagrams the last receive described.
     fn fire_received(&mut self, got: usize) {
-        let data = self.buf.split_to(got * self.slot).freeze();
+        let data = self.buf.take(got * self.slot);
         for i in 0..got {
             let d = self.received[i];
             if d.truncated {

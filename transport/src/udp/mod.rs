@@ -200,8 +200,9 @@ impl DatagramBootstrap {
             recv: sys::RecvBatch::new(opts.batch),
             send: sys::SendBatch::new(opts.batch, local.is_ipv6()),
             slot,
-            slots: opts.batch,
-            buf: bytes::BytesMut::new(),
+            // One buffer per receive of a burst (and one more), kept while
+            // their datagrams may still be queued for writing.
+            buf: sys::RecvBuf::new(slot * opts.batch, driver::READ_CALLS + 1),
             received: Vec::with_capacity(opts.batch),
             iov_store: Vec::new(),
             msgs: Vec::with_capacity(opts.batch),

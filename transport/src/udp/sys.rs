@@ -29,6 +29,8 @@ use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
 
+use bytes::{Bytes, BytesMut};
+
 /// Room for the control messages of one datagram, aligned for `cmsghdr`:
 /// a packet-info structure (at most 40 bytes with its header) and a GRO or
 /// GSO size (at most 24).
@@ -200,6 +202,75 @@ impl RecvBatch {
             out.push(got);
         }
         Ok(r as usize)
+    }
+}
+
+/// The receive slots of a channel: buffers of `size` bytes, every byte of
+/// each initialized once (zeroed when allocated). Received datagrams are
+/// taken from the front of the current one; an exhausted buffer waits among
+/// at most `keep` spares until every datagram taken from it has been
+/// dropped, and is then reused whole, without zeroing it again. A read
+/// burst whose datagrams are still queued for writing (an echo) thus
+/// cycles through a few buffers and allocates nothing in steady state.
+pub(crate) struct RecvBuf {
+    buf: BytesMut,
+    spares: Vec<BytesMut>,
+    keep: usize,
+    /// The length each buffer was allocated with, all of it initialized.
+    size: usize,
+    /// `buf` holds a buffer (it is empty before the first use).
+    allocated: bool,
+}
+
+impl RecvBuf {
+    /// Slots in buffers of `size` bytes (allocated on first use), keeping
+    /// up to `keep` exhausted buffers for reuse.
+    pub(crate) fn new(size: usize, keep: usize) -> RecvBuf {
+        RecvBuf {
+            buf: BytesMut::new(),
+            spares: Vec::new(),
+            keep,
+            size,
+            allocated: false,
+        }
+    }
+
+    /// The free slots, at least `min` bytes of them: the rest of the
+    /// current buffer, or a spare whose datagrams are all gone, or a new one.
+    pub(crate) fn free(&mut self, min: usize) -> &mut [u8] {
+        if self.buf.len() < min {
+            let mut old = std::mem::take(&mut self.buf);
+            old.clear();
+            // Even with no room left (all of it taken), the handle can
+            // reclaim the whole buffer once the datagrams are gone; the
+            // first, empty handle holds no buffer at all.
+            if self.allocated && self.spares.len() < self.keep {
+                self.spares.push(old);
+            }
+            self.allocated = true;
+            let size = self.size;
+            let reusable = self.spares.iter_mut().position(|b| b.try_reclaim(size));
+            match reusable {
+                Some(i) => {
+                    let mut b = self.spares.swap_remove(i);
+                    // SAFETY: `try_reclaim` gave this buffer's own allocation
+                    // back from its start, without allocating, and only
+                    // because nothing else refers to it any more; every byte
+                    // of it up to `size` was initialized when it was
+                    // allocated (zeroed) and has since only been written
+                    // (by the kernel, with data), never de-initialized.
+                    unsafe { b.set_len(size) };
+                    self.buf = b;
+                }
+                None => self.buf = BytesMut::zeroed(size),
+            }
+        }
+        &mut self.buf
+    }
+
+    /// Takes the first `n` bytes of the free slots, as received data.
+    pub(crate) fn take(&mut self, n: usize) -> Bytes {
+        self.buf.split_to(n).freeze()
     }
 }
 
