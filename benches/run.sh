@@ -2,7 +2,7 @@
 # weft benchmark suite: one command measures weft against every peer, side by side.
 #
 # usage: benches/run.sh [--quick] [SCENARIO...]
-#   scenarios (default: all): echo file file1g http hello https websocket alloc idle pipeline
+#   scenarios (default: all): echo file file1g http hello https websocket udp alloc idle pipeline
 #   codec
 #   --quick   one pair per comparison, short loads: a smoke test of the suite
 #   WEFT_BENCH_OUT=FILE writes the report there instead (to measure some scenarios again
@@ -30,7 +30,7 @@ for a in "$@"; do
     *) SCENARIOS+=("$a") ;;
   esac
 done
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(echo file file1g http hello https websocket alloc idle pipeline codec)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(echo file file1g http hello https websocket udp alloc idle pipeline codec)
 if [ $QUICK = 1 ]; then RUNS=1; SECS=1; WRK_SECS=2; OUT=$ROOT/benches/RESULTS-quick.md
 else RUNS=5; SECS=3; WRK_SECS=5; OUT=$ROOT/benches/RESULTS.md; fi
 OUT=${WEFT_BENCH_OUT:-$OUT}
@@ -105,6 +105,24 @@ start() {
     sleep 0.1
   done
   echo "server $name did not listen on $port" >&2; exit 1
+}
+
+# start_udp NAME PORT CMD...: runs a UDP server in the background, waits for its
+# "listening on" line (a datagram port cannot be probed by connecting).
+start_udp() {
+  local name=$1 port=$2; shift 2
+  if ss -Hlun "sport = :$port" 2>/dev/null | grep -q .; then
+    echo "udp port $port is taken (a server left running?): cannot start $name" >&2; exit 1
+  fi
+  "$@" > "$WORK/$name.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >> "$WORK/pids"
+  for _ in $(seq 1 300); do
+    if grep -q "^listening on" "$WORK/$name.log" 2>/dev/null; then echo "$pid"; return 0; fi
+    kill -0 "$pid" 2>/dev/null || { cat "$WORK/$name.log" >&2; echo "server $name died" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "server $name did not start on $port" >&2; exit 1
 }
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
@@ -229,6 +247,35 @@ sc_websocket() {
   stop "$w"; stop "$t"; stop "$f"
 }
 
+# UDP echo: udp-echo (1 thread) with and without GRO against a plain tokio UdpSocket loop, with
+# the same load client (udp-load: 4 flows, GSO and GRO on, as a QUIC stack's client has them):
+# 64-byte datagrams (32 in flight per flow), and 1,200-byte ones whose windows of 54 leave the
+# client as 64 KiB segmented sends. Then dns-server under dnsperf, for its queries/s.
+sc_udp() {
+  local g w t d
+  g=$(start_udp weft-udp-gro 19181 "$ROOT/target/release/udp-echo" --addr 127.0.0.1:19181 --gro)
+  w=$(start_udp weft-udp 19182 "$ROOT/target/release/udp-echo" --addr 127.0.0.1:19182)
+  t=$(start_udp tokio-udp 19183 "$L/tokio-udp-echo" --addr 127.0.0.1:19183)
+  for spec in "64 32" "1200 54"; do
+    set -- $spec
+    local load="$L/udp-load --flows 4 --size $1 --window $2 --gro --secs $SECS --warmup 1"
+    ab "udp echo ${1}B" "pkts/s bytes/s server_cpu" \
+      weft-gro "$g" "$load --addr 127.0.0.1:19181" tokio-udp "$t" "$load --addr 127.0.0.1:19183"
+    ab "udp echo ${1}B" "pkts/s bytes/s server_cpu" \
+      weft "$w" "$load --addr 127.0.0.1:19182" tokio-udp "$t" "$load --addr 127.0.0.1:19183"
+  done
+  stop "$g"; stop "$w"; stop "$t"
+  command -v dnsperf >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsperf >/dev/null; }
+  d=$(start_udp dns-server 19184 "$ROOT/target/release/dns-server" --addr 127.0.0.1:19184)
+  printf 'www.example.test A\nwww.example.test AAAA\nalias.example.test A\ntxt.example.test TXT\nnope.example.test A\n' > "$WORK/queries.txt"
+  local out qps lost
+  out=$(sh "$PEERS/bench/cpu-of.sh" "$d" dnsperf -s 127.0.0.1 -p 19184 -d "$WORK/queries.txt" -l $((SECS * 3)) -c 4 2>&1)
+  qps=$(echo "$out" | awk '/Queries per second/ {print $4}')
+  lost=$(echo "$out" | awk '/Queries lost/ {print $3}')
+  note "dns-server (1 thread) under dnsperf -c 4 for $((SECS * 3)) s: $qps queries/s, $lost lost; $(echo "$out" | grep server_cpu)"
+  stop "$d"
+}
+
 sc_https() {
   log "https vs http (100 MiB file)"
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 2 \
@@ -280,7 +327,7 @@ sc_codec() {
 setup
 for s in "${SCENARIOS[@]}"; do
   case "$s" in
-    echo|file|file1g|http|hello|https|websocket|alloc|idle|pipeline|codec) "sc_$s" ;;
+    echo|file|file1g|http|hello|https|websocket|udp|alloc|idle|pipeline|codec) "sc_$s" ;;
     *) echo "unknown scenario: $s" >&2; exit 2 ;;
   esac
 done

@@ -10,7 +10,8 @@
 //! - [`ChannelGroup`] broadcasts to many channels;
 //! - [`DatagramBootstrap`] binds UDP sockets as datagram channels in the
 //!   same pipeline model, batched (`recvmmsg`/`sendmmsg`) and segmented
-//!   (GSO, GRO) at the socket (the [`udp`] module).
+//!   (GSO, GRO) at the socket; the [`udp`] module's docs show a UDP echo
+//!   handler in ten lines.
 //!
 //! # Watermarks and file bytes
 //!

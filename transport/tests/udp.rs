@@ -191,7 +191,7 @@ async fn a_packet_says_who_sent_it_and_where_it_went() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_from_other_tasks_all_arrive() {
     bounded(async {
-        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let receiver = std_receiver();
         let to = receiver.local_addr().unwrap();
         let ch = DatagramBootstrap::new().bind("127.0.0.1:0").await.unwrap();
         // Four tasks on two worker threads. They share a window: no more
@@ -203,9 +203,6 @@ async fn writes_from_other_tasks_all_arrive() {
         let read = Arc::new(AtomicUsize::new(0));
         let r = read.clone();
         let reader = std::thread::spawn(move || {
-            receiver
-                .set_read_timeout(Some(Duration::from_secs(20)))
-                .unwrap();
             let mut seen = vec![0usize; tasks];
             let mut buf = [0u8; 64];
             for _ in 0..tasks * per_task {
@@ -360,7 +357,7 @@ async fn a_datagram_too_large_to_receive_is_counted_and_dropped() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_write_past_the_cap_is_dropped_and_counted_not_queued() {
     bounded(async {
-        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let receiver = std_receiver();
         let to = receiver.local_addr().unwrap();
         let wm = weft_core::WriteBufferWaterMark::new(1024, 8 * 1024).unwrap();
         let ch = DatagramBootstrap::new()
@@ -410,7 +407,7 @@ async fn a_write_past_the_cap_is_dropped_and_counted_not_queued() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_segmented_send_arrives_as_separate_datagrams() {
     bounded(async {
-        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let receiver = std_receiver();
         let to = receiver.local_addr().unwrap();
         let ch = DatagramBootstrap::new().bind("127.0.0.1:0").await.unwrap();
         assert!(ch.gso(), "this kernel supports UDP_SEGMENT");
@@ -427,6 +424,32 @@ async fn a_segmented_send_arrives_as_separate_datagrams() {
             let want = if i == 40 { 100 } else { 1200 };
             assert_eq!(n, want, "datagram {i}");
             assert!(buf[..n].iter().all(|&b| b == i));
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn without_gso_every_datagram_is_sent_alone() {
+    bounded(async {
+        let receiver = std_receiver();
+        let to = receiver.local_addr().unwrap();
+        let ch = DatagramBootstrap::new()
+            .options(DatagramOptions::new().gso(false))
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        assert!(!ch.gso());
+        for i in 0..9u8 {
+            ch.write(DatagramPacket::new(vec![i; 300], to));
+        }
+        ch.write_and_flush(DatagramPacket::new(vec![9u8; 300], to))
+            .await
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        for i in 0..10u8 {
+            let (n, _) = receiver.recv_from(&mut buf).unwrap();
+            assert_eq!((n, buf[0]), (300, i));
         }
     })
     .await;
@@ -513,6 +536,34 @@ async fn multicast_on_loopback_join_receive_leave() {
             .await
             .unwrap();
         assert_eq!(s.next().await.content(), "m3");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn broadcast_needs_its_option() {
+    bounded(async {
+        let mut s = sink(DatagramBootstrap::new(), "0.0.0.0:0", None).await;
+        let to = SocketAddr::from((Ipv4Addr::new(127, 255, 255, 255), s.ch.local().port()));
+        let plain = DatagramBootstrap::new().bind("127.0.0.1:0").await.unwrap();
+        let e = plain
+            .write_and_flush(DatagramPacket::new("no", to))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.io_kind(),
+            Some(std::io::ErrorKind::PermissionDenied),
+            "{e}"
+        );
+        let b = DatagramBootstrap::new()
+            .options(DatagramOptions::new().broadcast(true))
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        b.write_and_flush(DatagramPacket::new("all", to))
+            .await
+            .unwrap();
+        assert_eq!(s.next().await.content(), "all");
     })
     .await;
 }
@@ -610,7 +661,7 @@ fn batching_is_visible_in_strace() {
 #[ignore = "run by gso_is_visible_in_strace under strace"]
 async fn gso_child() {
     bounded(async {
-        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let receiver = std_receiver();
         let to = receiver.local_addr().unwrap();
         let ch = DatagramBootstrap::new().bind("127.0.0.1:0").await.unwrap();
         for _ in 0..50 {
@@ -628,19 +679,33 @@ async fn gso_child() {
 }
 
 /// 51 datagrams of 1,200 bytes leave as one `sendmmsg` message of 61,200
-/// bytes with a `UDP_SEGMENT` control message of 1,200.
+/// bytes with a `UDP_SEGMENT` control message, and arrive as 51 datagrams.
 #[test]
 fn gso_is_visible_in_strace() {
     let text = strace("gso_child", &["-v", "-s", "0", "-e", "trace=sendmmsg"]);
     let sends: Vec<&str> = text.lines().filter(|l| l.contains("sendmmsg(")).collect();
     assert_eq!(sends.len(), 1, "{text}");
     let s = sends[0];
-    assert!(s.contains("SOL_UDP"), "no UDP-level control message: {s}");
+    // UDP_SEGMENT is 103 (0x67), its value a u16 (a 16-byte header + 2);
+    // strace does not decode the value, but the child's receiver counted
+    // 51 datagrams of 1,200 bytes cut from the one message.
+    assert!(
+        s.contains("cmsg_len=18, cmsg_level=SOL_UDP, cmsg_type=0x67"),
+        "no UDP_SEGMENT control message: {s}"
+    );
     assert!(
         s.contains("msg_len=61200"),
         "not one message of 51 x 1200 bytes: {s}"
     );
     assert!(s.ends_with("= 1"), "{s}");
+}
+
+/// A blocking socket for the tests' receiving side, with a read timeout so
+/// that a datagram that never comes fails the test instead of hanging it.
+fn std_receiver() -> std::net::UdpSocket {
+    let r = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    r.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    r
 }
 
 /// Runs the ignored test `child` of this binary under `strace -f` with

@@ -168,20 +168,22 @@ fn main() {
             let counts2 = counts.clone();
             // The window, and again whenever a tick passes with nothing back.
             tokio::spawn(async move {
-                let mut seen = u64::MAX;
+                let send_window = || {
+                    for _ in 0..window {
+                        ch.write(DatagramPacket::new(payload.clone(), to));
+                    }
+                    ch.flush();
+                };
+                send_window();
+                let mut seen = 0;
                 loop {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                     let now = counts2.back.load(Ordering::Relaxed);
                     if now == seen {
-                        if seen != u64::MAX {
-                            counts2.lost.fetch_add(window as u64, Ordering::Relaxed);
-                        }
-                        for _ in 0..window {
-                            ch.write(DatagramPacket::new(payload.clone(), to));
-                        }
-                        ch.flush();
+                        counts2.lost.fetch_add(window as u64, Ordering::Relaxed);
+                        send_window();
                     }
                     seen = now;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             });
             all.push(counts);

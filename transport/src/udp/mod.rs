@@ -29,7 +29,7 @@
 //!
 //! # Example: an echo server
 //!
-//! ```no_run
+//! ```
 //! use weft_core::{Context, DatagramPacket, Events, Handler, Msg};
 //! use weft_transport::DatagramBootstrap;
 //!
@@ -48,14 +48,20 @@
 //!     }
 //! }
 //!
-//! # async fn run() -> Result<(), weft_core::Error> {
-//! let ch = DatagramBootstrap::new()
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let server = DatagramBootstrap::new()
 //!     .handler(|p| p.add_last("echo", Echo))
-//!     .bind("127.0.0.1:7001")
+//!     .bind("127.0.0.1:0")
 //!     .await?;
-//! ch.closed().await;
-//! # Ok(())
-//! # }
+//!
+//! let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+//! client.send_to(b"ping", server.local()).await?;
+//! let mut buf = [0u8; 16];
+//! let (n, from) = client.recv_from(&mut buf).await?;
+//! assert_eq!((&buf[..n], from), (&b"ping"[..], server.local()));
+//! server.close().await?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
 //! ```
 
 mod driver;
