@@ -404,6 +404,53 @@ async fn a_write_past_the_cap_is_dropped_and_counted_not_queued() {
     .await;
 }
 
+/// Writes one more datagram each time the channel turns writable again.
+struct OnWritable {
+    to: SocketAddr,
+}
+
+impl Handler for OnWritable {
+    fn interest(&self) -> Events {
+        Events::WRITABILITY
+    }
+    fn writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) {
+        if writable {
+            ctx.write_and_flush(DatagramPacket::new("resumed", self.to));
+        }
+        ctx.fire_writability_changed(writable);
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn what_a_handler_sends_when_writable_again_leaves_at_once() {
+    bounded(async {
+        let receiver = std_receiver();
+        let to = receiver.local_addr().unwrap();
+        let wm = weft_core::WriteBufferWaterMark::new(1024, 4096).unwrap();
+        let ch = DatagramBootstrap::new()
+            .options(DatagramOptions::new().watermark(wm))
+            .handler(move |p| p.add_last("resume", OnWritable { to }))
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        for _ in 0..19 {
+            ch.write(DatagramPacket::new(vec![1u8; 1000], to));
+        }
+        ch.write_and_flush(DatagramPacket::new(vec![1u8; 1000], to))
+            .await
+            .unwrap();
+        // The 20 went out in one step, the channel turned writable again in
+        // it, and the handler's answer to that needs no other event to leave.
+        let mut buf = [0u8; 2048];
+        for _ in 0..20 {
+            assert_eq!(receiver.recv_from(&mut buf).unwrap().0, 1000);
+        }
+        let (n, _) = receiver.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"resumed");
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_segmented_send_arrives_as_separate_datagrams() {
     bounded(async {

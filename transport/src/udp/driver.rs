@@ -53,6 +53,18 @@ pub(crate) const WRITE_CALLS: usize = 16;
 /// its headers, rounded down).
 const GSO_MAX_BYTES: usize = 65000;
 
+/// What the loop does after a step.
+enum Next {
+    /// Wait for the next wake-up.
+    Wait,
+    /// More is due at once.
+    Again,
+    /// The send budget is spent: let other tasks run first.
+    Yield,
+    /// The channel closes.
+    Close,
+}
+
 /// What a flush left.
 enum Flushed {
     Done,
@@ -102,12 +114,13 @@ impl Udp {
         let mut waiter = CommandWaiter::new();
         loop {
             match self.run_due() {
-                Some(false) => {}
-                Some(true) => {
+                Next::Wait => {}
+                Next::Again => continue,
+                Next::Yield => {
                     tokio::task::yield_now().await;
                     continue;
                 }
-                None => break,
+                Next::Close => break,
             }
             let wake = self.wait(&mut waiter).await;
             let r = match wake {
@@ -127,9 +140,8 @@ impl Udp {
         self.close();
     }
 
-    /// Runs what is due: `None` when the channel closes, else whether to
-    /// yield before waiting.
-    fn run_due(&mut self) -> Option<bool> {
+    /// Runs what is due without waiting.
+    fn run_due(&mut self) -> Next {
         let mut t = self.pipeline.transport();
         t.run_commands();
         if t.take_read_request() {
@@ -141,21 +153,27 @@ impl Udp {
             )));
         }
         if t.close_requested() {
-            return None;
+            return Next::Close;
         }
-        let mut yield_first = false;
+        let mut next = Next::Wait;
         if !self.blocked && !self.pipeline.transport().outbound().flushed_is_empty() {
             match self.flush() {
                 Flushed::Done => {}
                 Flushed::Blocked => self.blocked = true,
-                Flushed::Budget => yield_first = true,
+                Flushed::Budget => next = Next::Yield,
             }
             self.pipeline.transport().sync_writability();
         }
-        if self.pipeline.transport().close_requested() {
-            return None;
+        let mut t = self.pipeline.transport();
+        if t.close_requested() {
+            return Next::Close;
         }
-        Some(yield_first)
+        if matches!(next, Next::Wait) && !self.blocked && !t.outbound().flushed_is_empty() {
+            // A handler flushed more while reacting to the sends (a
+            // writability change): send it before waiting.
+            next = Next::Again;
+        }
+        next
     }
 
     async fn wait(&mut self, waiter: &mut CommandWaiter) -> Wake {
