@@ -49,6 +49,8 @@ use super::Stats;
 pub(crate) const READ_CALLS: usize = 4;
 /// Most `sendmmsg` calls before the task yields to its neighbours.
 pub(crate) const WRITE_CALLS: usize = 16;
+/// The most slices one message may have (the kernel's `UIO_MAXIOV`).
+const MAX_IOV: usize = 1024;
 /// The most bytes one segmented send carries (the IPv4 datagram limit less
 /// its headers, rounded down).
 const GSO_MAX_BYTES: usize = 65000;
@@ -475,6 +477,10 @@ fn plan<'a>(
             Err(_) => break,
         };
         let first = iovs.len();
+        let slices = match out.slices {
+            Slices::One(_) => 1,
+            Slices::Many(c) => c.chunks().len(),
+        };
         let joins = gso
             && out.len > 0
             && match (group, msgs.last()) {
@@ -484,6 +490,7 @@ fn plan<'a>(
                         && out.len <= seg
                         && counts[counts.len() - 1] < GSO_MAX_SEGMENTS
                         && bytes + out.len <= GSO_MAX_BYTES
+                        && last.iov_len + slices <= MAX_IOV
                         && seg <= u16::MAX as usize
                 }
                 _ => false,
