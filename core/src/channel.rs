@@ -12,12 +12,18 @@
 //!   unwritable at once when its queued writes and the outbound buffer pass
 //!   the high watermark (the task then delivers the writability change to
 //!   the pipeline, and the writable one after it drains), and a write that
-//!   would pass the cap is refused, and the channel closed, at once;
+//!   would pass the cap is refused, and the channel closed, at once (a
+//!   datagram channel drops such a write instead: it fails with
+//!   [`ErrorKind::Dropped`](crate::ErrorKind::Dropped), is counted by
+//!   [`writes_dropped`](Channel::writes_dropped), and the channel stays
+//!   open);
 //! - a queued user message (one the pipeline encodes, such as a protocol's
 //!   frame) weighs [`QUEUED_USER_MSG_WEIGHT`] bytes until the task takes
 //!   it (then its encoded bytes count in the outbound buffer): it has no
 //!   byte length of its own, and counting it as nothing let writes from
-//!   other tasks grow the queue without bound while the task lagged;
+//!   other tasks grow the queue without bound while the task lagged; a
+//!   [`DatagramPacket`](crate::DatagramPacket) weighs its payload (at least
+//!   that much);
 //! - state reads ([`is_writable`](Channel::is_writable),
 //!   [`is_open`](Channel::is_open)) are lock-free.
 //!

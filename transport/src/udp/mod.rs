@@ -1,5 +1,5 @@
 //! Datagram channels: UDP sockets driven through the same
-//! [`Pipeline`](weft_core::Pipeline)/[`Handler`](weft_core::Handler) model
+//! [`Pipeline`]/[`Handler`](weft_core::Handler) model
 //! as streams (Netty's `DatagramChannel`).
 //!
 //! Contract:
@@ -20,7 +20,7 @@
 //!   ([`DatagramChannel::gso`], [`DatagramChannel::gro`]);
 //! - **datagrams are droppable**: the outbound queue is bounded (a 4 MiB
 //!   cap by default); a write past it fails with
-//!   [`ErrorKind::Dropped`](weft_core::ErrorKind::Dropped), is counted by
+//!   [`ErrorKind::Dropped`], is counted by
 //!   [`Channel::writes_dropped`](weft_core::Channel::writes_dropped), and
 //!   the channel stays open; above the high watermark the channel is
 //!   unwritable and stops reading, as a stream channel does;
