@@ -347,6 +347,11 @@ mod tests {
         assert_eq!(types, [RecordType::CNAME, RecordType::CNAME, RecordType::A]);
         let a = ask(&z, "alias.example.test.", RecordType::CNAME, None);
         assert_eq!(a.answers.len(), 1);
+        // ANY: every record set of the name.
+        let a = ask(&z, "www.example.test.", RecordType::ANY, None);
+        let mut types: Vec<RecordType> = a.answers.iter().map(|r| r.record_type()).collect();
+        types.sort();
+        assert_eq!(types, [RecordType::A, RecordType::AAAA]);
     }
 
     #[test]
