@@ -22,6 +22,30 @@ pub fn runtime(threads: usize) -> tokio::runtime::Runtime {
     .expect("cannot build the tokio runtime")
 }
 
+/// The command line of the baseline servers: `NAME --addr HOST:PORT
+/// [--threads K]`, with `default_addr` and one thread unless given; exits
+/// with the usage on anything else.
+pub fn addr_and_threads(name: &str, default_addr: &str) -> (String, usize) {
+    let mut addr = String::from(default_addr);
+    let mut threads = 1usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let v = args.next().unwrap_or_else(|| {
+            eprintln!("usage: {name} --addr HOST:PORT [--threads K]");
+            std::process::exit(2);
+        });
+        match a.as_str() {
+            "--addr" => addr = v,
+            "--threads" => threads = v.parse().expect("--threads takes a number"),
+            _ => {
+                eprintln!("unknown option {a}");
+                std::process::exit(2);
+            }
+        }
+    }
+    (addr, threads)
+}
+
 /// The echo a tokio user writes by hand, the baseline weft is measured
 /// against: a task per connection, a read into a 64 KiB buffer, `write_all`
 /// of what was read. Serves `listener` for ever.

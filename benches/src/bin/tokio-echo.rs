@@ -7,23 +7,7 @@
 //! worker per core; default 1, as the weft echo benchmark runs.)
 
 fn main() {
-    let mut addr = String::from("127.0.0.1:7007");
-    let mut threads = 1usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let v = args.next().unwrap_or_else(|| {
-            eprintln!("usage: tokio-echo --addr HOST:PORT [--threads K]");
-            std::process::exit(2);
-        });
-        match a.as_str() {
-            "--addr" => addr = v,
-            "--threads" => threads = v.parse().expect("--threads takes a number"),
-            _ => {
-                eprintln!("unknown option {a}");
-                std::process::exit(2);
-            }
-        }
-    }
+    let (addr, threads) = weft_benches::addr_and_threads("tokio-echo", "127.0.0.1:7007");
     weft_benches::runtime(threads).block_on(async move {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await

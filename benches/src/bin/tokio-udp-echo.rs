@@ -11,23 +11,7 @@ use std::net::SocketAddr;
 use tokio::net::UdpSocket;
 
 fn main() {
-    let mut addr = String::from("127.0.0.1:7009");
-    let mut threads = 1usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let v = args.next().unwrap_or_else(|| {
-            eprintln!("usage: tokio-udp-echo --addr HOST:PORT [--threads K]");
-            std::process::exit(2);
-        });
-        match a.as_str() {
-            "--addr" => addr = v,
-            "--threads" => threads = v.parse().expect("--threads takes a number"),
-            _ => {
-                eprintln!("unknown option {a}");
-                std::process::exit(2);
-            }
-        }
-    }
+    let (addr, threads) = weft_benches::addr_and_threads("tokio-udp-echo", "127.0.0.1:7009");
     let addr: SocketAddr = addr.parse().expect("--addr takes HOST:PORT");
     weft_benches::runtime(threads).block_on(async move {
         let mut port = addr.port();
