@@ -253,16 +253,16 @@ impl RecvBuf {
             match reusable {
                 Some(i) => {
                     let mut b = self.spares.swap_remove(i);
-                    // SAFETY: `try_reclaim` gave this buffer's own allocation
-                    // back from its start, without allocating, and only
-                    // because nothing else refers to it any more; every byte
-                    // of it up to `size` was initialized when it was
-                    // allocated (zeroed) and has since only been written
-                    // (by the kernel, with data), never de-initialized.
+                    // SAFETY: `try_reclaim` succeeded, so nothing else refers
+                    // to this buffer's allocation any more and, without
+                    // allocating, it now has room for `size` bytes inside that
+                    // allocation; `zeroed_buffer` initialized every byte of the
+                    // allocation's capacity, and they have since only been
+                    // written (by the kernel, with data), never de-initialized.
                     unsafe { b.set_len(size) };
                     self.buf = b;
                 }
-                None => self.buf = BytesMut::zeroed(size),
+                None => self.buf = zeroed_buffer(size),
             }
         }
         &mut self.buf
@@ -272,6 +272,15 @@ impl RecvBuf {
     pub(crate) fn take(&mut self, n: usize) -> Bytes {
         self.buf.split_to(n).freeze()
     }
+}
+
+/// A buffer of `size` bytes whose whole capacity (which may exceed `size`)
+/// is initialized, so that any part of it reclaimed later is too.
+fn zeroed_buffer(size: usize) -> BytesMut {
+    let mut b = BytesMut::with_capacity(size);
+    b.resize(b.capacity(), 0);
+    b.truncate(size);
+    b
 }
 
 /// One message for [`SendBatch::send`]: a datagram, or with `segment` a
@@ -524,6 +533,23 @@ mod tests {
     use super::*;
     use std::net::UdpSocket;
     use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_buffer_is_reused_whole_once_its_datagrams_are_gone() {
+        let mut r = RecvBuf::new(64, 2);
+        let first = r.free(64).as_ptr();
+        let a = r.take(64);
+        // `a` still holds the first buffer: the next slots are another's.
+        let second = r.free(64).as_ptr();
+        assert_ne!(first, second);
+        let b = r.take(64);
+        drop(a);
+        // The first is free again: reused from its start, not allocated.
+        let third = r.free(64);
+        assert_eq!(third.as_ptr(), first);
+        assert_eq!(third.len(), 64);
+        drop(b);
+    }
 
     #[test]
     fn addresses_round_trip() {
