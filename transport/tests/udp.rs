@@ -159,6 +159,27 @@ async fn echo_over_ipv4_and_ipv6() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_dual_stack_socket_serves_ipv4_peers() {
+    bounded(async {
+        let server = echo("[::]:0", DatagramOptions::new().only_v6(false)).await;
+        let port = server.local().port();
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        client.send_to(b"v4", ("127.0.0.1", port)).await.unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from) = client.recv_from(&mut buf).await.unwrap();
+        assert_eq!((&buf[..n], from.port()), (&b"v4"[..], port));
+        // A plain IPv4 recipient, written as a mapped address on the way out.
+        server
+            .write_and_flush(DatagramPacket::new("to v4", client.local_addr().unwrap()))
+            .await
+            .unwrap();
+        let (n, _) = client.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"to v4");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_packet_says_who_sent_it_and_where_it_went() {
     bounded(async {
         let mut s = sink(
