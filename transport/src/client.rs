@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use weft_core::{Channel, Error, Pipeline};
 
-use crate::connection::{spawn_connection, Initializer};
+use crate::connection::{empty_initializer, spawn_connection, Initializer};
 use crate::options::ChannelOptions;
 
 /// Configures and opens client connections.
@@ -81,7 +81,7 @@ impl Bootstrap {
 
     fn check(&self) -> Result<Initializer, Error> {
         self.opts.validate()?;
-        Ok(self.init.clone().unwrap_or_else(|| Arc::new(|_| Ok(()))))
+        Ok(self.init.clone().unwrap_or_else(empty_initializer))
     }
 
     /// Connects over TCP.

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use tracing::Instrument;
-use weft_core::{Channel, Error, Pipeline};
+use weft_core::{Channel, Error, Pipeline, WriteBufferWaterMark};
 
 use crate::control::ServerCtl;
 use crate::options::ChannelOptions;
@@ -54,6 +54,45 @@ fn configure_buffers(s: &impl std::os::fd::AsFd, opts: &ChannelOptions) -> std::
     Ok(())
 }
 
+/// What a new channel's pipeline is given before its initializer runs.
+pub(crate) struct Limits {
+    pub(crate) auto_read: bool,
+    pub(crate) watermark: WriteBufferWaterMark,
+    pub(crate) cap: Option<usize>,
+    /// A write past the cap is dropped rather than closing (datagrams).
+    pub(crate) drops: bool,
+}
+
+/// A new channel's pipeline, set up as every transport sets it up: auto-read,
+/// the watermarks, the cap and its policy, then the initializer; an error or
+/// a panic in the initializer is returned.
+pub(crate) fn init_pipeline(
+    channel: &Channel,
+    limits: Limits,
+    init: &Initializer,
+) -> Result<Pipeline, Error> {
+    channel.set_auto_read(limits.auto_read);
+    let mut pipeline = Pipeline::new(channel.clone());
+    let mut t = pipeline.transport();
+    t.set_watermark(limits.watermark);
+    t.set_outbound_cap(limits.cap);
+    t.set_overflow_drops(limits.drops);
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init(&mut pipeline))).unwrap_or_else(
+        |_| {
+            Err(Error::new(
+                weft_core::ErrorKind::Panic,
+                "the channel initializer panicked",
+            ))
+        },
+    )?;
+    Ok(pipeline)
+}
+
+/// An initializer that adds nothing (a bootstrap given none).
+pub(crate) fn empty_initializer() -> Initializer {
+    Arc::new(|_| Ok(()))
+}
+
 /// Builds a channel's pipeline and spawns its task.
 pub(crate) fn spawn_connection<S: Stream + Configure>(
     stream: S,
@@ -69,21 +108,17 @@ pub(crate) fn spawn_connection<S: Stream + Configure>(
         peer = %remote.as_ref().map(|a| a.to_string()).unwrap_or_default()
     );
     let channel = Channel::new(local, remote);
-    channel.set_auto_read(opts.auto_read);
     span.record("id", tracing::field::display(channel.id()));
-    let mut pipeline = Pipeline::new(channel.clone());
-    let mut t = pipeline.transport();
-    t.set_watermark(opts.watermark);
-    t.set_outbound_cap(opts.max_outbound_bytes);
-    let init_result =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init(&mut pipeline)))
-            .unwrap_or_else(|_| {
-                Err(Error::new(
-                    weft_core::ErrorKind::Panic,
-                    "the channel initializer panicked",
-                ))
-            });
-    init_result?;
+    let pipeline = init_pipeline(
+        &channel,
+        Limits {
+            auto_read: opts.auto_read,
+            watermark: opts.watermark,
+            cap: opts.max_outbound_bytes,
+            drops: false,
+        },
+        init,
+    )?;
     if let Some(ctl) = ctl {
         ctl.register(&channel);
     }

@@ -20,7 +20,7 @@
 //!   ([`DatagramChannel::gso`], [`DatagramChannel::gro`]);
 //! - **datagrams are droppable**: the outbound queue is bounded (a 4 MiB
 //!   cap by default); a write past it fails with
-//!   [`ErrorKind::Dropped`], is counted by
+//!   [`ErrorKind::Dropped`](weft_core::ErrorKind::Dropped), is counted by
 //!   [`Channel::writes_dropped`](weft_core::Channel::writes_dropped), and
 //!   the channel stays open; above the high watermark the channel is
 //!   unwritable and stops reading, as a stream channel does;
@@ -76,9 +76,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use tokio::net::UdpSocket;
-use weft_core::{Address, Channel, Error, ErrorKind, Pipeline};
+use weft_core::{Address, Channel, Error, Pipeline};
 
-use crate::connection::Initializer;
+use crate::connection::{empty_initializer, init_pipeline, Initializer, Limits};
 use options::Join;
 pub use options::{
     DatagramOptions, DEFAULT_BATCH, DEFAULT_DATAGRAM_OUTBOUND_CAP, DEFAULT_MAX_DATAGRAM_SIZE,
@@ -173,7 +173,7 @@ impl DatagramBootstrap {
     ) -> Result<DatagramChannel, Error> {
         let opts = &self.opts;
         opts.validate()?;
-        let init = self.init.clone().unwrap_or_else(|| Arc::new(|_| Ok(())));
+        let init = self.init.clone().unwrap_or_else(empty_initializer);
         let (socket, gso, gro) = open_socket(opts, local, remote)?;
         let socket = Arc::new(socket);
         let local = socket.local_addr()?;
@@ -182,19 +182,16 @@ impl DatagramBootstrap {
         stats.gro.store(gro, Ordering::Relaxed);
 
         let channel = Channel::new(Some(Address::Inet(local)), remote.map(Address::Inet));
-        channel.set_auto_read(opts.auto_read);
-        let mut pipeline = Pipeline::new(channel.clone());
-        let mut t = pipeline.transport();
-        t.set_watermark(opts.watermark);
-        t.set_outbound_cap(opts.max_outbound_bytes);
-        t.set_overflow_drops(true);
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init(&mut pipeline)))
-            .unwrap_or_else(|_| {
-                Err(Error::new(
-                    ErrorKind::Panic,
-                    "the channel initializer panicked",
-                ))
-            })?;
+        let pipeline = init_pipeline(
+            &channel,
+            Limits {
+                auto_read: opts.auto_read,
+                watermark: opts.watermark,
+                cap: opts.max_outbound_bytes,
+                drops: true,
+            },
+            &init,
+        )?;
         let slot = opts.slot(gro);
         let udp = driver::Udp {
             socket: socket.clone(),
