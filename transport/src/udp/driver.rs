@@ -86,7 +86,6 @@ pub(crate) struct Udp {
     pub(crate) stats: Arc<Stats>,
     pub(crate) local: SocketAddr,
     pub(crate) connected: bool,
-    pub(crate) pause_read_when_unwritable: bool,
     pub(crate) recv: RecvBatch,
     pub(crate) send: SendBatch,
     /// Receive slots of `slot` bytes.
@@ -180,8 +179,7 @@ impl Udp {
 
     async fn wait(&mut self, waiter: &mut CommandWaiter) -> Wake {
         let ch = self.pipeline.channel();
-        let want_read = (ch.is_auto_read() || self.read_requested)
-            && (!self.pause_read_when_unwritable || ch.is_writable());
+        let want_read = (ch.is_auto_read() || self.read_requested) && ch.is_writable();
         let want_write = self.blocked;
         let (socket, mut t) = (&self.socket, self.pipeline.transport());
         poll_fn(|cx| {
@@ -239,11 +237,7 @@ impl Udp {
                 fired = true;
             }
             let ch = self.pipeline.channel();
-            if drained
-                || !ch.is_open()
-                || !ch.is_auto_read()
-                || (self.pause_read_when_unwritable && !ch.is_writable())
-            {
+            if drained || !ch.is_open() || !ch.is_auto_read() || !ch.is_writable() {
                 break;
             }
         }

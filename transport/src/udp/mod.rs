@@ -89,7 +89,6 @@ pub use options::{
 pub(crate) struct Stats {
     /// GSO is in use (off if unsupported, or once the kernel refused it).
     pub(crate) gso: AtomicBool,
-    pub(crate) gro: AtomicBool,
     /// Datagrams dropped for being larger than a receive slot.
     pub(crate) truncated: AtomicU64,
 }
@@ -179,7 +178,6 @@ impl DatagramBootstrap {
         let local = socket.local_addr()?;
         let stats = Arc::new(Stats::default());
         stats.gso.store(gso, Ordering::Relaxed);
-        stats.gro.store(gro, Ordering::Relaxed);
 
         let channel = Channel::new(Some(Address::Inet(local)), remote.map(Address::Inet));
         let pipeline = init_pipeline(
@@ -199,7 +197,6 @@ impl DatagramBootstrap {
             stats: stats.clone(),
             local,
             connected: remote.is_some(),
-            pause_read_when_unwritable: true,
             recv: sys::RecvBatch::new(opts.batch),
             send: sys::SendBatch::new(opts.batch, local.is_ipv6()),
             slot,
@@ -220,6 +217,7 @@ impl DatagramBootstrap {
             socket: Arc::downgrade(&socket),
             stats,
             local,
+            gro,
         })
     }
 }
@@ -336,6 +334,8 @@ pub struct DatagramChannel {
     socket: Weak<UdpSocket>,
     stats: Arc<Stats>,
     local: SocketAddr,
+    /// GRO is on (it is set once, at bind).
+    gro: bool,
 }
 
 impl DatagramChannel {
@@ -357,7 +357,7 @@ impl DatagramChannel {
     /// Whether the kernel coalesces received datagrams (split again into
     /// packets by reference).
     pub fn gro(&self) -> bool {
-        self.stats.gro.load(Ordering::Relaxed)
+        self.gro
     }
 
     /// Datagrams dropped so far for being larger than
