@@ -101,6 +101,23 @@ pub async fn serve(server: Server, opts: &ServeOptions) -> Result<(), Error> {
     Ok(())
 }
 
+/// `n` datagram channels (at least one) on one port: the first bound to
+/// `addr`, the others to the port it got (the bootstrap sets
+/// `SO_REUSEPORT` when `n > 1`); exits on an error, as the servers do.
+pub async fn bind_datagram_channels(
+    bootstrap: &weft_transport::DatagramBootstrap,
+    addr: &str,
+    n: usize,
+) -> Vec<weft_transport::DatagramChannel> {
+    let first = exit_on_error(bootstrap.bind(addr).await);
+    let port = first.local();
+    let mut channels = vec![first];
+    for _ in 1..n {
+        channels.push(exit_on_error(bootstrap.bind(port).await));
+    }
+    channels
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

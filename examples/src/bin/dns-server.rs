@@ -67,11 +67,8 @@ fn main() {
                 let zone = zone.clone();
                 move |p| p.add_last("dns", DnsHandler::new(zone.clone()))
             });
-        let first = weft_examples::exit_on_error(udp.bind(&args.addr).await);
-        let mut channels = vec![first.clone()];
-        for _ in 1..threads {
-            channels.push(weft_examples::exit_on_error(udp.bind(first.local()).await));
-        }
+        let channels = weft_examples::bind_datagram_channels(&udp, &args.addr, threads).await;
+        let first = &channels[0];
         let tcp = weft_examples::exit_on_error(
             ServerBootstrap::new()
                 .child_handler({

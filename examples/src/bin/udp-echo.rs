@@ -8,7 +8,7 @@
 
 use clap::Parser;
 use weft_core::{Context, DatagramPacket, Events, Handler, Msg};
-use weft_transport::{DatagramBootstrap, DatagramChannel, DatagramOptions};
+use weft_transport::{DatagramBootstrap, DatagramOptions};
 
 /// A UDP echo server.
 #[derive(Parser, Debug)]
@@ -64,13 +64,8 @@ fn main() {
         let bootstrap = DatagramBootstrap::new()
             .options(opts)
             .handler(|p| p.add_last("echo", Echo));
-        let first = weft_examples::exit_on_error(bootstrap.bind(&args.addr).await);
-        let mut channels: Vec<DatagramChannel> = vec![first.clone()];
-        for _ in 1..threads {
-            channels.push(weft_examples::exit_on_error(
-                bootstrap.bind(first.local()).await,
-            ));
-        }
+        let channels = weft_examples::bind_datagram_channels(&bootstrap, &args.addr, threads).await;
+        let first = &channels[0];
         println!("listening on {}", first.local());
         tracing::info!(
             gso = first.gso(),
