@@ -147,14 +147,20 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
-fn answers_written_between_flushes_lie_side_by_side_in_memory() {
+fn answers_written_between_flushes_leave_as_one_message() {
     // The app answers every head and flushes once per read, as a
-    // pipelining server does: the transport can then send the batch as
-    // one segment, and nothing was copied to join it.
+    // pipelining server does: the batch reaches the transport as one
+    // message (one segment), a promise still completes with its answer,
+    // and a body written by reference is not copied into the batch.
     let app = from_fn(|ctx: &mut Context<'_>, part: HttpRequestPart| {
         if let HttpRequestPart::Head { request, .. } = part {
-            let body = Bytes::from(format!("hello {}", request.uri().path()));
-            ctx.write(Msg::user(Response::new(body)));
+            match request.uri().path() {
+                "/big" => ctx.write(Msg::user(Response::new(Bytes::from(vec![b'x'; 4096])))),
+                path => {
+                    let body = Bytes::from(format!("hello {path}"));
+                    ctx.write(Msg::user(Response::new(body)));
+                }
+            }
         }
     });
     let mut ch = EmbeddedChannel::builder()
@@ -164,26 +170,32 @@ fn answers_written_between_flushes_lie_side_by_side_in_memory() {
     ch.write_inbound(
         &b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n"[..],
     );
+    assert!(
+        ch.read_outbound::<Bytes>().is_none(),
+        "nothing leaves before the flush"
+    );
     ch.pipeline_mut().flush();
     ch.run_pending_tasks();
-    let answers: Vec<Bytes> = std::iter::from_fn(|| ch.read_outbound::<Bytes>()).collect();
-    assert_eq!(answers.len(), 3);
-    for (i, pair) in answers.windows(2).enumerate() {
-        assert_eq!(
-            pair[0].as_ptr() as usize + pair[0].len(),
-            pair[1].as_ptr() as usize,
-            "answer {} begins where answer {} ends",
-            i + 2,
-            i + 1
-        );
-    }
-    assert!(text(&answers[2]).ends_with("hello /3"));
-    // After the flush a new batch starts in a buffer of its own.
-    ch.write_inbound(&b"GET /4 HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+    let batch = ch.read_outbound::<Bytes>().expect("the batch");
+    assert!(
+        ch.read_outbound::<Msg>().is_none(),
+        "one message for three answers"
+    );
+    let out = text(&batch);
+    assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 3, "{out}");
+    assert!(out.ends_with("hello /3"), "{out}");
+
+    // A body past the copy limit follows its head by reference.
+    ch.write_inbound(
+        &b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /big HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+    );
     ch.pipeline_mut().flush();
     ch.run_pending_tasks();
-    let fourth = ch.read_outbound::<Bytes>().unwrap();
-    assert!(text(&fourth).ends_with("hello /4"));
+    let heads = ch.read_outbound::<Bytes>().expect("the heads");
+    assert!(text(&heads).contains("hello /2"));
+    assert!(text(&heads).ends_with("content-length: 4096\r\n\r\n"));
+    let body = ch.read_outbound::<Bytes>().expect("the body");
+    assert_eq!(body.len(), 4096);
 }
 
 #[test]
@@ -381,4 +393,32 @@ fn a_body_broken_after_its_answer_ends_the_connection_silently() {
     assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
     assert!(out.ends_with("hello /up"), "{out}");
     assert!(ch.pipeline_mut().transport().take_due_shutdown().is_some());
+}
+
+#[test]
+fn a_write_promise_completes_once_its_answer_is_written() {
+    // Answers with a promise are handed on at once (with what was encoded
+    // before them), so the promise completes when the bytes are written.
+    let futures = Arc::new(Mutex::new(Vec::new()));
+    let f = futures.clone();
+    let app = from_fn(move |ctx: &mut Context<'_>, part: HttpRequestPart| {
+        if let HttpRequestPart::Head { .. } = part {
+            let answer = Response::new(Bytes::from_static(b"hi"));
+            f.lock().unwrap().push(ctx.write_future(Msg::user(answer)));
+        }
+    });
+    let mut ch = EmbeddedChannel::builder()
+        .add_last("http", HttpServerCodec::new())
+        .add_last("app", app)
+        .build();
+    ch.write_inbound(&b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+    ch.pipeline_mut().flush();
+    ch.run_pending_tasks();
+    let mut futures = futures.lock().unwrap();
+    assert_eq!(futures.len(), 2);
+    for f in futures.iter_mut() {
+        assert!(matches!(f.try_result(), Some(Ok(()))));
+    }
+    let out = ch.read_outbound_bytes();
+    assert_eq!(text(&out).matches("HTTP/1.1 200 OK").count(), 2);
 }

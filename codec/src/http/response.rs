@@ -17,7 +17,7 @@
 //! - every response carries a `Date` (formatted once per second per
 //!   thread) and, when the connection ends after it, `Connection: close`.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -113,26 +113,31 @@ fn body_allowed(req: &RequestInfo, status: StatusCode) -> bool {
         || status == StatusCode::NOT_MODIFIED)
 }
 
+/// Length of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+const DATE_LEN: usize = 29;
+
 thread_local! {
-    static DATE_CACHE: RefCell<(u64, HeaderValue)> =
-        const { RefCell::new((0, HeaderValue::from_static(""))) };
+    static DATE_CACHE: Cell<(u64, [u8; DATE_LEN])> = const { Cell::new((0, [0; DATE_LEN])) };
 }
 
 /// The `Date` header's value, formatted once per second per thread.
-pub(crate) fn date_now() -> HeaderValue {
+fn date_now() -> [u8; DATE_LEN] {
     let now = SystemTime::now();
     let secs = now
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     DATE_CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.0 != secs || c.1.is_empty() {
-            let text = httpdate::fmt_http_date(now);
-            c.1 = HeaderValue::from_str(&text).expect("an HTTP date is a valid header value");
-            c.0 = secs;
+        let (at, text) = c.get();
+        if at == secs && text[0] != 0 {
+            return text;
         }
-        c.1.clone()
+        let mut fresh = [b' '; DATE_LEN];
+        let formatted = httpdate::fmt_http_date(now);
+        let n = formatted.len().min(DATE_LEN);
+        fresh[..n].copy_from_slice(&formatted.as_bytes()[..n]);
+        c.set((secs, fresh));
+        fresh
     })
 }
 
@@ -144,27 +149,46 @@ const COPY_BODY_MAX: usize = 1024;
 /// The least a fresh encode buffer holds: room for a batch of small answers.
 const ENCODE_CHUNK: usize = 4096;
 
+/// Most encoded bytes held back before they are handed on unflushed: what
+/// the codec holds is not counted by the channel's watermarks, so it is
+/// kept to a few pages.
+pub(crate) const PENDING_MAX: usize = 16 * 1024;
+
 /// Where a connection's answers are encoded.
 ///
-/// Heads (and small bodies) are appended to one buffer and each answer is
-/// split off it as a `Bytes`, so answers written in a row lie side by side
-/// in memory and the transport sends a pipelined batch as one segment,
-/// without copying. The buffer is let go at each flush (the answers keep it
-/// alive until they are written), so an idle connection holds none. The
-/// `Date` value is looked up once per batch (a read or a flush begins one),
-/// not once per answer.
+/// Heads (and small bodies) are appended to one buffer, and answers
+/// written in a row stay there until a flush, a write with a promise, a
+/// body written by reference, or [`PENDING_MAX`] bytes: then the buffer
+/// goes on as one `Bytes`, so a pipelined batch is one message and one
+/// segment. The buffer is let go each time (the written bytes keep it
+/// alive until sent), so an idle connection holds none. The `Date` value
+/// is looked up once per batch (a read or a flush begins one), not once
+/// per answer.
 #[derive(Debug, Default)]
 pub(crate) struct HeadWriter {
     buf: BytesMut,
-    date: Option<HeaderValue>,
+    date: Option<[u8; DATE_LEN]>,
 }
 
-/// Fields the encoder adds after the application's.
-#[derive(Default)]
+/// What the encoder adds after the application's fields, unless they
+/// carry it already.
 struct Added {
-    date: bool,
-    connection: Option<&'static [u8]>,
+    /// `Connection: close` (the last answer of the connection).
+    close: bool,
+    /// `Connection: keep-alive` (an HTTP/1.0 client that stays).
+    keep_alive: bool,
+    /// `Content-Length`, for a full response's body.
     length: Option<u64>,
+}
+
+impl Added {
+    fn for_request(req: &RequestInfo) -> Added {
+        Added {
+            close: req.last,
+            keep_alive: !req.last && req.version == Version::HTTP_10,
+            length: None,
+        }
+    }
 }
 
 impl HeadWriter {
@@ -173,58 +197,31 @@ impl HeadWriter {
         self.date = None;
     }
 
-    /// A flush ends a batch: let the buffer go, look at the clock again.
+    /// A flush ends a batch: look at the clock again.
     pub(crate) fn end_batch(&mut self) {
-        self.buf = BytesMut::new();
         self.date = None;
     }
 
-    /// The fields the encoder adds to `headers` for `req`: `Date` unless
-    /// present, `Connection` when the connection ends after this answer (or
-    /// stays open for an HTTP/1.0 client).
-    fn added(headers: &HeaderMap, req: &RequestInfo) -> Added {
-        let connection = if req.last && !headers.contains_key(CONNECTION) {
-            Some(&b"close"[..])
-        } else if !req.last && req.version == Version::HTTP_10 {
-            Some(&b"keep-alive"[..])
-        } else {
-            None
-        };
-        Added {
-            date: !headers.contains_key(DATE),
-            connection,
-            length: None,
-        }
+    /// Bytes encoded and not yet handed on.
+    pub(crate) fn pending(&self) -> usize {
+        self.buf.len()
     }
 
-    /// Writes the status line, the headers, the added fields and the blank
-    /// line, then `tail` (a small body), and splits it all off.
-    fn head(
-        &mut self,
-        status: StatusCode,
-        headers: &HeaderMap,
-        added: Added,
-        tail: &[u8],
-    ) -> Bytes {
-        let date = match (&self.date, added.date) {
-            (_, false) => None,
-            (Some(d), true) => Some(d.clone()),
-            (None, true) => {
-                let d = date_now();
-                self.date = Some(d.clone());
-                Some(d)
-            }
-        };
+    /// The encoded bytes not yet handed on, if any; the buffer is let go.
+    pub(crate) fn take(&mut self) -> Option<Bytes> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        Some(std::mem::take(&mut self.buf).freeze())
+    }
+
+    /// Appends the status line, the headers, the fields the encoder adds
+    /// (`Date`, `Connection`, `Content-Length`, each unless present) and
+    /// the blank line, then `tail` (a small body). One pass over `headers`.
+    fn head(&mut self, status: StatusCode, headers: &HeaderMap, added: Added, tail: &[u8]) {
         let reason = status.canonical_reason().unwrap_or("");
-        let need = 64
-            + reason.len()
-            + headers
-                .iter()
-                .map(|(n, v)| n.as_str().len() + v.len() + 4)
-                .sum::<usize>()
-            + tail.len();
-        if self.buf.capacity() < need {
-            self.buf.reserve(need.max(ENCODE_CHUNK));
+        if self.buf.capacity() - self.buf.len() < 512 + tail.len() {
+            self.buf.reserve(ENCODE_CHUNK.max(512 + tail.len()));
         }
         let b = &mut self.buf;
         b.put_slice(b"HTTP/1.1 ");
@@ -232,14 +229,28 @@ impl HeadWriter {
         b.put_u8(b' ');
         b.put_slice(reason.as_bytes());
         b.put_slice(b"\r\n");
-        put_fields(b, headers);
-        if let Some(d) = date {
-            put_field(b, b"date", d.as_bytes());
+        let (mut has_date, mut has_connection, mut has_length) = (false, false, false);
+        for (name, value) in headers {
+            if *name == DATE {
+                has_date = true;
+            } else if *name == CONNECTION {
+                has_connection = true;
+            } else if *name == CONTENT_LENGTH {
+                has_length = true;
+            }
+            put_field(b, name.as_str().as_bytes(), value.as_bytes());
         }
-        if let Some(c) = added.connection {
-            put_field(b, b"connection", c);
+        if !has_date {
+            let date = *self.date.get_or_insert_with(date_now);
+            put_field(&mut self.buf, b"date", &date);
         }
-        if let Some(n) = added.length {
+        let b = &mut self.buf;
+        if added.close && !has_connection {
+            put_field(b, b"connection", b"close");
+        } else if added.keep_alive {
+            put_field(b, b"connection", b"keep-alive");
+        }
+        if let (Some(n), false) = (added.length, has_length) {
             put_field(
                 b,
                 b"content-length",
@@ -248,7 +259,6 @@ impl HeadWriter {
         }
         b.put_slice(b"\r\n");
         b.put_slice(tail);
-        b.split().freeze()
     }
 }
 
@@ -326,59 +336,49 @@ impl FullBody {
     }
 }
 
-/// Encodes a full response; the messages to write, in order (the head,
-/// then a file body apart).
+/// Encodes a full response: its head (and a small body) is appended to
+/// `w`; what must follow it by reference (a larger body, a file) is
+/// returned.
 pub(crate) fn encode_full(
     w: &mut HeadWriter,
     resp: Response<FullBody>,
     req: &RequestInfo,
-) -> (Msg, Option<Msg>) {
+) -> Option<Msg> {
     let (parts, body) = resp.into_parts();
-    let mut added = HeadWriter::added(&parts.headers, req);
+    let mut added = Added::for_request(req);
     let allowed = body_allowed(req, parts.status);
-    if !parts.headers.contains_key(CONTENT_LENGTH)
-        && parts.status != StatusCode::NO_CONTENT
+    if parts.status != StatusCode::NO_CONTENT
         && !parts.status.is_informational()
         && (allowed || parts.status != StatusCode::NOT_MODIFIED)
     {
         added.length = Some(body.len());
     }
     if !allowed {
-        return (
-            Msg::Bytes(w.head(parts.status, &parts.headers, added, &[])),
-            None,
-        );
+        w.head(parts.status, &parts.headers, added, &[]);
+        return None;
     }
     if let FullBody::Bytes(b) = &body {
         if b.len() <= COPY_BODY_MAX {
-            return (
-                Msg::Bytes(w.head(parts.status, &parts.headers, added, b)),
-                None,
-            );
+            w.head(parts.status, &parts.headers, added, b);
+            return None;
         }
     }
-    let head = w.head(parts.status, &parts.headers, added, &[]);
+    w.head(parts.status, &parts.headers, added, &[]);
     match body {
-        FullBody::Empty => (Msg::Bytes(head), None),
-        FullBody::Bytes(b) => {
-            let mut c = CompositeBytes::from(head);
-            c.push(b);
-            (Msg::Composite(c), None)
-        }
-        FullBody::Composite(mut c) => {
-            c.push_front(head);
-            (Msg::Composite(c), None)
-        }
-        FullBody::File(f) => (Msg::Bytes(head), Some(Msg::File(f))),
+        FullBody::Empty => None,
+        FullBody::Bytes(b) => Some(Msg::Bytes(b)),
+        FullBody::Composite(c) => Some(Msg::Composite(c)),
+        FullBody::File(f) => Some(Msg::File(f)),
     }
 }
 
-/// Encodes a streamed response's head; the framing of what follows.
+/// Encodes a streamed response's head into `w`; the framing of what
+/// follows.
 pub(crate) fn encode_stream_head(
     w: &mut HeadWriter,
     resp: Response<()>,
     req: &mut RequestInfo,
-) -> (Bytes, Streaming) {
+) -> Streaming {
     let (mut parts, ()) = resp.into_parts();
     let allowed = body_allowed(req, parts.status);
     let known = parts.headers.contains_key(CONTENT_LENGTH);
@@ -397,8 +397,8 @@ pub(crate) fn encode_stream_head(
         req.last = true;
         Streaming::Raw
     };
-    let added = HeadWriter::added(&parts.headers, req);
-    (w.head(parts.status, &parts.headers, added, &[]), streaming)
+    w.head(parts.status, &parts.headers, Added::for_request(req), &[]);
+    streaming
 }
 
 /// Frames one piece of a streamed body.

@@ -39,7 +39,7 @@ use weft_core::{Context, Events, Handler, Msg, Promise};
 use super::request::HttpRequestDecoder;
 use super::response::{
     encode_chunk, encode_end, encode_full, encode_stream_head, says_close, FullBody, HeadWriter,
-    HttpResponsePart, RequestInfo, Streaming,
+    HttpResponsePart, RequestInfo, Streaming, PENDING_MAX,
 };
 use crate::encoder::write_parts;
 use crate::DecoderHandler;
@@ -163,7 +163,8 @@ impl HttpServerCodec {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        write_full(ctx, encode_full(&mut self.heads, resp, &req), None);
+        let rest = encode_full(&mut self.heads, resp, &req);
+        self.write_encoded(ctx, rest, None);
         self.answered(ctx, &req);
         self.flush(ctx);
     }
@@ -204,11 +205,39 @@ impl HttpServerCodec {
             );
             return crate::encoder::fail_write(ctx, err, promise);
         }
-        write_full(ctx, encode_full(&mut self.heads, resp, &req), promise);
+        // Written now, whatever it is: the next bytes are the new protocol's.
+        let rest = encode_full(&mut self.heads, resp, &req);
+        let head = self.heads.take().map(Msg::Bytes);
+        write_parts(ctx, head.into_iter().chain(rest), promise);
         self.inbound.decoder_mut().unanswered.pop_front();
         self.ended = true;
         tracing::debug!("protocol switched: the HTTP codec leaves the pipeline");
         ctx.remove_self();
+    }
+
+    /// Hands on what was encoded and not yet written, then `rest` (a body
+    /// by reference); the promise goes with the last part. Answers with
+    /// nothing after their head and no promise stay in the encode buffer
+    /// (up to [`PENDING_MAX`]): a pipelined batch leaves as one message.
+    fn write_encoded(
+        &mut self,
+        ctx: &mut Context<'_>,
+        rest: Option<Msg>,
+        promise: Option<Promise>,
+    ) {
+        if rest.is_none() && promise.is_none() && self.heads.pending() <= PENDING_MAX {
+            return;
+        }
+        let head = self.heads.take().map(Msg::Bytes);
+        write_parts(ctx, head.into_iter().chain(rest), promise);
+    }
+
+    /// Hands on what was encoded and not yet written (before anything else
+    /// is written, flushed or closed).
+    fn write_pending(&mut self, ctx: &mut Context<'_>) {
+        if let Some(b) = self.heads.take() {
+            ctx.write(Msg::Bytes(b));
+        }
     }
 
     /// The application's answer says `Connection: close`: it is the last.
@@ -237,6 +266,7 @@ impl Handler for HttpServerCodec {
             | Events::WRITABILITY
             | Events::WRITE
             | Events::FLUSH
+            | Events::CLOSE
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
@@ -259,6 +289,7 @@ impl Handler for HttpServerCodec {
     }
 
     fn handler_removed(&mut self, ctx: &mut Context<'_>) {
+        self.write_pending(ctx);
         if self.holding_reads {
             ctx.channel().set_auto_read(true);
         }
@@ -270,6 +301,7 @@ impl Handler for HttpServerCodec {
             let msg = match msg.downcast::<HttpResponsePart>() {
                 Ok(HttpResponsePart::End(trailers)) => {
                     self.streaming = None;
+                    self.write_pending(ctx);
                     let end = encode_end(&trailers, streaming).map(Msg::Bytes);
                     write_parts(ctx, end, promise);
                     self.answered(ctx, &req);
@@ -283,6 +315,7 @@ impl Handler for HttpServerCodec {
                 }
                 Err(m) => m,
             };
+            self.write_pending(ctx);
             if matches!(msg, Msg::User(_)) {
                 return ctx.write_with(msg, promise);
             }
@@ -306,11 +339,12 @@ impl Handler for HttpServerCodec {
                 if !interim && says_close(head.headers()) {
                     self.closing(&mut req);
                 }
-                let (bytes, streaming) = encode_stream_head(&mut self.heads, head, &mut req);
+                let streaming = encode_stream_head(&mut self.heads, head, &mut req);
                 if !interim {
                     self.streaming = Some((req, streaming));
                 }
-                return ctx.write_with(Msg::Bytes(bytes), promise);
+                let bytes = self.heads.take().map(Msg::Bytes);
+                return write_parts(ctx, bytes, promise);
             }
             Ok(HttpResponsePart::End(_)) => {
                 let err = weft_core::Error::encode("a response End without its head");
@@ -328,28 +362,33 @@ impl Handler for HttpServerCodec {
                 if !interim && says_close(resp.headers()) {
                     self.closing(&mut req);
                 }
-                write_full(ctx, encode_full(&mut self.heads, resp, &req), promise);
+                let rest = encode_full(&mut self.heads, resp, &req);
+                self.write_encoded(ctx, rest, promise);
                 if !interim {
                     self.answered(ctx, &req);
                 }
             }
-            Err(other) => ctx.write_with(other, promise),
+            Err(other) => {
+                self.write_pending(ctx);
+                ctx.write_with(other, promise)
+            }
         }
+    }
+
+    fn close(&mut self, ctx: &mut Context<'_>, promise: Option<Promise>) {
+        self.write_pending(ctx);
+        ctx.close_with(promise);
     }
 
     fn flush(&mut self, ctx: &mut Context<'_>) {
         self.heads.end_batch();
+        self.write_pending(ctx);
         ctx.flush();
         if std::mem::take(&mut self.shutdown_due) {
             // Completes when the flushed answer is written; nobody waits.
             drop(ctx.shutdown_output());
         }
     }
-}
-
-/// Writes an encoded full response; the promise goes with its last part.
-fn write_full(ctx: &mut Context<'_>, (head, rest): (Msg, Option<Msg>), promise: Option<Promise>) {
-    write_parts(ctx, std::iter::once(head).chain(rest), promise);
 }
 
 impl fmt::Debug for HttpServerCodec {
