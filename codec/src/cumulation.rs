@@ -167,6 +167,32 @@ impl Cumulation {
         }
     }
 
+    /// The unconsumed bytes as one `Bytes`, borrowed: what
+    /// [`bytes`](Cumulation::bytes) gives, without a reference count taken
+    /// (slice it with `slice_ref` to keep parts).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use weft_codec::Cumulation;
+    ///
+    /// let mut c = Cumulation::new();
+    /// c.push(Bytes::from_static(b"key value"));
+    /// let all = c.bytes_ref();
+    /// let value = all.slice_ref(&all[4..]);
+    /// assert_eq!(value, "value");
+    /// ```
+    pub fn bytes_ref(&mut self) -> &Bytes {
+        if let Inner::Mut(m) = &mut self.inner {
+            self.inner = Inner::Frozen(std::mem::take(m).freeze());
+        } else if let Inner::Empty = self.inner {
+            self.inner = Inner::Frozen(Bytes::new());
+        }
+        match &self.inner {
+            Inner::Frozen(b) => b,
+            _ => unreachable!("frozen above"),
+        }
+    }
+
     /// Takes everything that is left.
     pub fn take_all(&mut self) -> Bytes {
         match std::mem::take(&mut self.inner) {

@@ -82,7 +82,29 @@ impl<T: Any + Send> AnyMsg for T {
 impl Msg {
     /// Wraps a value as a message. `Bytes`, `CompositeBytes`, `FileRegion`
     /// and `Msg` itself go to their own variants, anything else to `User`.
+    #[inline]
     pub fn user<T: Any + Send>(value: T) -> Msg {
+        if Self::is_builtin::<T>() {
+            return Self::builtin(value);
+        }
+        // The common case: one move, into the box.
+        Msg::User(Box::new(value))
+    }
+
+    /// Whether `T` is one of the types with a variant of their own (known
+    /// at compile time: the comparisons fold away).
+    #[inline(always)]
+    fn is_builtin<T: Any>() -> bool {
+        let t = TypeId::of::<T>();
+        t == TypeId::of::<Bytes>()
+            || t == TypeId::of::<CompositeBytes>()
+            || t == TypeId::of::<FileRegion>()
+            || t == TypeId::of::<Msg>()
+    }
+
+    /// [`user`](Self::user) for the types with a variant of their own.
+    #[inline]
+    fn builtin<T: Any + Send>(value: T) -> Msg {
         let mut slot = Some(value);
         let any = &mut slot as &mut dyn Any;
         if let Some(b) = any.downcast_mut::<Option<Bytes>>() {
@@ -104,7 +126,25 @@ impl Msg {
     ///
     /// `T` may be `Bytes`, `CompositeBytes`, `FileRegion`, `Msg`, or a user
     /// type; no allocation happens for the first four.
+    #[inline]
     pub fn downcast<T: Any + Send>(self) -> Result<T, Msg> {
+        if Self::is_builtin::<T>() {
+            return self.downcast_builtin();
+        }
+        // The common case: one move, out of the box.
+        match self {
+            Msg::User(u) if (*u).as_any().is::<T>() => match u.into_any().downcast::<T>() {
+                Ok(b) => Ok(*b),
+                Err(_) => unreachable!("the type was checked just before"),
+            },
+            other => Err(other),
+        }
+    }
+
+    /// [`downcast`](Self::downcast) to the types with a variant of their
+    /// own.
+    #[inline]
+    fn downcast_builtin<T: Any + Send>(self) -> Result<T, Msg> {
         let want = TypeId::of::<T>();
         let mut out: Option<T> = None;
         {

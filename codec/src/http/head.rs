@@ -18,7 +18,7 @@ use std::mem::MaybeUninit;
 
 use bytes::Bytes;
 
-use http::header::HOST;
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, UPGRADE};
 use http::uri::Authority;
 use http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
@@ -58,12 +58,12 @@ fn with_slots<'b, R>(n: usize, f: impl FnOnce(&mut [MaybeUninit<httparse::Header
 pub(crate) fn parse_request_head(
     src: &mut Cumulation,
     limits: &HeadLimits,
-) -> Result<Option<Request<()>>, HttpError> {
-    let all = src.bytes();
-    let buf: &[u8] = &all;
+) -> Result<Option<(Request<()>, FieldScan)>, HttpError> {
+    let all = src.bytes_ref();
+    let buf: &[u8] = all;
     // The request line first, so that an over-long target is a 414 even
     // when the rest of the head is not there yet.
-    let line_end = buf.iter().position(|&c| c == b'\n');
+    let line_end = memchr(b'\n', buf);
     if line_end.unwrap_or(buf.len()) > limits.max_request_line {
         return Err(HttpError::new(
             HttpErrorKind::UriTooLong,
@@ -79,32 +79,46 @@ pub(crate) fn parse_request_head(
             .parse_with_uninit_headers(buf, slots)
             .map_err(|e| map_httparse(e, buf))?;
         match head_end(status, buf, limits.max_head, "request")? {
-            Some(len) => Ok(Some((build_request(&req, &all)?, len))),
+            Some(len) => build_request(&req, all).map(|r| Some((r, len))),
             None => Ok(None),
         }
-    })?;
-    Ok(parsed.map(|(request, len)| {
-        src.advance(len);
-        request
-    }))
+    });
+    match parsed {
+        Ok(Some(((request, scan), len))) => {
+            src.advance(len);
+            Ok(Some((request, scan)))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
-/// The `http::Request` of a parsed head, sharing the bytes of `all`.
-fn build_request(req: &httparse::Request<'_, '_>, all: &Bytes) -> Result<Request<()>, HttpError> {
+/// The first `needle` in `haystack` (the standard library's search, which
+/// works a word at a time).
+fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&c| c == needle)
+}
+
+/// The `http::Request` of a parsed head, sharing the bytes of `all`, and
+/// what its fields say about framing.
+fn build_request(
+    req: &httparse::Request<'_, '_>,
+    all: &Bytes,
+) -> Result<(Request<()>, FieldScan), HttpError> {
     let version = version_of(req.version);
     let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| HttpError::new(HttpErrorKind::RequestLine, "a malformed method"))?;
     let target = req.path.unwrap_or_default();
     let uri = Uri::from_maybe_shared(all.slice_ref(target.as_bytes()))
         .map_err(|_| HttpError::new(HttpErrorKind::RequestLine, "a malformed request target"))?;
-    let map = fields(req.headers, all)?;
-    check_host(version, &map, all)?;
+    let (map, scan) = fields(req.headers, all)?;
+    check_host(version, &scan, all)?;
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = version;
     *request.headers_mut() = map;
-    Ok(request)
+    Ok((request, scan.framing))
 }
 
 /// Where a head ends, once the parser says it is complete and it is
@@ -133,17 +147,61 @@ fn head_end(
     }
 }
 
+/// What a head's fields say about its framing and its connection, noted
+/// while its map is built (so that the decoder looks nothing up again).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FieldScan {
+    /// `Transfer-Encoding` is present.
+    pub(crate) transfer_encoding: bool,
+    /// `Content-Length` is present.
+    pub(crate) content_length: bool,
+    /// `Connection` is present.
+    pub(crate) connection: bool,
+    /// `Upgrade` is present.
+    pub(crate) upgrade: bool,
+}
+
+/// A head's fields as they were parsed: the scan, and the `Host` fields.
+struct Fields<'b> {
+    framing: FieldScan,
+    /// How many `Host` fields, and the first one's value.
+    hosts: usize,
+    host: &'b [u8],
+}
+
 /// The `http` crate's map of parsed fields, the values sliced from `head`.
-fn fields(parsed: &[httparse::Header<'_>], head: &Bytes) -> Result<HeaderMap, HttpError> {
+fn fields<'b>(
+    parsed: &[httparse::Header<'b>],
+    head: &Bytes,
+) -> Result<(HeaderMap, Fields<'b>), HttpError> {
     let mut map = HeaderMap::with_capacity(parsed.len());
+    let mut scan = Fields {
+        framing: FieldScan::default(),
+        hosts: 0,
+        host: &[],
+    };
     for h in parsed {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field name"))?;
+        if name == HOST {
+            scan.hosts += 1;
+            if scan.hosts == 1 {
+                scan.host = h.value;
+            }
+        } else if name == TRANSFER_ENCODING {
+            scan.framing.transfer_encoding = true;
+        } else if name == CONTENT_LENGTH {
+            scan.framing.content_length = true;
+        } else if name == CONNECTION {
+            scan.framing.connection = true;
+        } else if name == UPGRADE {
+            scan.framing.upgrade = true;
+        }
         let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value))
             .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field value"))?;
         map.append(name, value);
     }
-    Ok(map)
+    Ok((map, scan))
 }
 
 /// The version httparse read (it accepts `HTTP/1.0` and `HTTP/1.1` only).
@@ -181,7 +239,7 @@ pub(crate) fn parse_response_head(
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = version;
-        *response.headers_mut() = fields(resp.headers, &all)?;
+        *response.headers_mut() = fields(resp.headers, &all)?.0;
         Ok(Some((response, len)))
     })?;
     Ok(parsed.map(|(response, len)| {
@@ -278,23 +336,15 @@ fn check_line_endings(head: &[u8]) -> Result<(), HttpError> {
 
 /// Exactly one valid `Host` in HTTP/1.1, at most one in HTTP/1.0; the
 /// value (a slice of `all`) is checked as an authority without a copy.
-fn check_host(version: Version, headers: &HeaderMap, all: &Bytes) -> Result<(), HttpError> {
-    let mut hosts = headers.get_all(HOST).iter();
-    let first = hosts.next();
-    if hosts.next().is_some() {
-        return Err(HttpError::new(
-            HttpErrorKind::Host,
-            "Host given more than once",
-        ));
-    }
-    match first {
-        None if version == Version::HTTP_11 => Err(HttpError::new(
+fn check_host(version: Version, fields: &Fields<'_>, all: &Bytes) -> Result<(), HttpError> {
+    match fields.hosts {
+        0 if version == Version::HTTP_11 => Err(HttpError::new(
             HttpErrorKind::Host,
             "an HTTP/1.1 request without Host",
         )),
-        None => Ok(()),
-        Some(v) if v.is_empty() => Ok(()),
-        Some(v) => match Authority::from_maybe_shared(all.slice_ref(v.as_bytes())) {
+        0 => Ok(()),
+        1 if fields.host.is_empty() || plain_host(fields.host) => Ok(()),
+        1 => match Authority::from_maybe_shared(all.slice_ref(fields.host)) {
             Ok(a) if a.as_str().contains('@') => Err(HttpError::new(
                 HttpErrorKind::Host,
                 "Host carries user information",
@@ -305,13 +355,46 @@ fn check_host(version: Version, headers: &HeaderMap, all: &Bytes) -> Result<(), 
                 "Host is not a valid authority",
             )),
         },
+        _ => Err(HttpError::new(
+            HttpErrorKind::Host,
+            "Host given more than once",
+        )),
     }
+}
+
+/// Whether `host` is a name or IPv4 address made of letters, digits, dots
+/// and hyphens, with an optional port of 1 to 5 digits: an authority that
+/// `http`'s parser would accept, recognised without it (the common case;
+/// anything else goes to the parser).
+fn plain_host(host: &[u8]) -> bool {
+    let (name, port) = match host.iter().position(|&c| c == b':') {
+        Some(i) => (&host[..i], Some(&host[i + 1..])),
+        None => (host, None),
+    };
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
+        && port.is_none_or(|p| (1..=5).contains(&p.len()) && p.iter().all(u8::is_ascii_digit))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_plain_host_is_one_the_authority_parser_accepts(
+            host in "[a-zA-Z0-9.:@\\[\\]-]{0,12}"
+        ) {
+            if plain_host(host.as_bytes()) {
+                let a = Authority::try_from(host.as_str());
+                prop_assert!(a.is_ok(), "{host}");
+                prop_assert!(!host.contains('@'));
+            }
+        }
+    }
 
     fn naive(head: &[u8]) -> bool {
         head.iter().enumerate().all(|(i, &c)| match c {

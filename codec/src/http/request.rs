@@ -27,7 +27,7 @@ use weft_core::Error;
 
 use super::body::{BodyDecoder, BodyItem};
 use super::error::HttpError;
-use super::framing::request_framing;
+use super::framing::{request_framing, BodyFraming};
 use super::head::{parse_request_head, HeadLimits};
 use super::response::{has_token, persistent, RequestInfo};
 use crate::{Cumulation, Decoder};
@@ -241,21 +241,31 @@ impl HttpRequestDecoder {
     }
 
     fn decode_head(&mut self, src: &mut Cumulation) -> Result<Option<HttpRequestPart>, HttpError> {
-        let Some(request) = parse_request_head(src, &self.limits)? else {
+        let Some((request, scan)) = parse_request_head(src, &self.limits)? else {
             return Ok(None);
         };
-        let framing = request_framing(request.version(), request.headers())?;
+        let version = request.version();
+        let framing = if scan.transfer_encoding || scan.content_length {
+            request_framing(version, request.headers())?
+        } else {
+            BodyFraming::Empty
+        };
         self.seq += 1;
-        self.last = !persistent(request.version(), request.headers());
+        self.last = if scan.connection {
+            !persistent(version, request.headers())
+        } else {
+            version == http::Version::HTTP_10
+        };
         // Only under the server codec, which tells the decoder how the
         // request was answered.
         self.upgrading = self.max_in_flight.is_some()
-            && request.headers().contains_key(http::header::UPGRADE)
+            && scan.upgrade
+            && scan.connection
             && has_token(request.headers(), http::header::CONNECTION, "upgrade");
         if self.max_in_flight.is_some() {
             self.unanswered.push_back(RequestInfo {
                 method: request.method().clone(),
-                version: request.version(),
+                version,
                 last: self.last,
                 invalid: None,
                 mute: false,

@@ -87,11 +87,17 @@ pub(crate) fn persistent(version: Version, headers: &HeaderMap) -> bool {
 
 /// Whether a comma-separated field has `token` (case-insensitive).
 pub(crate) fn has_token(headers: &HeaderMap, name: http::header::HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.to_str()
-            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-            .unwrap_or(false)
-    })
+    headers
+        .get_all(name)
+        .iter()
+        .any(|v| value_has_token(v, token))
+}
+
+/// Whether a comma-separated value has `token` (case-insensitive).
+fn value_has_token(v: &HeaderValue, token: &str) -> bool {
+    v.to_str()
+        .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        .unwrap_or(false)
 }
 
 /// How the body being streamed is framed.
@@ -217,8 +223,9 @@ impl HeadWriter {
 
     /// Appends the status line, the headers, the fields the encoder adds
     /// (`Date`, `Connection`, `Content-Length`, each unless present) and
-    /// the blank line, then `tail` (a small body). One pass over `headers`.
-    fn head(&mut self, status: StatusCode, headers: &HeaderMap, added: Added, tail: &[u8]) {
+    /// the blank line, then `tail` (a small body). One pass over `headers`;
+    /// returns whether they carry the `close` connection option.
+    fn head(&mut self, status: StatusCode, headers: &HeaderMap, added: Added, tail: &[u8]) -> bool {
         let reason = status.canonical_reason().unwrap_or("");
         if self.buf.capacity() - self.buf.len() < 512 + tail.len() {
             self.buf.reserve(ENCODE_CHUNK.max(512 + tail.len()));
@@ -230,11 +237,13 @@ impl HeadWriter {
         b.put_slice(reason.as_bytes());
         b.put_slice(b"\r\n");
         let (mut has_date, mut has_connection, mut has_length) = (false, false, false);
+        let mut close = false;
         for (name, value) in headers {
             if *name == DATE {
                 has_date = true;
             } else if *name == CONNECTION {
                 has_connection = true;
+                close |= value_has_token(value, "close");
             } else if *name == CONTENT_LENGTH {
                 has_length = true;
             }
@@ -247,7 +256,7 @@ impl HeadWriter {
         let b = &mut self.buf;
         if added.close && !has_connection {
             put_field(b, b"connection", b"close");
-        } else if added.keep_alive {
+        } else if added.keep_alive && !has_connection {
             put_field(b, b"connection", b"keep-alive");
         }
         if let (Some(n), false) = (added.length, has_length) {
@@ -259,6 +268,7 @@ impl HeadWriter {
         }
         b.put_slice(b"\r\n");
         b.put_slice(tail);
+        close
     }
 }
 
@@ -337,13 +347,13 @@ impl FullBody {
 }
 
 /// Encodes a full response: its head (and a small body) is appended to
-/// `w`; what must follow it by reference (a larger body, a file) is
-/// returned.
+/// `w`; returns what must follow it by reference (a larger body, a file),
+/// and whether the response says `Connection: close`.
 pub(crate) fn encode_full(
     w: &mut HeadWriter,
     resp: Response<FullBody>,
     req: &RequestInfo,
-) -> Option<Msg> {
+) -> (Option<Msg>, bool) {
     let (parts, body) = resp.into_parts();
     let mut added = Added::for_request(req);
     let allowed = body_allowed(req, parts.status);
@@ -354,22 +364,21 @@ pub(crate) fn encode_full(
         added.length = Some(body.len());
     }
     if !allowed {
-        w.head(parts.status, &parts.headers, added, &[]);
-        return None;
+        return (None, w.head(parts.status, &parts.headers, added, &[]));
     }
     if let FullBody::Bytes(b) = &body {
         if b.len() <= COPY_BODY_MAX {
-            w.head(parts.status, &parts.headers, added, b);
-            return None;
+            return (None, w.head(parts.status, &parts.headers, added, b));
         }
     }
-    w.head(parts.status, &parts.headers, added, &[]);
-    match body {
+    let close = w.head(parts.status, &parts.headers, added, &[]);
+    let rest = match body {
         FullBody::Empty => None,
         FullBody::Bytes(b) => Some(Msg::Bytes(b)),
         FullBody::Composite(c) => Some(Msg::Composite(c)),
         FullBody::File(f) => Some(Msg::File(f)),
-    }
+    };
+    (rest, close)
 }
 
 /// Encodes a streamed response's head into `w`; the framing of what

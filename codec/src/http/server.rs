@@ -163,7 +163,7 @@ impl HttpServerCodec {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        let rest = encode_full(&mut self.heads, resp, &req);
+        let (rest, _) = encode_full(&mut self.heads, resp, &req);
         self.write_encoded(ctx, rest, None);
         self.answered(ctx, &req);
         self.flush(ctx);
@@ -206,7 +206,7 @@ impl HttpServerCodec {
             return crate::encoder::fail_write(ctx, err, promise);
         }
         // Written now, whatever it is: the next bytes are the new protocol's.
-        let rest = encode_full(&mut self.heads, resp, &req);
+        let (rest, _) = encode_full(&mut self.heads, resp, &req);
         let head = self.heads.take().map(Msg::Bytes);
         write_parts(ctx, head.into_iter().chain(rest), promise);
         self.inbound.decoder_mut().unanswered.pop_front();
@@ -359,10 +359,10 @@ impl Handler for HttpServerCodec {
             Ok(resp) => {
                 let interim = resp.status().is_informational();
                 let mut req = self.oldest();
-                if !interim && says_close(resp.headers()) {
+                let (rest, close) = encode_full(&mut self.heads, resp, &req);
+                if !interim && close {
                     self.closing(&mut req);
                 }
-                let rest = encode_full(&mut self.heads, resp, &req);
                 self.write_encoded(ctx, rest, promise);
                 if !interim {
                     self.answered(ctx, &req);
