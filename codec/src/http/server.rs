@@ -140,7 +140,8 @@ impl HttpServerCodec {
 
     /// The oldest request was invalid and its turn has come: answer it.
     fn answer_invalid_in_turn(&mut self, ctx: &mut Context<'_>) {
-        if self.streaming.is_some() {
+        let unanswered = &self.inbound.decoder().unanswered;
+        if self.streaming.is_some() || unanswered.front().is_none_or(|r| r.invalid.is_none()) {
             return;
         }
         let req = self.oldest();
