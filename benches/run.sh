@@ -2,8 +2,8 @@
 # weft benchmark suite: one command measures weft against every peer, side by side.
 #
 # usage: benches/run.sh [--quick] [SCENARIO...]
-#   scenarios (default: all): echo file file1g http hello https websocket udp alloc idle pipeline
-#   codec
+#   scenarios (default: all): echo file file1g http hello https websocket udp redis alloc idle
+#   pipeline codec
 #   --quick   one pair per comparison, short loads: a smoke test of the suite
 #   WEFT_BENCH_OUT=FILE writes the report there instead (to measure some scenarios again
 #   without replacing the full report)
@@ -30,7 +30,7 @@ for a in "$@"; do
     *) SCENARIOS+=("$a") ;;
   esac
 done
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(echo file file1g http hello https websocket udp alloc idle pipeline codec)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(echo file file1g http hello https websocket udp redis alloc idle pipeline codec)
 if [ $QUICK = 1 ]; then RUNS=1; SECS=1; WRK_SECS=2; OUT=$ROOT/benches/RESULTS-quick.md
 else RUNS=5; SECS=3; WRK_SECS=5; OUT=$ROOT/benches/RESULTS.md; fi
 OUT=${WEFT_BENCH_OUT:-$OUT}
@@ -59,6 +59,8 @@ setup() {
   [ -d /usr/share/java ] && ls /usr/share/java/netty-*.jar >/dev/null 2>&1 || need+=(libnetty-java)
   command -v javac >/dev/null || need+=(default-jdk-headless)
   command -v gcc >/dev/null || need+=(gcc)
+  command -v redis-server >/dev/null || need+=(redis-server)
+  command -v redis-benchmark >/dev/null || need+=(redis-tools)
   if [ ${#need[@]} -gt 0 ]; then
     log "installing with apt-get: ${need[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -84,7 +86,8 @@ setup() {
   } > "$WORK/netty.sh"
   # wrk.sh ARGS...: wrk, then one "wrk rps=N bytes/s=X" line for ratio.py.
   cp "$ROOT/benches/wrk-line.sh" "$WORK/wrk.sh"
-  chmod +x "$WORK/netty.sh" "$WORK/wrk.sh"
+  cp "$ROOT/benches/redis-line.sh" "$WORK/redis.sh"
+  chmod +x "$WORK/netty.sh" "$WORK/wrk.sh" "$WORK/redis.sh"
 }
 
 # ---------------------------------------------------------------- servers
@@ -247,6 +250,29 @@ sc_websocket() {
   stop "$w"; stop "$t"; stop "$f"
 }
 
+# Redis protocol: resp-server against redis-server (Debian's, no persistence), one thread each,
+# then two (resp-server --threads 2 against io-threads 2), with redis-benchmark: SET and GET
+# pipelined 16 deep on 50 connections, and GET one at a time.
+sc_redis() {
+  local w r n=$((QUICK ? 200000 : 1000000))
+  local rs="redis-server --save '' --appendonly no --bind 127.0.0.1 --protected-mode no"
+  w=$(start resp-server 19181 "$ROOT/target/release/resp-server" --addr 127.0.0.1:19181 --threads 1)
+  r=$(start redis-server 19182 sh -c "exec $rs --port 19182")
+  ab "redis SET/GET c50 P16 1 thread" "set get server_cpu" \
+    weft "$w" "$WORK/redis.sh -p 19181 -t set,get -n $n -P 16 -c 50" \
+    redis "$r" "$WORK/redis.sh -p 19182 -t set,get -n $n -P 16 -c 50"
+  ab "redis GET c50 1 thread" "get server_cpu" \
+    weft "$w" "$WORK/redis.sh -p 19181 -t get -n $((n / 5)) -c 50" \
+    redis "$r" "$WORK/redis.sh -p 19182 -t get -n $((n / 5)) -c 50"
+  stop "$w"; stop "$r"
+  w=$(start resp-server-2 19183 "$ROOT/target/release/resp-server" --addr 127.0.0.1:19183 --threads 2)
+  r=$(start redis-server-io2 19184 sh -c "exec $rs --port 19184 --io-threads 2 --io-threads-do-reads yes")
+  ab "redis SET/GET c50 P16 2 threads" "set get server_cpu" \
+    weft "$w" "$WORK/redis.sh -p 19183 -t set,get -n $n -P 16 -c 50" \
+    redis "$r" "$WORK/redis.sh -p 19184 -t set,get -n $n -P 16 -c 50"
+  stop "$w"; stop "$r"
+}
+
 # UDP echo: udp-echo (1 thread) with and without GRO against a plain tokio UdpSocket loop, with
 # the same load client (udp-load: 4 flows, GSO and GRO on, as a QUIC stack's client has them):
 # 64-byte datagrams (32 in flight per flow), and 1,200-byte ones whose windows of 54 leave the
@@ -327,7 +353,7 @@ sc_codec() {
 setup
 for s in "${SCENARIOS[@]}"; do
   case "$s" in
-    echo|file|file1g|http|hello|https|websocket|udp|alloc|idle|pipeline|codec) "sc_$s" ;;
+    echo|file|file1g|http|hello|https|websocket|udp|redis|alloc|idle|pipeline|codec) "sc_$s" ;;
     *) echo "unknown scenario: $s" >&2; exit 2 ;;
   esac
 done

@@ -3,8 +3,9 @@
 //!
 //! PING, ECHO, SET (EX/PX/NX/XX), GET, DEL, EXISTS, INCR, DECR, MGET, MSET,
 //! EXPIRE, TTL, FLUSHALL, a minimal COMMAND, QUIT; inline commands;
-//! pipelining. Bulk strings are slices of the read buffer; GET replies
-//! reference the stored value instead of copying it. A protocol error is
+//! pipelining. Bulk strings are slices of the read buffer; the replies to
+//! a read's commands leave as one message, small values copied into it and
+//! values over 512 bytes referenced from the store. A protocol error is
 //! answered with `-ERR Protocol error: ...` and the connection is closed,
 //! as Redis does.
 

@@ -34,13 +34,21 @@ use weft_core::{Context, Error, Events, Handler, Msg, Promise};
 
 pub use decode::{RespDecoder, RespFrame, MAX_ARGS, MAX_BULK, MAX_INLINE, PARTIAL_BUDGET};
 use store::error;
-pub use store::{execute, Store};
+pub use store::{execute, Replies, Store};
 
-/// Answers RESP commands from a shared [`Store`].
+/// Replies held back past this many bytes are written before the read
+/// ends.
+const FLUSH_AT: usize = 16 * 1024;
+
+/// Answers RESP commands from a shared [`Store`]; the replies to a read's
+/// commands are encoded into one buffer and written as one message when
+/// the read ends.
 #[derive(Debug, Clone, Default)]
 pub struct RespHandler {
     store: Store,
     closing: bool,
+    /// Replies encoded since the last flush.
+    replies: Replies,
 }
 
 impl RespHandler {
@@ -49,11 +57,15 @@ impl RespHandler {
         RespHandler {
             store,
             closing: false,
+            replies: Replies::default(),
         }
     }
 
     fn close_after(&mut self, ctx: &mut Context<'_>, reply: Msg) {
         self.closing = true;
+        if let Some(earlier) = self.replies.take() {
+            ctx.write(earlier);
+        }
         let (p, done) = Promise::new();
         ctx.write_and_flush_with(reply, Some(p));
         let ch = ctx.channel().clone();
@@ -75,11 +87,21 @@ impl Handler for RespHandler {
         }
         match msg.downcast::<RespFrame>() {
             Ok(RespFrame::Command(args)) => {
-                let (reply, quit) = execute(&self.store, &args);
-                if quit {
-                    self.close_after(ctx, reply);
+                let mut quit_reply = Replies::default();
+                let out = if args[0].eq_ignore_ascii_case(b"QUIT") {
+                    &mut quit_reply
                 } else {
-                    ctx.write(reply);
+                    &mut self.replies
+                };
+                if execute(&self.store, &args, out) {
+                    let reply = quit_reply.take().unwrap_or(Msg::Bytes(Bytes::new()));
+                    self.close_after(ctx, reply);
+                } else if self.replies.len() >= FLUSH_AT {
+                    // A long batch goes on in pieces: memory stays bounded
+                    // and the channel's watermarks see it.
+                    if let Some(m) = self.replies.take() {
+                        ctx.write(m);
+                    }
                 }
             }
             Ok(RespFrame::ProtocolError(why)) => {
@@ -90,6 +112,9 @@ impl Handler for RespHandler {
     }
 
     fn channel_read_complete(&mut self, ctx: &mut Context<'_>) {
+        if let Some(m) = self.replies.take() {
+            ctx.write(m);
+        }
         ctx.flush();
     }
 
@@ -193,6 +218,54 @@ mod tests {
     }
 
     #[test]
+    fn a_read_of_pipelined_commands_is_answered_in_one_message() {
+        let mut ch = EmbeddedChannel::builder()
+            .add_last("resp", DecoderHandler::new(RespDecoder::default()))
+            .add_last("store", RespHandler::new(Store::default()))
+            .build();
+        let mut read = BytesMut::new();
+        read.put_slice(&encode_command(&[b"SET", b"k", b"v"]));
+        read.put_slice(&encode_command(&[b"GET", b"k"]));
+        read.put_slice(&encode_command(&[b"PING"]));
+        ch.write_inbound(read.freeze());
+        let out = ch.read_outbound::<Bytes>().expect("one message");
+        assert_eq!(&out[..], b"+OK\r\n$1\r\nv\r\n+PONG\r\n");
+        assert!(ch.read_outbound::<Msg>().is_none());
+    }
+
+    #[test]
+    fn a_large_value_is_replied_by_reference_to_the_stored_copy() {
+        let s = Store::default();
+        let big = Bytes::from(vec![b'x'; 4096]);
+        let mut out = Replies::default();
+        execute(
+            &s,
+            &[Bytes::from_static(b"SET"), Bytes::from_static(b"k"), big],
+            &mut out,
+        );
+        let get = [Bytes::from_static(b"GET"), Bytes::from_static(b"k")];
+        let value_of = |out: &mut Replies| {
+            let Some(Msg::Composite(c)) = out.take() else {
+                panic!("a large value goes by reference")
+            };
+            let parts: Vec<Bytes> = c.into_iter().collect();
+            parts
+                .into_iter()
+                .find(|p| p.len() == 4096)
+                .expect("the value, whole")
+        };
+        let mut first = Replies::default();
+        execute(&s, &get, &mut first);
+        let mut second = Replies::default();
+        execute(&s, &get, &mut second);
+        assert_eq!(
+            value_of(&mut first).as_ptr(),
+            value_of(&mut second).as_ptr(),
+            "both replies point at the store's copy"
+        );
+    }
+
+    #[test]
     fn commands() {
         let s = Store::default();
         let run = |args: &[&str]| {
@@ -201,7 +274,9 @@ mod tests {
                 .map(|a| Bytes::copy_from_slice(a.as_bytes()))
                 .collect();
             let mut ch = EmbeddedChannel::new();
-            ch.write_outbound(execute(&s, &args).0);
+            let mut out = Replies::default();
+            execute(&s, &args, &mut out);
+            ch.write_outbound(out.take().unwrap());
             String::from_utf8(ch.read_outbound_bytes().to_vec()).unwrap()
         };
         assert_eq!(run(&["PING"]), "+PONG\r\n");

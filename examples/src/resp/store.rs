@@ -5,50 +5,127 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use weft_core::{CompositeBytes, Msg};
 
 // ---------------------------------------------------------------- replies
 
-fn simple(s: &str) -> Msg {
-    Msg::Bytes(Bytes::from(format!("+{s}\r\n")))
+/// Values up to this size are copied into the reply buffer; larger ones
+/// are referenced (a copy of a few bytes costs less than a reference).
+const COPY_MAX: usize = 512;
+
+/// Where a connection's replies are encoded, in order: small replies and
+/// small values are copied into one buffer, a larger value is referenced,
+/// so a pipelined batch of replies leaves as one message.
+#[derive(Debug, Clone, Default)]
+pub struct Replies {
+    small: BytesMut,
+    /// Earlier pieces, when a value went by reference.
+    parts: Vec<Bytes>,
 }
 
+impl Replies {
+    /// Bytes encoded and not yet taken.
+    pub fn len(&self) -> usize {
+        self.small.len() + self.parts.iter().map(Bytes::len).sum::<usize>()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.small.is_empty() && self.parts.is_empty()
+    }
+
+    /// The encoded replies as one message, if any.
+    pub fn take(&mut self) -> Option<Msg> {
+        let small = std::mem::take(&mut self.small).freeze();
+        if self.parts.is_empty() {
+            return (!small.is_empty()).then_some(Msg::Bytes(small));
+        }
+        let mut c = CompositeBytes::with_capacity(self.parts.len() + 1);
+        for p in self.parts.drain(..) {
+            c.push(p);
+        }
+        if !small.is_empty() {
+            c.push(small);
+        }
+        Some(Msg::Composite(c))
+    }
+
+    fn put(&mut self, b: &[u8]) {
+        if self.small.capacity() - self.small.len() < b.len() {
+            self.small.reserve(b.len().max(4096));
+        }
+        self.small.put_slice(b);
+    }
+
+    /// `+s`.
+    fn simple(&mut self, s: &str) {
+        self.put(b"+");
+        self.put(s.as_bytes());
+        self.put(b"\r\n");
+    }
+
+    /// `-s`.
+    fn error(&mut self, s: &str) {
+        self.put(b"-");
+        self.put(s.as_bytes());
+        self.put(b"\r\n");
+    }
+
+    /// `:n`.
+    fn int(&mut self, n: i64) {
+        self.put(b":");
+        self.put(itoa::Buffer::new().format(n).as_bytes());
+        self.put(b"\r\n");
+    }
+
+    /// The null bulk string.
+    fn nil(&mut self) {
+        self.put(b"$-1\r\n");
+    }
+
+    /// `$len` and the value, copied when small, referenced when not.
+    fn bulk(&mut self, v: &Bytes) {
+        self.put(b"$");
+        self.put(itoa::Buffer::new().format(v.len()).as_bytes());
+        self.put(b"\r\n");
+        if v.len() <= COPY_MAX {
+            self.put(v);
+        } else {
+            if !self.small.is_empty() {
+                self.parts.push(self.small.split().freeze());
+            }
+            self.parts.push(v.clone());
+        }
+        self.put(b"\r\n");
+    }
+
+    /// An array of bulk strings (`None`: a null one).
+    fn array<'a>(&mut self, items: impl ExactSizeIterator<Item = Option<&'a Bytes>>) {
+        self.put(b"*");
+        self.put(itoa::Buffer::new().format(items.len()).as_bytes());
+        self.put(b"\r\n");
+        for it in items {
+            match it {
+                Some(v) => self.bulk(v),
+                None => self.nil(),
+            }
+        }
+    }
+}
+
+/// An error reply on its own (a protocol error, before closing).
 pub(super) fn error(s: &str) -> Msg {
     Msg::Bytes(Bytes::from(format!("-{s}\r\n")))
 }
 
-fn int(n: i64) -> Msg {
-    Msg::Bytes(Bytes::from(format!(":{n}\r\n")))
-}
+/// The clock, read once per command and only when a time is needed.
+struct Now(Option<Instant>);
 
-fn nil() -> Msg {
-    Msg::from(Bytes::from_static(b"$-1\r\n"))
-}
-
-/// A bulk reply that references `v` rather than copying it.
-fn bulk(v: Bytes) -> Msg {
-    let mut c = CompositeBytes::with_capacity(3);
-    c.push(Bytes::from(format!("${}\r\n", v.len())));
-    c.push(v);
-    c.push(Bytes::from_static(b"\r\n"));
-    Msg::Composite(c)
-}
-
-fn array(items: Vec<Option<Bytes>>) -> Msg {
-    let mut c = CompositeBytes::with_capacity(1 + 3 * items.len());
-    c.push(Bytes::from(format!("*{}\r\n", items.len())));
-    for it in items {
-        match it {
-            Some(v) => {
-                c.push(Bytes::from(format!("${}\r\n", v.len())));
-                c.push(v);
-                c.push(Bytes::from_static(b"\r\n"));
-            }
-            None => c.push(Bytes::from_static(b"$-1\r\n")),
-        }
+impl Now {
+    fn get(&mut self) -> Instant {
+        *self.0.get_or_insert_with(Instant::now)
     }
-    Msg::Composite(c)
 }
 
 // ---------------------------------------------------------------- the store
@@ -129,22 +206,22 @@ fn owned(b: &Bytes) -> Bytes {
 fn live<'a>(
     map: &'a mut HashMap<Bytes, Entry>,
     key: &Bytes,
-    now: Instant,
+    now: &mut Now,
 ) -> Option<&'a mut Entry> {
     if map
         .get(key)
-        .is_some_and(|e| e.expires.is_some_and(|t| t <= now))
+        .is_some_and(|e| e.expires.is_some_and(|t| t <= now.get()))
     {
         map.remove(key);
     }
     map.get_mut(key)
 }
 
-fn wrong_args(cmd: &str) -> Msg {
-    error(&format!(
+fn wrong_args(out: &mut Replies, cmd: &str) {
+    out.error(&format!(
         "ERR wrong number of arguments for '{}' command",
         cmd.to_ascii_lowercase()
-    ))
+    ));
 }
 
 const NOT_INT: &str = "ERR value is not an integer or out of range";
@@ -155,37 +232,51 @@ fn as_i64(b: &[u8]) -> Option<i64> {
 
 /// Runs one command against the store. The second value asks the
 /// connection to close after the reply (QUIT).
-pub fn execute(store: &Store, args: &[Bytes]) -> (Msg, bool) {
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+pub fn execute(store: &Store, args: &[Bytes], out: &mut Replies) -> bool {
+    let mut upper = [0u8; 16];
+    let name: &str = if args[0].len() <= upper.len() {
+        let n = &mut upper[..args[0].len()];
+        n.copy_from_slice(&args[0]);
+        n.make_ascii_uppercase();
+        std::str::from_utf8(n).unwrap_or("")
+    } else {
+        ""
+    };
     let argc = args.len();
-    let now = Instant::now();
-    let reply = match name.as_str() {
+    let mut now = Now(None);
+    let now = &mut now;
+    match name {
         "PING" => match argc {
-            1 => simple("PONG"),
-            2 => bulk(args[1].clone()),
-            _ => wrong_args(&name),
+            1 => out.simple("PONG"),
+            2 => out.bulk(&args[1]),
+            _ => wrong_args(out, name),
         },
-        "ECHO" if argc == 2 => bulk(args[1].clone()),
-        "QUIT" => return (simple("OK"), true),
+        "ECHO" if argc == 2 => out.bulk(&args[1]),
+        "QUIT" => {
+            out.simple("OK");
+            return true;
+        }
         "GET" if argc == 2 => match live(&mut store.lock(), &args[1], now) {
-            Some(e) => bulk(e.value.clone()),
-            None => nil(),
+            Some(e) => out.bulk(&e.value),
+            None => out.nil(),
         },
-        "SET" if argc >= 3 => set(store, args, now),
+        "SET" if argc >= 3 => set(store, args, now, out),
         "DEL" if argc >= 2 => {
             let mut m = store.lock();
             let n = args[1..]
                 .iter()
                 .filter(|k| live(&mut m, k, now).is_some() && m.remove(*k).is_some())
                 .count();
-            int(n as i64)
+            out.int(n as i64)
         }
         "EXISTS" if argc >= 2 => {
             let mut m = store.lock();
-            int(args[1..]
-                .iter()
-                .filter(|k| live(&mut m, k, now).is_some())
-                .count() as i64)
+            out.int(
+                args[1..]
+                    .iter()
+                    .filter(|k| live(&mut m, k, now).is_some())
+                    .count() as i64,
+            )
         }
         "INCR" | "DECR" if argc == 2 => {
             let delta = if name == "INCR" { 1 } else { -1 };
@@ -193,7 +284,10 @@ pub fn execute(store: &Store, args: &[Bytes]) -> (Msg, bool) {
             let current = match live(&mut m, &args[1], now) {
                 Some(e) => match as_i64(&e.value) {
                     Some(v) => v,
-                    None => return (error(NOT_INT), false),
+                    None => {
+                        out.error(NOT_INT);
+                        return false;
+                    }
                 },
                 None => 0,
             };
@@ -207,19 +301,19 @@ pub fn execute(store: &Store, args: &[Bytes]) -> (Msg, bool) {
                             expires,
                         },
                     );
-                    int(v)
+                    out.int(v)
                 }
-                None => error("ERR increment or decrement would overflow"),
+                None => out.error("ERR increment or decrement would overflow"),
             }
         }
         "MGET" if argc >= 2 => {
             let mut m = store.lock();
-            array(
-                args[1..]
-                    .iter()
-                    .map(|k| live(&mut m, k, now).map(|e| e.value.clone()))
-                    .collect(),
-            )
+            let values: Vec<Option<Bytes>> = args[1..]
+                .iter()
+                .map(|k| live(&mut m, k, now).map(|e| e.value.clone()))
+                .collect();
+            drop(m);
+            out.array(values.iter().map(Option::as_ref))
         }
         "MSET" if argc >= 3 && argc % 2 == 1 => {
             let mut m = store.lock();
@@ -232,7 +326,7 @@ pub fn execute(store: &Store, args: &[Bytes]) -> (Msg, bool) {
                     },
                 );
             }
-            simple("OK")
+            out.simple("OK")
         }
         "EXPIRE" if argc == 3 => match as_i64(&args[2]) {
             Some(secs) => {
@@ -240,72 +334,76 @@ pub fn execute(store: &Store, args: &[Bytes]) -> (Msg, bool) {
                 match live(&mut m, &args[1], now) {
                     Some(_) if secs <= 0 => {
                         m.remove(&args[1]);
-                        int(1)
+                        out.int(1)
                     }
                     Some(e) => {
-                        let t = now + Duration::from_secs(secs as u64);
+                        let t = now.get() + Duration::from_secs(secs as u64);
                         e.expires = Some(t);
                         store.expire_at(t, &args[1]);
-                        int(1)
+                        out.int(1)
                     }
-                    None => int(0),
+                    None => out.int(0),
                 }
             }
-            None => error(NOT_INT),
+            None => out.error(NOT_INT),
         },
         "TTL" if argc == 2 => match live(&mut store.lock(), &args[1], now) {
-            None => int(-2),
-            Some(Entry { expires: None, .. }) => int(-1),
+            None => out.int(-2),
+            Some(Entry { expires: None, .. }) => out.int(-1),
             Some(Entry {
                 expires: Some(t), ..
             }) => {
-                let left = t.saturating_duration_since(now);
-                int(((left.as_millis() + 500) / 1000) as i64)
+                let left = t.saturating_duration_since(now.get());
+                out.int(((left.as_millis() + 500) / 1000) as i64)
             }
         },
         "FLUSHALL" | "FLUSHDB" => {
             store.lock().clear();
-            simple("OK")
+            out.simple("OK")
         }
-        "DBSIZE" if argc == 1 => int(store.lock().len() as i64),
+        "DBSIZE" if argc == 1 => out.int(store.lock().len() as i64),
         "SELECT" if argc == 2 => {
             if &args[1][..] == b"0" {
-                simple("OK")
+                out.simple("OK")
             } else {
-                error("ERR DB index is out of range")
+                out.error("ERR DB index is out of range")
             }
         }
-        "COMMAND" => array(Vec::new()),
+        "COMMAND" => out.array(std::iter::empty()),
         "CONFIG" if argc == 3 && args[1].eq_ignore_ascii_case(b"GET") => {
             let p = args[2].to_ascii_lowercase();
+            let (save, appendonly) = (
+                Bytes::from_static(b"save"),
+                Bytes::from_static(b"appendonly"),
+            );
+            let (empty, no) = (Bytes::new(), Bytes::from_static(b"no"));
             match &p[..] {
-                b"save" => array(vec![Some(Bytes::from_static(b"save")), Some(Bytes::new())]),
-                b"appendonly" => array(vec![
-                    Some(Bytes::from_static(b"appendonly")),
-                    Some(Bytes::from_static(b"no")),
-                ]),
-                _ => array(Vec::new()),
+                b"save" => out.array([Some(&save), Some(&empty)].into_iter()),
+                b"appendonly" => out.array([Some(&appendonly), Some(&no)].into_iter()),
+                _ => out.array(std::iter::empty()),
             }
         }
         "ECHO" | "GET" | "SET" | "DEL" | "EXISTS" | "INCR" | "DECR" | "MGET" | "MSET"
-        | "EXPIRE" | "TTL" | "DBSIZE" | "SELECT" | "CONFIG" => wrong_args(&name),
-        _ => {
-            let mut shown = String::new();
-            for a in &args[1..] {
-                shown.push('\'');
-                shown.push_str(&String::from_utf8_lossy(&a[..a.len().min(128)]));
-                shown.push_str("' ");
-            }
-            error(&format!(
-                "ERR unknown command '{}', with args beginning with: {shown}",
-                String::from_utf8_lossy(&args[0])
-            ))
-        }
-    };
-    (reply, false)
+        | "EXPIRE" | "TTL" | "DBSIZE" | "SELECT" | "CONFIG" => wrong_args(out, name),
+        _ => unknown(out, args),
+    }
+    false
 }
 
-fn set(store: &Store, args: &[Bytes], now: Instant) -> Msg {
+fn unknown(out: &mut Replies, args: &[Bytes]) {
+    let mut shown = String::new();
+    for a in &args[1..] {
+        shown.push('\'');
+        shown.push_str(&String::from_utf8_lossy(&a[..a.len().min(128)]));
+        shown.push_str("' ");
+    }
+    out.error(&format!(
+        "ERR unknown command '{}', with args beginning with: {shown}",
+        String::from_utf8_lossy(&args[0])
+    ));
+}
+
+fn set(store: &Store, args: &[Bytes], now: &mut Now, out: &mut Replies) {
     let mut expires = None;
     let (mut nx, mut xx) = (false, false);
     let mut i = 3;
@@ -316,30 +414,30 @@ fn set(store: &Store, args: &[Bytes], now: Instant) -> Msg {
             b"XX" => xx = true,
             b"EX" | b"PX" if i + 1 < args.len() => {
                 let Some(n) = as_i64(&args[i + 1]) else {
-                    return error(NOT_INT);
+                    return out.error(NOT_INT);
                 };
                 if n <= 0 {
-                    return error("ERR invalid expire time in 'set' command");
+                    return out.error("ERR invalid expire time in 'set' command");
                 }
                 let d = if &opt[..] == b"EX" {
                     Duration::from_secs(n as u64)
                 } else {
                     Duration::from_millis(n as u64)
                 };
-                expires = Some(now + d);
+                expires = Some(now.get() + d);
                 i += 1;
             }
-            _ => return error("ERR syntax error"),
+            _ => return out.error("ERR syntax error"),
         }
         i += 1;
     }
     if nx && xx {
-        return error("ERR syntax error");
+        return out.error("ERR syntax error");
     }
     let mut m = store.lock();
     let exists = live(&mut m, &args[1], now).is_some();
     if (nx && exists) || (xx && !exists) {
-        return nil();
+        return out.nil();
     }
     let key = owned(&args[1]);
     if let Some(t) = expires {
@@ -352,7 +450,7 @@ fn set(store: &Store, args: &[Bytes], now: Instant) -> Msg {
             expires,
         },
     );
-    simple("OK")
+    out.simple("OK")
 }
 
 #[cfg(test)]
@@ -365,6 +463,7 @@ mod tests {
         let big = Bytes::from(vec![b'v'; 1 << 20]);
         let (key, value) = (big.slice(0..3), big.slice(10..11));
         let t0 = Instant::now();
+        let mut out = Replies::default();
         set(
             &store,
             &[
@@ -374,7 +473,8 @@ mod tests {
                 Bytes::from_static(b"PX"),
                 Bytes::from_static(b"100"),
             ],
-            t0,
+            &mut Now(Some(t0)),
+            &mut out,
         );
         {
             let m = store.lock();
