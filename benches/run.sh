@@ -42,7 +42,7 @@ cleanup() {
   if [ -f "$WORK/pids" ]; then
     while read -r p; do kill "$p" 2>/dev/null || true; done < "$WORK/pids"
   fi
-  for p in 19132 19163; do
+  for p in 19132 19153 19163; do
     [ -f /tmp/peers-nginx-$p/nginx.pid ] && kill "$(cat /tmp/peers-nginx-$p/nginx.pid)" 2>/dev/null || true
   done
   rm -rf "$WORK"
@@ -303,16 +303,27 @@ sc_udp() {
 }
 
 sc_https() {
-  log "https vs http (100 MiB file)"
+  log "https vs http (100 MiB file), and against nginx over TLS (4 KiB and 100 MiB)"
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 2 \
     -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost" >/dev/null 2>&1
-  local s p
+  local s p x xw
   s=$(start weft-https 19151 bash -c "cd $FILES && exec $ROOT/target/release/http-file-server --addr 127.0.0.1:19151 --threads 1 --tls-cert $WORK/cert.pem --tls-key $WORK/key.pem")
   p=$(start weft-http 19152 bash -c "cd $FILES && exec $ROOT/target/release/http-file-server --addr 127.0.0.1:19152 --threads 1")
   ab "https 100m.bin c4" "bytes/s server_cpu" \
     weft-https "$s" "$WORK/wrk.sh -t1 -c4 -d${WRK_SECS}s https://127.0.0.1:19151/100m.bin" \
     weft-http "$p" "$WORK/wrk.sh -t1 -c4 -d${WRK_SECS}s http://127.0.0.1:19152/100m.bin"
+  # nginx with ssl (OpenSSL, one worker), TLS 1.3 and the suite rustls negotiates with wrk's
+  # OpenSSL (TLS_AES_256_GCM_SHA384), the same certificate.
+  x=$(start nginx-https 19153 sh "$PEERS/nginx/run.sh" 19153 "$FILES" 1 https "$WORK/cert.pem" "$WORK/key.pem")
+  xw=$(ps -o pid= --ppid "$x" | head -1 | tr -d ' '); [ -n "$xw" ] || xw=$x
+  ab "https 4k.bin c50" "rps server_cpu" \
+    weft-https "$s" "$WORK/wrk.sh -t1 -c50 -d${WRK_SECS}s https://127.0.0.1:19151/4k.bin" \
+    nginx-https "$xw" "$WORK/wrk.sh -t1 -c50 -d${WRK_SECS}s https://127.0.0.1:19153/4k.bin"
+  ab "https 100m.bin c4" "bytes/s server_cpu" \
+    weft-https "$s" "$WORK/wrk.sh -t1 -c4 -d${WRK_SECS}s https://127.0.0.1:19151/100m.bin" \
+    nginx-https "$xw" "$WORK/wrk.sh -t1 -c4 -d${WRK_SECS}s https://127.0.0.1:19153/100m.bin"
   stop "$s"; stop "$p"
+  kill "$(cat /tmp/peers-nginx-19153/nginx.pid 2>/dev/null)" 2>/dev/null || true; stop "$x"
 }
 
 sc_alloc() {

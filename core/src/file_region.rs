@@ -150,18 +150,43 @@ impl FileRegion {
             return Ok(Bytes::new());
         }
         let mut buf = BytesMut::zeroed(want);
+        let n = self.read_into(&mut buf)?;
+        debug_assert_eq!(n, want);
+        Ok(buf.freeze())
+    }
+
+    /// Reads from the current position into `buf` (as much of the region as
+    /// fits) and advances: [`read_chunk`](Self::read_chunk) into a buffer
+    /// the caller reuses. Returns how many bytes were read, 0 once the
+    /// region is done.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), weft_core::Error> {
+    /// # let dir = std::env::temp_dir().join(format!("weft-doc-read-into-{}", std::process::id()));
+    /// # std::fs::write(&dir, b"hello world")?;
+    /// let mut region = weft_core::FileRegion::open(&dir)?;
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(region.read_into(&mut buf)?, 8);
+    /// assert_eq!(&buf, b"hello wo");
+    /// assert_eq!(region.read_into(&mut buf)?, 3);
+    /// assert_eq!(region.read_into(&mut buf)?, 0);
+    /// # std::fs::remove_file(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn read_into(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        let want = (self.remaining().min(buf.len() as u64)) as usize;
         let mut filled = 0;
         while filled < want {
             let n = self
                 .file
-                .read_at(&mut buf[filled..], self.position() + filled as u64)?;
+                .read_at(&mut buf[filled..want], self.position() + filled as u64)?;
             if n == 0 {
                 return Err(self.shrank_error());
             }
             filled += n;
         }
         self.transferred += want as u64;
-        Ok(buf.freeze())
+        Ok(want)
     }
 
     /// The error reported when the file ends before the region does.

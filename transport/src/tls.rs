@@ -93,6 +93,8 @@ pub struct TlsHandler {
     failed: bool,
     pending: VecDeque<(Msg, Option<Promise>)>,
     file: Option<(FileRegion, Option<Promise>)>,
+    /// The plaintext buffer a file is read into, kept while one is sent.
+    scratch: Vec<u8>,
 }
 
 impl TlsHandler {
@@ -125,6 +127,7 @@ impl TlsHandler {
             failed: false,
             pending: VecDeque::new(),
             file: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -186,7 +189,10 @@ impl TlsHandler {
 
     /// Encrypts `data` and writes the records with `promise`.
     fn encrypt(&mut self, ctx: &mut Context<'_>, data: &[&[u8]], promise: Option<Promise>) {
-        let mut out = Vec::new();
+        // Room for the records at once: the plaintext plus each record's
+        // header and tag (a 16 KiB record carries 22 bytes more).
+        let plain: usize = data.iter().map(|d| d.len()).sum();
+        let mut out = Vec::with_capacity(plain + (plain / 16384 + 1) * 64);
         for part in data {
             let mut rest = *part;
             while !rest.is_empty() {
@@ -258,19 +264,27 @@ impl TlsHandler {
                 if !ctx.is_writable() {
                     return; // resumed by writability_changed(true)
                 }
-                match region.read_chunk(FILE_CHUNK) {
-                    Ok(chunk) => {
+                // One plaintext buffer for the whole file, reused chunk
+                // after chunk (a fresh one per chunk costs an allocation
+                // and its page faults).
+                let mut scratch = std::mem::take(&mut self.scratch);
+                scratch.resize(FILE_CHUNK, 0);
+                match region.read_into(&mut scratch) {
+                    Ok(n) => {
                         let last = region.is_done();
                         let promise = if last {
                             self.file.take().and_then(|(_, p)| p)
                         } else {
                             None
                         };
-                        if last && chunk.is_empty() {
+                        if last && n == 0 {
                             // An empty region: complete in order.
                             ctx.write_with(Msg::Bytes(Bytes::new()), promise);
                         } else {
-                            self.encrypt(ctx, &[&chunk], promise);
+                            self.encrypt(ctx, &[&scratch[..n]], promise);
+                        }
+                        if !last {
+                            self.scratch = scratch;
                         }
                         ctx.flush();
                     }
