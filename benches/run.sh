@@ -2,7 +2,7 @@
 # weft benchmark suite: one command measures weft against every peer, side by side.
 #
 # usage: benches/run.sh [--quick] [SCENARIO...]
-#   scenarios (default: all): echo file file1g http hello https websocket udp redis alloc idle
+#   scenarios (default: all): echo uring file file1g http hello https websocket udp redis alloc idle
 #   pipeline codec
 #   --quick   one pair per comparison, short loads: a smoke test of the suite
 #   WEFT_BENCH_OUT=FILE writes the report there instead (to measure some scenarios again
@@ -30,7 +30,7 @@ for a in "$@"; do
     *) SCENARIOS+=("$a") ;;
   esac
 done
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(echo file file1g http hello https websocket udp redis alloc idle pipeline codec)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(echo uring file file1g http hello https websocket udp redis alloc idle pipeline codec)
 if [ $QUICK = 1 ]; then RUNS=1; SECS=1; WRK_SECS=2; OUT=$ROOT/benches/RESULTS-quick.md
 else RUNS=5; SECS=3; WRK_SECS=5; OUT=$ROOT/benches/RESULTS.md; fi
 OUT=${WEFT_BENCH_OUT:-$OUT}
@@ -156,15 +156,32 @@ note() { NOTES+=("$*"); echo "   $*" >&2; }
 # ---------------------------------------------------------------- scenarios
 sc_echo() {
   local w t n
-  w=$(start weft-echo 19101 "$ROOT/target/release/echo-server" --addr 127.0.0.1:19101)
-  t=$(start tokio-echo 19102 "$L/tokio-echo" --addr 127.0.0.1:19102)
-  n=$(start netty-echo 19103 "$WORK/netty.sh" EchoServer 19103 nio 0)
+  # One event-loop thread each (tokio-echo's default): the same thread count for every server.
+  w=$(start weft-echo 19101 "$ROOT/target/release/echo-server" --addr 127.0.0.1:19101 --threads 1)
+  t=$(start tokio-echo 19102 "$L/tokio-echo" --addr 127.0.0.1:19102 --threads 1)
+  n=$(start netty-echo 19103 "$WORK/netty.sh" EchoServer 19103 nio 1)
   for size in 64 4096; do
     local load="$L/echo-load --conns 50 --msg-size $size --pipeline 16 --secs $SECS --warmup 1"
     ab "echo ${size}B" "msgs/s p99 server_cpu" weft "$w" "$load --addr 127.0.0.1:19101" tokio-echo "$t" "$load --addr 127.0.0.1:19102"
     ab "echo ${size}B" "msgs/s p99 server_cpu" weft "$w" "$load --addr 127.0.0.1:19101" netty-nio "$n" "$load --addr 127.0.0.1:19103"
   done
   stop "$w"; stop "$t"; stop "$n"
+}
+
+# io_uring's ceiling: uring-echo (benches/src/bin, raw io_uring: multishot accept and receive
+# into provided buffers, DEFER_TASKRUN) against tokio-echo and weft's echo-server, one thread
+# each, the echo load of sc_echo.
+sc_uring() {
+  local u t w
+  u=$(start uring-echo 19105 "$L/uring-echo" --addr 127.0.0.1:19105)
+  t=$(start tokio-echo-1 19106 "$L/tokio-echo" --addr 127.0.0.1:19106 --threads 1)
+  w=$(start weft-echo-1 19107 "$ROOT/target/release/echo-server" --addr 127.0.0.1:19107 --threads 1)
+  for size in 64 4096; do
+    local load="$L/echo-load --conns 50 --msg-size $size --pipeline 16 --secs $SECS --warmup 1"
+    ab "echo ${size}B" "msgs/s p99 server_cpu" uring-echo "$u" "$load --addr 127.0.0.1:19105" tokio-echo "$t" "$load --addr 127.0.0.1:19106"
+    ab "echo ${size}B" "msgs/s p99 server_cpu" weft "$w" "$load --addr 127.0.0.1:19107" uring-echo "$u" "$load --addr 127.0.0.1:19105"
+  done
+  stop "$u"; stop "$t"; stop "$w"
 }
 
 sc_file() {
@@ -364,7 +381,7 @@ sc_codec() {
 setup
 for s in "${SCENARIOS[@]}"; do
   case "$s" in
-    echo|file|file1g|http|hello|https|websocket|udp|redis|alloc|idle|pipeline|codec) "sc_$s" ;;
+    echo|uring|file|file1g|http|hello|https|websocket|udp|redis|alloc|idle|pipeline|codec) "sc_$s" ;;
     *) echo "unknown scenario: $s" >&2; exit 2 ;;
   esac
 done
