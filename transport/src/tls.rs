@@ -8,8 +8,9 @@
 //!   carries the negotiated ALPN protocol and the peer's certificates;
 //!   writes made before that are held and sent after it, in order;
 //! - a [`FileRegion`] written through it simply works: the file is read in
-//!   chunks and encrypted, one chunk at a time while the channel is
-//!   writable (`sendfile` cannot apply to encrypted bytes); the region's
+//!   chunks into one buffer reused for the whole file and encrypted, one
+//!   chunk at a time while the channel is writable (`sendfile` cannot apply
+//!   to encrypted bytes); the region's
 //!   promise completes with its last chunk. Writes after it wait their turn.
 //!   Without TLS the same application code keeps `sendfile`;
 //! - `close` sends `close_notify` first; a peer's `close_notify` closes the
