@@ -93,8 +93,7 @@ pub(crate) fn parse_request_head(
     }
 }
 
-/// The first `needle` in `haystack` (the standard library's search, which
-/// works a word at a time).
+/// Where the first `needle` is in `haystack`.
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
     haystack.iter().position(|&c| c == needle)
 }
