@@ -156,15 +156,7 @@ impl Cumulation {
     /// assert_eq!(&c[..], b"rest");
     /// ```
     pub fn bytes(&mut self) -> Bytes {
-        match &mut self.inner {
-            Inner::Empty => Bytes::new(),
-            Inner::Frozen(b) => b.clone(),
-            Inner::Mut(m) => {
-                let b = std::mem::take(m).freeze();
-                self.inner = Inner::Frozen(b.clone());
-                b
-            }
-        }
+        self.bytes_ref().clone()
     }
 
     /// The unconsumed bytes as one `Bytes`, borrowed: what
@@ -182,14 +174,11 @@ impl Cumulation {
     /// assert_eq!(value, "value");
     /// ```
     pub fn bytes_ref(&mut self) -> &Bytes {
-        if let Inner::Mut(m) = &mut self.inner {
-            self.inner = Inner::Frozen(std::mem::take(m).freeze());
-        } else if let Inner::Empty = self.inner {
-            self.inner = Inner::Frozen(Bytes::new());
-        }
+        let frozen = self.take_all();
+        self.inner = Inner::Frozen(frozen);
         match &self.inner {
             Inner::Frozen(b) => b,
-            _ => unreachable!("frozen above"),
+            _ => unreachable!("frozen just above"),
         }
     }
 
