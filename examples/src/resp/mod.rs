@@ -33,7 +33,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use weft_core::{Context, Error, Events, Handler, Msg, Promise};
 
 pub use decode::{RespDecoder, RespFrame, MAX_ARGS, MAX_BULK, MAX_INLINE, PARTIAL_BUDGET};
-use store::error;
 pub use store::{execute, Replies, Store};
 
 /// Replies held back past this many bytes are written before the read
@@ -61,13 +60,13 @@ impl RespHandler {
         }
     }
 
-    fn close_after(&mut self, ctx: &mut Context<'_>, reply: Msg) {
+    /// Writes the replies encoded so far (the last one ends the
+    /// connection), then closes once they are written.
+    fn close_after(&mut self, ctx: &mut Context<'_>) {
         self.closing = true;
-        if let Some(earlier) = self.replies.take() {
-            ctx.write(earlier);
-        }
+        let replies = self.replies.take().unwrap_or(Msg::Bytes(Bytes::new()));
         let (p, done) = Promise::new();
-        ctx.write_and_flush_with(reply, Some(p));
+        ctx.write_and_flush_with(replies, Some(p));
         let ch = ctx.channel().clone();
         tokio::spawn(async move {
             let _ = done.await;
@@ -87,15 +86,8 @@ impl Handler for RespHandler {
         }
         match msg.downcast::<RespFrame>() {
             Ok(RespFrame::Command(args)) => {
-                let mut quit_reply = Replies::default();
-                let out = if args[0].eq_ignore_ascii_case(b"QUIT") {
-                    &mut quit_reply
-                } else {
-                    &mut self.replies
-                };
-                if execute(&self.store, &args, out) {
-                    let reply = quit_reply.take().unwrap_or(Msg::Bytes(Bytes::new()));
-                    self.close_after(ctx, reply);
+                if execute(&self.store, &args, &mut self.replies) {
+                    self.close_after(ctx);
                 } else if self.replies.len() >= FLUSH_AT {
                     // A long batch goes on in pieces: memory stays bounded
                     // and the channel's watermarks see it.
@@ -105,7 +97,8 @@ impl Handler for RespHandler {
                 }
             }
             Ok(RespFrame::ProtocolError(why)) => {
-                self.close_after(ctx, error(&format!("ERR Protocol error: {why}")));
+                self.replies.error(&format!("ERR Protocol error: {why}"));
+                self.close_after(ctx);
             }
             Err(other) => ctx.fire_read(other),
         }

@@ -66,7 +66,7 @@ impl Replies {
     }
 
     /// `-s`.
-    fn error(&mut self, s: &str) {
+    pub(super) fn error(&mut self, s: &str) {
         self.put(b"-");
         self.put(s.as_bytes());
         self.put(b"\r\n");
@@ -112,11 +112,6 @@ impl Replies {
             }
         }
     }
-}
-
-/// An error reply on its own (a protocol error, before closing).
-pub(super) fn error(s: &str) -> Msg {
-    Msg::Bytes(Bytes::from(format!("-{s}\r\n")))
 }
 
 /// The clock, read once per command and only when a time is needed.
