@@ -198,13 +198,9 @@ impl Added {
 }
 
 impl HeadWriter {
-    /// A read begins a batch of answers: look at the clock again.
+    /// A read or a flush begins a batch of answers: look at the clock
+    /// again.
     pub(crate) fn new_batch(&mut self) {
-        self.date = None;
-    }
-
-    /// A flush ends a batch: look at the clock again.
-    pub(crate) fn end_batch(&mut self) {
         self.date = None;
     }
 

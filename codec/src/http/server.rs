@@ -382,7 +382,7 @@ impl Handler for HttpServerCodec {
     }
 
     fn flush(&mut self, ctx: &mut Context<'_>) {
-        self.heads.end_batch();
+        self.heads.new_batch();
         self.write_pending(ctx);
         ctx.flush();
         if std::mem::take(&mut self.shutdown_due) {
