@@ -454,12 +454,11 @@ async fn what_a_handler_sends_when_writable_again_leaves_at_once() {
             .bind("127.0.0.1:0")
             .await
             .unwrap();
-        for _ in 0..19 {
-            ch.write(DatagramPacket::new(vec![1u8; 1000], to));
-        }
-        ch.write_and_flush(DatagramPacket::new(vec![1u8; 1000], to))
-            .await
-            .unwrap();
+        write_in_one_flush(
+            &ch,
+            (0..20).map(|_| DatagramPacket::new(vec![1u8; 1000], to)),
+        )
+        .await;
         // The 20 went out in one step, the channel turned writable again in
         // it, and the handler's answer to that needs no other event to leave.
         let mut buf = [0u8; 2048];
@@ -480,17 +479,16 @@ async fn a_segmented_send_arrives_as_separate_datagrams() {
         let ch = DatagramBootstrap::new().bind("127.0.0.1:0").await.unwrap();
         assert!(ch.gso(), "this kernel supports UDP_SEGMENT");
         // 40 equal datagrams and a shorter last one: one GSO message.
-        for i in 0..40u8 {
-            ch.write(DatagramPacket::new(vec![i; 1200], to));
-        }
-        ch.write_and_flush(DatagramPacket::new(vec![40u8; 100], to))
-            .await
-            .unwrap();
+        let len = |i: u8| if i == 40 { 100 } else { 1200 };
+        write_in_one_flush(
+            &ch,
+            (0..41u8).map(|i| DatagramPacket::new(vec![i; len(i)], to)),
+        )
+        .await;
         let mut buf = [0u8; 65536];
         for i in 0..41u8 {
             let (n, _) = receiver.recv_from(&mut buf).unwrap();
-            let want = if i == 40 { 100 } else { 1200 };
-            assert_eq!(n, want, "datagram {i}");
+            assert_eq!(n, len(i), "datagram {i}");
             assert!(buf[..n].iter().all(|&b| b == i));
         }
     })
@@ -508,12 +506,11 @@ async fn without_gso_every_datagram_is_sent_alone() {
             .await
             .unwrap();
         assert!(!ch.gso());
-        for i in 0..9u8 {
-            ch.write(DatagramPacket::new(vec![i; 300], to));
-        }
-        ch.write_and_flush(DatagramPacket::new(vec![9u8; 300], to))
-            .await
-            .unwrap();
+        write_in_one_flush(
+            &ch,
+            (0..10u8).map(|i| DatagramPacket::new(vec![i; 300], to)),
+        )
+        .await;
         let mut buf = [0u8; 2048];
         for i in 0..10u8 {
             let (n, _) = receiver.recv_from(&mut buf).unwrap();
@@ -732,12 +729,11 @@ async fn gso_child() {
         let receiver = std_receiver();
         let to = receiver.local_addr().unwrap();
         let ch = DatagramBootstrap::new().bind("127.0.0.1:0").await.unwrap();
-        for _ in 0..50 {
-            ch.write(DatagramPacket::new(vec![5u8; 1200], to));
-        }
-        ch.write_and_flush(DatagramPacket::new(vec![5u8; 1200], to))
-            .await
-            .unwrap();
+        write_in_one_flush(
+            &ch,
+            (0..51).map(|_| DatagramPacket::new(vec![5u8; 1200], to)),
+        )
+        .await;
         let mut buf = [0u8; 2048];
         for _ in 0..51 {
             assert_eq!(receiver.recv_from(&mut buf).unwrap().0, 1200);
@@ -766,6 +762,19 @@ fn gso_is_visible_in_strace() {
         "not one message of 51 x 1200 bytes: {s}"
     );
     assert!(s.ends_with("= 1"), "{s}");
+}
+
+/// Writes `packets`, flushing once with the last, and waits for that last
+/// write: the whole burst reaches the transport in one step.
+async fn write_in_one_flush(ch: &DatagramChannel, packets: impl Iterator<Item = DatagramPacket>) {
+    let mut packets = packets.peekable();
+    while let Some(p) = packets.next() {
+        if packets.peek().is_some() {
+            ch.write(p);
+        } else {
+            ch.write_and_flush(p).await.unwrap();
+        }
+    }
 }
 
 /// A blocking socket for the tests' receiving side, with a read timeout so
