@@ -516,6 +516,45 @@ fn a_large_payload_leaves_by_reference_after_its_header() {
     );
 }
 
+/// Small frames and the unmasked copies of small payloads are carved one
+/// after the other from the thread's chunk: no allocation per frame.
+#[test]
+fn small_frames_and_unmasked_payloads_are_carved_from_one_chunk() {
+    let mut ch = upgraded(WebSocketConfig::new());
+    let mut sent = Vec::new();
+    for i in 0..4u8 {
+        ch.write_outbound(Frame::binary(Bytes::from(vec![i; 20])));
+        let Some(Msg::Bytes(b)) = ch.read_outbound_msg() else {
+            panic!("a small frame is one Bytes");
+        };
+        assert_eq!(&b[..2], [0x82, 20]);
+        assert!(b[2..].iter().all(|&c| c == i));
+        sent.push(b);
+    }
+    for w in sent.windows(2) {
+        let next = w[0].as_ptr() as usize + w[0].len();
+        assert_eq!(w[1].as_ptr() as usize, next, "consecutive pieces");
+    }
+    // Two masked frames in one read whose buffer is shared (as a pooled
+    // read buffer is): each payload is unmasked into the chunk, right
+    // behind the other, and the read buffer is left as it was.
+    let mut two = client_frame(true, 0x2, &[1; 20]);
+    two.extend(client_frame(true, 0x2, &[2; 20]));
+    let read = Bytes::from(two.clone());
+    ch.write_inbound(read.clone());
+    let a: Frame = ch.read_inbound().unwrap();
+    let b: Frame = ch.read_inbound().unwrap();
+    assert_eq!(
+        (&a.payload[..], &b.payload[..]),
+        (&[1; 20][..], &[2; 20][..])
+    );
+    assert_eq!(
+        b.payload.as_ptr() as usize,
+        a.payload.as_ptr() as usize + 20
+    );
+    assert_eq!(read, two, "the shared read buffer is not written");
+}
+
 #[test]
 fn a_client_codec_slices_unmasked_payloads_and_masks_what_it_sends() {
     let mut ch = EmbeddedChannel::builder()

@@ -12,7 +12,9 @@
 //! - [`Channel`]: a handle to a connection, usable from any task;
 //! - [`EmbeddedChannel`]: a pipeline driven by hand, to test handlers without
 //!   a socket;
-//! - [`Error`]: one opaque error type with an [`ErrorKind`].
+//! - [`Error`]: one opaque error type with an [`ErrorKind`];
+//! - [`small_bytes`]: short encoded messages carved from a per-thread chunk,
+//!   for encoders that would otherwise allocate per message.
 //!
 //! This crate knows nothing of sockets; `weft-transport` drives pipelines
 //! from tokio sockets through the [`transport`] module, the one surface
@@ -71,6 +73,7 @@ mod outbound;
 mod pipeline;
 mod promise;
 mod read_budget;
+mod small_bytes;
 mod sync;
 pub mod transport;
 mod typed;
@@ -98,4 +101,5 @@ pub use outbound::WriteBufferWaterMark;
 pub use pipeline::{Context, Pipeline};
 pub use promise::{Promise, WriteFuture};
 pub use read_budget::ReadBudget;
+pub use small_bytes::{small_bytes, SMALL_MAX};
 pub use typed::{from_fn, FnInbound, Typed, TypedInbound};

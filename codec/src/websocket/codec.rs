@@ -38,8 +38,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use weft_core::{CompositeBytes, Context, Error, Events, Handler, Msg, Promise};
+use weft_core::{small_bytes, CompositeBytes, Context, Error, Events, Handler, Msg, Promise};
 
 use super::error::{WebSocketError, WebSocketErrorKind};
 use super::frame::{CloseCode, Frame, OpCode};
@@ -383,32 +382,39 @@ impl WebSocketCodec {
         close_unless_closed_within(ctx.channel(), self.config.close_timeout, || true, why);
     }
 
-    /// A frame on the wire.
+    /// A frame on the wire. A server's header (and a payload of at most
+    /// [`COPY_PAYLOAD_MAX`] behind it) and a client's masked frame up to
+    /// that size are carved from the thread's small-bytes chunk: no
+    /// allocation per frame.
     fn encode(&self, f: &Frame) -> Msg {
         let len = f.payload.len();
         let opcode = f.opcode.as_u8();
         match self.role {
             Role::Server => {
                 let small = len <= COPY_PAYLOAD_MAX;
-                let mut b =
-                    BytesMut::with_capacity(header::MAX_HEADER + if small { len } else { 0 });
-                header::encode(&mut b, f.fin, f.rsv1, opcode, None, len);
+                let room = header::MAX_HEADER + if small { len } else { 0 };
+                let head = small_bytes(room, |b| {
+                    header::encode(b, f.fin, f.rsv1, opcode, None, len);
+                    if small {
+                        b.extend_from_slice(&f.payload);
+                    }
+                });
                 if small {
-                    b.extend_from_slice(&f.payload);
-                    return Msg::Bytes(b.freeze());
+                    return Msg::Bytes(head);
                 }
-                let mut c = CompositeBytes::from(b.freeze());
+                let mut c = CompositeBytes::with_capacity(2);
+                c.push(head);
                 c.push(f.payload.clone());
                 Msg::Composite(c)
             }
             Role::Client => {
                 let key = mask_key();
-                let mut b = BytesMut::with_capacity(header::MAX_HEADER + len);
-                header::encode(&mut b, f.fin, f.rsv1, opcode, Some(key), len);
-                let start = b.len();
-                b.extend_from_slice(&f.payload);
-                apply_mask(&mut b[start..], key);
-                Msg::Bytes(b.freeze())
+                Msg::Bytes(small_bytes(header::MAX_HEADER + len, |b| {
+                    header::encode(b, f.fin, f.rsv1, opcode, Some(key), len);
+                    let start = b.len();
+                    b.extend_from_slice(&f.payload);
+                    apply_mask(&mut b[start..], key);
+                }))
             }
         }
     }

@@ -4,9 +4,11 @@
 //! Contract: [`apply_mask`] works eight bytes at a time after the first
 //! unaligned ones; [`unmask`] unmasks in place when the payload's buffer is
 //! uniquely owned, and otherwise writes the unmasked copy in the same pass
-//! (a shared read buffer is never written).
+//! (a shared read buffer is never written), a short one into the thread's
+//! small-bytes chunk ([`small_bytes`]).
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use weft_core::small_bytes;
 
 /// XORs `buf` with `key`, the key's first byte lining up with `buf[0]`.
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
@@ -35,11 +37,11 @@ pub(crate) fn unmask(payload: Bytes, key: [u8; 4]) -> Bytes {
             apply_mask(&mut m, key);
             m.freeze()
         }
-        Err(shared) => {
-            let mut m = BytesMut::from(&shared[..]);
-            apply_mask(&mut m, key);
-            m.freeze()
-        }
+        // A short payload is carved from the thread's small-bytes chunk.
+        Err(shared) => small_bytes(shared.len(), |m| {
+            m.extend_from_slice(&shared);
+            apply_mask(m, key);
+        }),
     }
 }
 
