@@ -4,8 +4,8 @@
 //! Contract:
 //! - [`IdleStateHandler`] fires an [`IdleStateEvent`] user event when no
 //!   read, no write, or neither happened for the configured time, then again
-//!   after each further such period (a write counts when it is made, which
-//!   costs nothing per write; Netty counts it when it completes);
+//!   after each further such period (a write counts when it is made; Netty
+//!   counts it when it completes);
 //! - [`ReadTimeoutHandler`] fires a timeout error and closes the channel when
 //!   nothing was read for the configured time (a silent or half-open peer);
 //! - both observe the output by default (Netty's `observeOutput`): bytes
@@ -16,15 +16,24 @@
 //! - [`WriteTimeoutHandler`] fails a write whose promise has not completed in
 //!   time with a timeout error, and closes the channel (as Netty does).
 //!
-//! They need a tokio runtime with timers (the transport's); each keeps one
-//! small timer task per channel, which ends with the channel. Outside a
-//! runtime (an `EmbeddedChannel` test) they pass everything through and
-//! time nothing.
+//! - a read or a write costs one counter increment and no clock read: the
+//!   timer task looks at the counters every eighth of the limit and dates
+//!   the activity it finds to that look, so an idleness is reported never
+//!   before the limit and at most an eighth of it after (a 300 s idle
+//!   timeout fires between 300 and 337.5 s after the last read).
+//!
+//! They need a tokio runtime with timers (the transport's), and follow its
+//! clock (so `tokio::time::pause` drives them in tests); each keeps one
+//! small timer task per channel and watched state, which ends with the
+//! channel. Outside a runtime (an `EmbeddedChannel` test) they pass
+//! everything through and time nothing.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use weft_core::{Channel, Context, Error, Events, Handler, Msg, Promise};
 
@@ -48,50 +57,90 @@ pub struct IdleStateEvent {
     pub first: bool,
 }
 
-/// Milliseconds since a process-wide base, for lock-free timestamps.
-fn now_ms() -> u64 {
-    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    BASE.get_or_init(Instant::now).elapsed().as_millis() as u64
+/// Events counted by the handler on the channel's task, read by its timer
+/// task: one writer, so a load and a store (no locked instruction).
+#[derive(Debug, Default)]
+struct Counter(AtomicU64);
+
+impl Counter {
+    fn bump(&self) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
-#[derive(Default)]
-struct Activity {
-    last_read: AtomicU64,
-    last_write: AtomicU64,
+/// How often the timer looks at the counters: an eighth of the limit (at
+/// least 1 ms), which bounds how late an idleness is reported.
+fn check_period(limit: Duration) -> Duration {
+    (limit / 8).max(Duration::from_millis(1))
 }
 
-/// Watches a channel's output from a timer task: when its count of bytes
-/// written last moved.
-struct OutputWatch {
+/// Turns a count into moments, on the timer task: the last check at which
+/// the count was seen to have moved (or the start). Never earlier than the
+/// activity it stands for, at most one check period later.
+#[derive(Debug)]
+struct LastMoved {
     seen: u64,
-    moved_at: u64,
+    at: Instant,
 }
 
-impl OutputWatch {
-    fn new(ch: &Channel) -> OutputWatch {
-        OutputWatch {
-            seen: ch.bytes_written(),
-            moved_at: 0,
+impl LastMoved {
+    fn new(count: u64, now: Instant) -> LastMoved {
+        LastMoved {
+            seen: count,
+            at: now,
         }
     }
 
-    /// The last moment (in [`now_ms`]) output was seen moving.
-    fn last_progress(&mut self, ch: &Channel) -> u64 {
-        let w = ch.bytes_written();
-        if w != self.seen {
-            self.seen = w;
-            self.moved_at = now_ms();
+    /// Looks at `count` at `now`; the moment of the last move.
+    fn observe(&mut self, count: u64, now: Instant) -> Instant {
+        if count != self.seen {
+            self.seen = count;
+            self.at = now;
         }
-        self.moved_at
+        self.at
     }
 }
 
-/// Spawns the timer task: every `period`, checks `check` (which returns the
-/// time until the next check, or `None` to stop).
+/// One watched kind of activity: the handler's own count, and optionally
+/// the channel's output (bytes reaching the kernel).
+struct Watch {
+    count: Arc<Counter>,
+    own: LastMoved,
+    output: Option<LastMoved>,
+}
+
+impl Watch {
+    fn new(count: Arc<Counter>, ch: &Channel, observe_output: bool, now: Instant) -> Watch {
+        Watch {
+            own: LastMoved::new(count.get(), now),
+            count,
+            output: observe_output.then(|| LastMoved::new(ch.bytes_written(), now)),
+        }
+    }
+
+    /// The moment of the last activity seen, looking at `now`.
+    fn last(&mut self, ch: &Channel, now: Instant) -> Instant {
+        let own = self.own.observe(self.count.get(), now);
+        match &mut self.output {
+            Some(o) => own.max(o.observe(ch.bytes_written(), now)),
+            None => own,
+        }
+    }
+}
+
+/// Spawns the timer task: after `first`, then after each wait it returns,
+/// calls `check` with the time (`None`: stop).
 fn spawn_timer(
     channel: Channel,
     first: Duration,
-    mut check: impl FnMut(&Channel) -> Option<Duration> + Send + 'static,
+    mut check: impl FnMut(&Channel, Instant) -> Option<Duration> + Send + 'static,
 ) {
     if tokio::runtime::Handle::try_current().is_err() {
         // No timers outside a runtime (an EmbeddedChannel test): nothing
@@ -106,7 +155,7 @@ fn spawn_timer(
                 _ = channel.closed() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
-            match check(&channel) {
+            match check(&channel, Instant::now()) {
                 Some(next) => wait = next.max(Duration::from_millis(1)),
                 None => return,
             }
@@ -128,7 +177,8 @@ pub struct IdleStateHandler {
     reader: Option<Duration>,
     writer: Option<Duration>,
     all: Option<Duration>,
-    activity: Arc<Activity>,
+    reads: Arc<Counter>,
+    writes: Arc<Counter>,
     started: bool,
     observe_output: bool,
 }
@@ -140,7 +190,8 @@ impl IdleStateHandler {
             reader,
             writer,
             all,
-            activity: Arc::default(),
+            reads: Arc::default(),
+            writes: Arc::default(),
             started: false,
             observe_output: true,
         }
@@ -159,9 +210,6 @@ impl IdleStateHandler {
             return;
         }
         self.started = true;
-        let now = now_ms();
-        self.activity.last_read.store(now, Ordering::Relaxed);
-        self.activity.last_write.store(now, Ordering::Relaxed);
         let watched: Vec<(IdleState, Duration)> = [
             (IdleState::ReaderIdle, self.reader),
             (IdleState::WriterIdle, self.writer),
@@ -170,30 +218,30 @@ impl IdleStateHandler {
         .into_iter()
         .filter_map(|(s, d)| d.filter(|d| !d.is_zero()).map(|d| (s, d)))
         .collect();
+        let ch = ctx.channel();
         for (state, limit) in watched {
-            let activity = self.activity.clone();
-            let mut first = true;
-            let observe = self.observe_output;
-            let mut output = OutputWatch::new(ctx.channel());
-            spawn_timer(ctx.channel().clone(), limit, move |ch| {
-                let mut wrote = activity.last_write.load(Ordering::Relaxed);
-                if observe {
-                    wrote = wrote.max(output.last_progress(ch));
-                }
+            let now = Instant::now();
+            let mut read = Watch::new(self.reads.clone(), ch, false, now);
+            let mut wrote = Watch::new(self.writes.clone(), ch, self.observe_output, now);
+            // The last event fired (idleness is counted again from it).
+            let mut fired: Option<Instant> = None;
+            let period = check_period(limit);
+            spawn_timer(ch.clone(), period, move |ch, now| {
                 let last = match state {
-                    IdleState::ReaderIdle => activity.last_read.load(Ordering::Relaxed),
-                    IdleState::WriterIdle => wrote,
-                    IdleState::AllIdle => activity.last_read.load(Ordering::Relaxed).max(wrote),
+                    IdleState::ReaderIdle => read.last(ch, now),
+                    IdleState::WriterIdle => wrote.last(ch, now),
+                    IdleState::AllIdle => read.last(ch, now).max(wrote.last(ch, now)),
                 };
-                let idle_for = Duration::from_millis(now_ms().saturating_sub(last));
+                let first = fired.is_none_or(|f| last > f);
+                let since = if first { last } else { fired.unwrap_or(last) };
+                let idle_for = now.saturating_duration_since(since);
                 if idle_for >= limit {
+                    fired = Some(now);
                     let ev = IdleStateEvent { state, first };
-                    first = false;
                     ch.execute(move |p| p.fire_user_event(Box::new(ev)));
-                    Some(limit)
+                    Some(period)
                 } else {
-                    first = true;
-                    Some(limit - idle_for)
+                    Some(period.min(limit - idle_for))
                 }
             });
         }
@@ -214,11 +262,11 @@ impl Handler for IdleStateHandler {
         ctx.fire_active();
     }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
-        self.activity.last_read.store(now_ms(), Ordering::Relaxed);
+        self.reads.bump();
         ctx.fire_read(msg);
     }
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
-        self.activity.last_write.store(now_ms(), Ordering::Relaxed);
+        self.writes.bump();
         ctx.write_with(msg, promise);
     }
 }
@@ -237,7 +285,7 @@ impl fmt::Debug for IdleStateHandler {
 /// (Netty's `ReadTimeoutHandler`).
 pub struct ReadTimeoutHandler {
     limit: Duration,
-    last_read: Arc<AtomicU64>,
+    reads: Arc<Counter>,
     started: bool,
     observe_output: bool,
 }
@@ -248,7 +296,7 @@ impl ReadTimeoutHandler {
     pub fn new(limit: Duration) -> ReadTimeoutHandler {
         ReadTimeoutHandler {
             limit,
-            last_read: Arc::default(),
+            reads: Arc::default(),
             started: false,
             observe_output: true,
         }
@@ -267,17 +315,13 @@ impl ReadTimeoutHandler {
             return;
         }
         self.started = true;
-        self.last_read.store(now_ms(), Ordering::Relaxed);
-        let last_read = self.last_read.clone();
         let limit = self.limit;
         let observe = self.observe_output;
-        let mut output = OutputWatch::new(ctx.channel());
-        spawn_timer(ctx.channel().clone(), limit, move |ch| {
-            let mut last = last_read.load(Ordering::Relaxed);
-            if observe {
-                last = last.max(output.last_progress(ch));
-            }
-            let idle_for = Duration::from_millis(now_ms().saturating_sub(last));
+        let ch = ctx.channel();
+        let mut activity = Watch::new(self.reads.clone(), ch, observe, Instant::now());
+        let period = check_period(limit);
+        spawn_timer(ch.clone(), period, move |ch, now| {
+            let idle_for = now.saturating_duration_since(activity.last(ch, now));
             if idle_for >= limit {
                 ch.execute(move |p| {
                     p.fire_exception(Error::timeout(format!(
@@ -288,7 +332,7 @@ impl ReadTimeoutHandler {
                 });
                 None
             } else {
-                Some(limit - idle_for)
+                Some(period.min(limit - idle_for))
             }
         });
     }
@@ -308,7 +352,7 @@ impl Handler for ReadTimeoutHandler {
         ctx.fire_active();
     }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
-        self.last_read.store(now_ms(), Ordering::Relaxed);
+        self.reads.bump();
         ctx.fire_read(msg);
     }
 }
@@ -391,5 +435,85 @@ mod tests {
         assert_eq!(ch.read_outbound::<Bytes>().unwrap(), "out");
         assert!(ch.check_exception().is_ok());
         assert!(ch.is_open());
+    }
+
+    /// Advances the paused clock by `step` until `done` or `max` (in
+    /// steps), running what the timer queued; the elapsed time when done.
+    async fn run_until(
+        ch: &mut EmbeddedChannel,
+        step: Duration,
+        max: u32,
+        mut done: impl FnMut(&mut EmbeddedChannel) -> bool,
+    ) -> Option<Duration> {
+        let t0 = Instant::now();
+        for _ in 0..max {
+            tokio::time::advance(step).await;
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+            ch.run_pending_tasks();
+            if done(ch) {
+                return Some(t0.elapsed());
+            }
+        }
+        None
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_timeout_fires_after_the_limit_and_within_an_eighth_of_it() {
+        let limit = Duration::from_millis(800);
+        let mut ch = EmbeddedChannel::with_handler(ReadTimeoutHandler::new(limit));
+        // Reads at 100 ms intervals for a second keep it open.
+        let kept = run_until(&mut ch, Duration::from_millis(100), 10, |ch| {
+            ch.write_inbound("x");
+            drop(ch.read_inbound::<Bytes>());
+            !ch.is_open()
+        })
+        .await;
+        assert_eq!(kept, None, "closed while reads were coming");
+        // Then silence: closed at 800 to 900 ms after the last read.
+        let after = run_until(&mut ch, Duration::from_millis(10), 200, |ch| !ch.is_open())
+            .await
+            .expect("the timeout fired");
+        assert!(after >= limit, "too early: {after:?}");
+        assert!(
+            after <= limit + limit / 8 + Duration::from_millis(10),
+            "too late: {after:?}"
+        );
+        let err = ch.check_exception().unwrap_err();
+        assert_eq!(err.kind(), weft_core::ErrorKind::Timeout);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reader_idle_fires_once_per_idle_period_and_first_after_activity() {
+        let limit = Duration::from_millis(400);
+        let mut ch = EmbeddedChannel::with_handler(IdleStateHandler::new(Some(limit), None, None));
+        let mut seen = Vec::new();
+        let mut next_event = |ch: &mut EmbeddedChannel| {
+            let ev = ch.read_user_event::<IdleStateEvent>();
+            if let Some(e) = ev {
+                seen.push(e.first);
+            }
+            ev.is_some()
+        };
+        let step = Duration::from_millis(5);
+        let t = run_until(&mut ch, step, 200, &mut next_event)
+            .await
+            .unwrap();
+        assert!(t >= limit && t <= limit + limit / 8 + step, "{t:?}");
+        // Still idle: again after another whole period, not the first.
+        let t = run_until(&mut ch, step, 200, &mut next_event)
+            .await
+            .unwrap();
+        assert!(t >= limit && t <= limit + step, "{t:?}");
+        // A read, then idle again: the first of a new run.
+        ch.write_inbound("x");
+        drop(ch.read_inbound::<Bytes>());
+        let t = run_until(&mut ch, step, 200, &mut next_event)
+            .await
+            .unwrap();
+        assert!(t >= limit && t <= limit + limit / 8 + step, "{t:?}");
+        assert_eq!(seen, [true, false, true]);
+        assert!(ch.is_open(), "idleness is reported, not acted on");
     }
 }
