@@ -89,16 +89,19 @@ impl Handler for Chat {
             }
             return;
         }
-        let Ok(frame) = msg.downcast::<Frame>() else {
+        let Some((opcode, fin)) = msg.downcast_ref::<Frame>().map(|f| (f.opcode, f.fin)) else {
             return;
         };
-        match (self.mode, frame.opcode) {
+        match (self.mode, opcode) {
+            // The frame goes back as the message it came in.
             (Mode::Echo, OpCode::Text | OpCode::Binary | OpCode::Continuation) => {
-                ctx.write_and_flush(frame);
+                ctx.write_and_flush(msg);
             }
             // The page sends whole messages; fragments are not relayed.
-            (Mode::Room, OpCode::Text) if frame.fin => {
-                drop(self.group.write_and_flush(Frame::text(frame.payload)));
+            (Mode::Room, OpCode::Text) if fin => {
+                if let Ok(frame) = msg.downcast::<Frame>() {
+                    drop(self.group.write_and_flush(Frame::text(frame.payload)));
+                }
             }
             _ => {}
         }
