@@ -76,6 +76,20 @@ pub trait Decoder: Send + 'static {
     fn decode_eof(&mut self, src: &mut Cumulation) -> Result<Option<Self::Item>, Error> {
         self.decode(src)
     }
+
+    /// What [`DecoderHandler`] calls: [`decode`](Self::decode), or
+    /// [`decode_eof`](Self::decode_eof) when `eof`, with the message as the
+    /// [`Msg`] passed on ([`Msg::user`]). A decoder whose messages are large
+    /// may build them in a box and override this to hand the box on as it
+    /// is ([`Msg::from_box`]), saving their moves on the way out.
+    fn decode_msg(&mut self, src: &mut Cumulation, eof: bool) -> Result<Option<Msg>, Error> {
+        let item = if eof {
+            self.decode_eof(src)?
+        } else {
+            self.decode(src)?
+        };
+        Ok(item.map(Msg::user))
+    }
 }
 
 /// Runs a [`Decoder`] in a pipeline (Netty's `ByteToMessageDecoder`).
@@ -160,16 +174,12 @@ impl<D: Decoder> DecoderHandler<D> {
                 return;
             }
             let before = self.cum.len();
-            let r = if eof {
-                self.decoder.decode_eof(&mut self.cum)
-            } else {
-                self.decoder.decode(&mut self.cum)
-            };
+            let r = self.decoder.decode_msg(&mut self.cum, eof);
             let consumed = before - self.cum.len();
             match r {
                 Ok(Some(item)) => {
                     if consumed == 0 && std::mem::take(&mut free_at_eof) {
-                        ctx.fire_read(Msg::user(item));
+                        ctx.fire_read(item);
                         if ctx.is_removed() {
                             return;
                         }
@@ -185,7 +195,7 @@ impl<D: Decoder> DecoderHandler<D> {
                         );
                         return;
                     }
-                    ctx.fire_read(Msg::user(item));
+                    ctx.fire_read(item);
                     if ctx.is_removed() {
                         return;
                     }

@@ -91,6 +91,25 @@ impl Msg {
         Msg::User(Box::new(value))
     }
 
+    /// Wraps a value that is boxed already, with no second allocation: a
+    /// decoder that builds a large message in place hands it on as it is.
+    /// `Bytes`, `CompositeBytes`, `FileRegion` and `Msg` go to their own
+    /// variants, as with [`user`](Self::user).
+    ///
+    /// ```
+    /// use weft_core::Msg;
+    ///
+    /// let m = Msg::from_box(Box::new([7u8; 256]));
+    /// assert_eq!(m.downcast::<[u8; 256]>().unwrap()[0], 7);
+    /// ```
+    #[inline]
+    pub fn from_box<T: Any + Send>(value: Box<T>) -> Msg {
+        if Self::is_builtin::<T>() {
+            return Self::builtin(*value);
+        }
+        Msg::User(value)
+    }
+
     /// Whether `T` is one of the types with a variant of their own (known
     /// at compile time: the comparisons fold away).
     #[inline(always)]
@@ -320,6 +339,11 @@ mod tests {
         ));
         assert!(matches!(Msg::user(Msg::from("x")), Msg::Bytes(_)));
         assert!(matches!(Msg::user(5u32), Msg::User(_)));
+        assert!(matches!(
+            Msg::from_box(Box::new(Bytes::new())),
+            Msg::Bytes(_)
+        ));
+        assert!(matches!(Msg::from_box(Box::new(5u32)), Msg::User(_)));
     }
 
     #[test]

@@ -25,6 +25,7 @@ use http::{
 };
 
 use super::error::{HttpError, HttpErrorKind};
+use super::request::{BodyKind, HttpRequestPart};
 use crate::Cumulation;
 
 /// The limits a head is parsed under.
@@ -54,11 +55,13 @@ fn with_slots<'b, R>(n: usize, f: impl FnOnce(&mut [MaybeUninit<httparse::Header
 /// Parses the head at the front of `src` and, when it is complete and
 /// valid, takes it out of `src`: `Ok(None)` when it is not complete yet
 /// (and within its limits). One pass over the received bytes: the request's
-/// target and field values are slices of them, not copies.
+/// target and field values are slices of them, not copies. The request is
+/// built in the box it leaves in (a [`HttpRequestPart::Head`] whose body
+/// the caller sets), so that its ~250 bytes are not moved on the way out.
 pub(crate) fn parse_request_head(
     src: &mut Cumulation,
     limits: &HeadLimits,
-) -> Result<Option<(Request<()>, FieldScan)>, HttpError> {
+) -> Result<Option<(Box<HttpRequestPart>, FieldScan)>, HttpError> {
     let all = src.bytes_ref();
     let buf: &[u8] = all;
     // The request line first, so that an over-long target is a 414 even
@@ -98,12 +101,12 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
     haystack.iter().position(|&c| c == needle)
 }
 
-/// The `http::Request` of a parsed head, sharing the bytes of `all`, and
-/// what its fields say about framing.
+/// The `http::Request` of a parsed head, sharing the bytes of `all`, in
+/// its box, and what its fields say about framing.
 fn build_request(
     req: &httparse::Request<'_, '_>,
     all: &Bytes,
-) -> Result<(Request<()>, FieldScan), HttpError> {
+) -> Result<(Box<HttpRequestPart>, FieldScan), HttpError> {
     let version = version_of(req.version);
     let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| HttpError::new(HttpErrorKind::RequestLine, "a malformed method"))?;
@@ -112,12 +115,17 @@ fn build_request(
         .map_err(|_| HttpError::new(HttpErrorKind::RequestLine, "a malformed request target"))?;
     let (map, scan) = fields(req.headers, all)?;
     check_host(version, &scan, all)?;
-    let mut request = Request::new(());
-    *request.method_mut() = method;
-    *request.uri_mut() = uri;
-    *request.version_mut() = version;
-    *request.headers_mut() = map;
-    Ok((request, scan.framing))
+    let mut part = Box::new(HttpRequestPart::Head {
+        request: Request::new(()),
+        body: BodyKind::Empty,
+    });
+    if let HttpRequestPart::Head { request, .. } = &mut *part {
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.version_mut() = version;
+        *request.headers_mut() = map;
+    }
+    Ok((part, scan.framing))
 }
 
 /// Where a head ends, once the parser says it is complete and it is

@@ -23,7 +23,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, Request};
-use weft_core::Error;
+use weft_core::{Error, Msg};
 
 use super::body::{BodyDecoder, BodyItem};
 use super::error::HttpError;
@@ -240,9 +240,15 @@ impl HttpRequestDecoder {
         };
     }
 
-    fn decode_head(&mut self, src: &mut Cumulation) -> Result<Option<HttpRequestPart>, HttpError> {
-        let Some((request, scan)) = parse_request_head(src, &self.limits)? else {
+    fn decode_head(
+        &mut self,
+        src: &mut Cumulation,
+    ) -> Result<Option<Box<HttpRequestPart>>, HttpError> {
+        let Some((mut part, scan)) = parse_request_head(src, &self.limits)? else {
             return Ok(None);
+        };
+        let HttpRequestPart::Head { request, body } = &mut *part else {
+            unreachable!("parse_request_head builds a head");
         };
         let version = request.version();
         let framing = if scan.transfer_encoding || scan.content_length {
@@ -275,19 +281,21 @@ impl HttpRequestDecoder {
         }
         // (request_framing never reads a request to the end of the
         // connection.)
-        let (decoder, body) = BodyDecoder::new(framing, self.max_chunk_line, self.max_trailers);
+        let (decoder, kind) = BodyDecoder::new(framing, self.max_chunk_line, self.max_trailers);
+        *body = kind;
         match decoder {
             Some(d) => self.state = State::Body(d),
             None => self.end_of_request(),
         }
-        Ok(Some(HttpRequestPart::Head { request, body }))
+        Ok(Some(part))
     }
-}
 
-impl Decoder for HttpRequestDecoder {
-    type Item = HttpRequestPart;
-
-    fn decode(&mut self, src: &mut Cumulation) -> Result<Option<HttpRequestPart>, Error> {
+    /// The next part, boxed (a head is built in its box).
+    fn decode_boxed(
+        &mut self,
+        src: &mut Cumulation,
+        eof: bool,
+    ) -> Result<Option<Box<HttpRequestPart>>, Error> {
         let r = match &mut self.state {
             State::Upgrade => return Ok(None),
             State::Stopped => {
@@ -305,26 +313,39 @@ impl Decoder for HttpRequestDecoder {
                 self.decode_head(src)
             }
             State::Body(b) => match b.decode(src) {
-                Ok(Some(BodyItem::Data(data))) => Ok(Some(HttpRequestPart::Data(data))),
+                Ok(Some(BodyItem::Data(data))) => Ok(Some(Box::new(HttpRequestPart::Data(data)))),
                 Ok(Some(BodyItem::End { data, trailers })) => {
                     self.end_of_request();
-                    Ok(Some(HttpRequestPart::End { data, trailers }))
+                    Ok(Some(Box::new(HttpRequestPart::End { data, trailers })))
                 }
                 Ok(None) => Ok(None),
                 Err(e) => Err(e),
             },
         };
-        match r {
-            Ok(item) => Ok(item),
-            Err(e) => Ok(self.fail(src, e)),
-        }
-    }
-
-    fn decode_eof(&mut self, src: &mut Cumulation) -> Result<Option<HttpRequestPart>, Error> {
-        let item = self.decode(src)?;
-        if item.is_none() && !src.is_empty() {
+        let item = match r {
+            Ok(item) => item,
+            Err(e) => self.fail(src, e).map(Box::new),
+        };
+        if eof && item.is_none() && !src.is_empty() {
             tracing::debug!(bytes = src.len(), "the connection ended inside a request");
         }
         Ok(item)
+    }
+}
+
+impl Decoder for HttpRequestDecoder {
+    type Item = HttpRequestPart;
+
+    fn decode(&mut self, src: &mut Cumulation) -> Result<Option<HttpRequestPart>, Error> {
+        Ok(self.decode_boxed(src, false)?.map(|b| *b))
+    }
+
+    fn decode_eof(&mut self, src: &mut Cumulation) -> Result<Option<HttpRequestPart>, Error> {
+        Ok(self.decode_boxed(src, true)?.map(|b| *b))
+    }
+
+    /// Heads are built in their box and handed on in it.
+    fn decode_msg(&mut self, src: &mut Cumulation, eof: bool) -> Result<Option<Msg>, Error> {
+        Ok(self.decode_boxed(src, eof)?.map(Msg::from_box))
     }
 }
