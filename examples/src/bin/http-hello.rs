@@ -75,7 +75,8 @@ impl Handler for Hello {
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
-        if let Ok(HttpRequestPart::Head { request, .. }) = msg.downcast::<HttpRequestPart>() {
+        // Read in place: the request stays in the box it was decoded into.
+        if let Some(HttpRequestPart::Head { request, .. }) = msg.downcast_ref::<HttpRequestPart>() {
             ctx.write(Msg::user(answer(request.method(), request.uri().path())));
         }
     }
