@@ -66,7 +66,7 @@ pub(crate) fn parse_request_head(
     let buf: &[u8] = all;
     // The request line first, so that an over-long target is a 414 even
     // when the rest of the head is not there yet.
-    let line_end = memchr(b'\n', buf);
+    let line_end = memchr::memchr(b'\n', buf);
     if line_end.unwrap_or(buf.len()) > limits.max_request_line {
         return Err(HttpError::new(
             HttpErrorKind::UriTooLong,
@@ -94,11 +94,6 @@ pub(crate) fn parse_request_head(
         Ok(None) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// Where the first `needle` is in `haystack`.
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&c| c == needle)
 }
 
 /// The `http::Request` of a parsed head, sharing the bytes of `all`, in
@@ -304,33 +299,30 @@ fn map_httparse(e: httparse::Error, buf: &[u8]) -> HttpError {
     }
 }
 
-/// Every LF is preceded by CR, and every CR followed by LF. Each LF is
-/// checked where it is, then the CRs are counted (a pass the compiler
-/// vectorises): when every LF has its CR, those CRs are distinct, one per
-/// LF, so there is no other CR exactly when the counts are equal.
+/// Every LF is preceded by CR, and every CR followed by LF: one vectorised
+/// pass over the CRs and LFs in order, each CR having to be the byte just
+/// before the next LF.
 fn check_line_endings(head: &[u8]) -> Result<(), HttpError> {
-    let bad = || {
-        HttpError::new(
-            HttpErrorKind::LineEnding,
-            "a line ends with a lone LF or a bare CR",
-        )
-    };
-    let mut lfs = 0;
-    let mut from = 0;
-    while let Some(i) = memchr(b'\n', &head[from..]) {
-        let at = from + i;
-        if at == 0 || head[at - 1] != b'\r' {
-            return Err(bad());
-        }
-        lfs += 1;
-        from = at + 1;
+    let mut cr_at = None;
+    for at in memchr::memchr2_iter(b'\r', b'\n', head) {
+        cr_at = match (head[at], cr_at) {
+            (b'\r', None) => Some(at),
+            (b'\n', Some(cr)) if cr + 1 == at => None,
+            // A CR not followed by LF, or an LF with no CR before it.
+            _ => return Err(bad_line_ending()),
+        };
     }
-    let crs = head.iter().filter(|&&c| c == b'\r').count();
-    if crs == lfs {
-        Ok(())
-    } else {
-        Err(bad())
+    match cr_at {
+        None => Ok(()),
+        Some(_) => Err(bad_line_ending()),
     }
+}
+
+fn bad_line_ending() -> HttpError {
+    HttpError::new(
+        HttpErrorKind::LineEnding,
+        "a line ends with a lone LF or a bare CR",
+    )
 }
 
 /// Exactly one valid `Host` in HTTP/1.1, at most one in HTTP/1.0; the
