@@ -14,8 +14,7 @@
 //!   completes — while a peer that neither sends nor takes its answer is
 //!   still timed out;
 //! - [`WriteTimeoutHandler`] fails a write whose promise has not completed in
-//!   time with a timeout error, and closes the channel (as Netty does).
-//!
+//!   time with a timeout error, and closes the channel (as Netty does);
 //! - a read or a write costs one counter increment and no clock read: the
 //!   timer task looks at the counters every eighth of the limit and dates
 //!   the activity it finds to that look, so an idleness is reported never
