@@ -19,8 +19,8 @@
 
 use std::fmt;
 
-use bytes::{Buf, BufMut, Bytes};
-use weft_core::{small_bytes, CompositeBytes, Context, Error, Events, Handler, Msg, Promise};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use weft_core::{CompositeBytes, Context, Error, Events, Handler, Msg, Promise};
 
 use crate::{Cumulation, Decoder};
 
@@ -75,13 +75,17 @@ impl Field {
         }
     }
 
-    /// The field holding `v` (at most [`max`](Self::max)), carved from the
-    /// thread's small-bytes chunk: no allocation per frame.
+    /// The field holding `v` (at most [`max`](Self::max)), in a buffer of
+    /// its own: it may wait in a slow reader's outbound buffer, where a
+    /// [`small_bytes`](weft_core::small_bytes) piece would keep its whole
+    /// chunk.
     fn encode(self, v: u64) -> Bytes {
-        small_bytes(self.len, |h| match self.order {
+        let mut h = BytesMut::with_capacity(self.len);
+        match self.order {
             ByteOrder::BigEndian => h.put_uint(v, self.len),
             ByteOrder::LittleEndian => h.put_uint_le(v, self.len),
-        })
+        }
+        h.freeze()
     }
 }
 

@@ -516,24 +516,26 @@ fn a_large_payload_leaves_by_reference_after_its_header() {
     );
 }
 
-/// Small frames and the unmasked copies of small payloads are carved one
-/// after the other from the thread's chunk: no allocation per frame.
+/// Short unmasked payloads are carved one after the other from the
+/// thread's chunk (no allocation each), while what the codec writes owns
+/// its memory: an encoded frame may wait in a slow reader's outbound
+/// buffer, and must not keep a chunk shared with other connections.
 #[test]
-fn small_frames_and_unmasked_payloads_are_carved_from_one_chunk() {
+fn short_payloads_are_carved_from_a_chunk_and_encoded_frames_own_their_memory() {
     let mut ch = upgraded(WebSocketConfig::new());
-    let mut sent = Vec::new();
-    for i in 0..4u8 {
-        ch.write_outbound(Frame::binary(Bytes::from(vec![i; 20])));
-        let Some(Msg::Bytes(b)) = ch.read_outbound_msg() else {
-            panic!("a small frame is one Bytes");
+    for (len, head) in [(20, &[0x82, 20][..]), (4096, &[0x82, 126, 0x10, 0x00][..])] {
+        let payload = Bytes::from(vec![7u8; len]);
+        ch.write_outbound(Frame::binary(payload));
+        let first = match ch.read_outbound_msg() {
+            Some(Msg::Bytes(b)) => b,
+            Some(Msg::Composite(c)) => c.chunks().next().unwrap().clone(),
+            other => panic!("{other:?}"),
         };
-        assert_eq!(&b[..2], [0x82, 20]);
-        assert!(b[2..].iter().all(|&c| c == i));
-        sent.push(b);
-    }
-    for w in sent.windows(2) {
-        let next = w[0].as_ptr() as usize + w[0].len();
-        assert_eq!(w[1].as_ptr() as usize, next, "consecutive pieces");
+        assert!(first.starts_with(head));
+        assert!(
+            first.is_unique(),
+            "a {len} B frame's head is its own allocation"
+        );
     }
     // Two masked frames in one read whose buffer is shared (as a pooled
     // read buffer is): each payload is unmasked into the chunk, right
@@ -553,6 +555,13 @@ fn small_frames_and_unmasked_payloads_are_carved_from_one_chunk() {
         a.payload.as_ptr() as usize + 20
     );
     assert_eq!(read, two, "the shared read buffer is not written");
+    // A payload over 1 KiB may be sent on by reference: a copy of its own.
+    let long = client_frame(true, 0x2, &[3; 2000]);
+    let read = Bytes::from(long);
+    ch.write_inbound(read.clone());
+    let c: Frame = ch.read_inbound().unwrap();
+    assert!(c.payload.iter().all(|&x| x == 3));
+    assert!(c.payload.is_unique());
 }
 
 #[test]

@@ -13,8 +13,8 @@
 //! - [`EmbeddedChannel`]: a pipeline driven by hand, to test handlers without
 //!   a socket;
 //! - [`Error`]: one opaque error type with an [`ErrorKind`];
-//! - [`small_bytes`]: short encoded messages carved from a per-thread chunk,
-//!   for encoders that would otherwise allocate per message.
+//! - [`small_bytes`]: short-lived byte messages carved from a per-thread
+//!   chunk, for decoders that would otherwise allocate per message.
 //!
 //! This crate knows nothing of sockets; `weft-transport` drives pipelines
 //! from tokio sockets through the [`transport`] module, the one surface

@@ -1,17 +1,24 @@
-//! [`small_bytes`]: small encoded messages carved from a per-thread chunk,
-//! so that encoding a frame header or a short reply allocates nothing.
+//! [`small_bytes`]: short-lived byte messages carved from a per-thread
+//! chunk, so that a decoder's short copies (an unmasked WebSocket payload)
+//! allocate nothing.
 //!
 //! Contract:
 //! - a call with a capacity of at most [`SMALL_MAX`] writes into the
 //!   current thread's chunk (16 KiB) and returns what was written as a
 //!   [`Bytes`] slice of it; the chunk is handed out piece by piece and
 //!   reused whole once every piece of it has been dropped, so a steady
-//!   stream of short-lived messages (frames on their way to a socket)
-//!   allocates once per chunk at most, and usually never;
+//!   stream of short-lived messages (payloads on their way to a handler
+//!   that drops them) allocates once per chunk at most, and usually never;
 //! - a piece keeps its chunk alive: a message kept for long (a chat
 //!   history) should be copied out (`Bytes::copy_from_slice`) rather than
 //!   pin 16 KiB for a few bytes; when a chunk still has pieces out, the
 //!   next one is a new chunk and the old one is freed with its last piece;
+//! - so it is for bytes that are dropped soon and whose lifetime the peer
+//!   does not decide. Never carve what is written to a socket: a peer that
+//!   stops reading keeps the pieces in its outbound buffer, each holding a
+//!   chunk shared with every other connection of the thread, and the
+//!   buffer's cap counts the pieces, not the chunks they hold (weft's
+//!   encoders allocate what they write, exactly sized);
 //! - a larger capacity, or a call made from inside another call's `fill`,
 //!   gets a buffer of its own, exactly as `BytesMut::with_capacity` would;
 //! - `fill` may write more than the capacity it asked for: the buffer
@@ -42,10 +49,15 @@ thread_local! {
 /// use bytes::BufMut;
 /// use weft_core::small_bytes;
 ///
-/// let header = small_bytes(2, |b| b.put_slice(&[0x82, 5]));
-/// let again = small_bytes(2, |b| b.put_slice(&[0x81, 3]));
-/// assert_eq!(&header[..], &[0x82, 5]);
-/// assert_eq!(&again[..], &[0x81, 3]);
+/// // A decoder's unmasked copy of a short payload, handed to the next
+/// // handler and dropped once it is handled.
+/// let masked = [0x01 ^ 0x37, 0x02 ^ 0xfa];
+/// let plain = small_bytes(masked.len(), |b| {
+///     b.put_slice(&masked);
+///     b[0] ^= 0x37;
+///     b[1] ^= 0xfa;
+/// });
+/// assert_eq!(&plain[..], &[1, 2]);
 /// ```
 pub fn small_bytes(capacity: usize, fill: impl FnOnce(&mut BytesMut)) -> Bytes {
     let mut fill = Some(fill);

@@ -38,7 +38,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use weft_core::{small_bytes, CompositeBytes, Context, Error, Events, Handler, Msg, Promise};
+use bytes::Bytes;
+use weft_core::{CompositeBytes, Context, Error, Events, Handler, Msg, Promise};
 
 use super::error::{WebSocketError, WebSocketErrorKind};
 use super::frame::{CloseCode, Frame, OpCode};
@@ -55,8 +56,9 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Payloads up to this size are copied after their header (cheaper than
-/// joining two pieces).
-const COPY_PAYLOAD_MAX: usize = 1024;
+/// joining two pieces). Unmasked payloads are small-bytes pieces up to the
+/// same size, so that an encoded frame never holds one.
+const COPY_PAYLOAD_MAX: usize = super::mask::UNMASK_SMALL_MAX;
 
 /// Which end of the connection this codec speaks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -382,39 +384,37 @@ impl WebSocketCodec {
         close_unless_closed_within(ctx.channel(), self.config.close_timeout, || true, why);
     }
 
-    /// A frame on the wire. A server's header (and a payload of at most
-    /// [`COPY_PAYLOAD_MAX`] behind it) and a client's masked frame up to
-    /// that size are carved from the thread's small-bytes chunk: no
-    /// allocation per frame.
+    /// A frame on the wire, in a buffer of its own sized exactly (one
+    /// allocation): encoded frames may wait in a slow reader's outbound
+    /// buffer, so they are never pieces of a shared chunk
+    /// ([`small_bytes`](weft_core::small_bytes)), which one waiting piece
+    /// would keep whole.
     fn encode(&self, f: &Frame) -> Msg {
         let len = f.payload.len();
         let opcode = f.opcode.as_u8();
         match self.role {
             Role::Server => {
                 let small = len <= COPY_PAYLOAD_MAX;
-                let room = header::MAX_HEADER + if small { len } else { 0 };
-                let head = small_bytes(room, |b| {
-                    header::encode(b, f.fin, f.rsv1, opcode, None, len);
-                    if small {
-                        b.extend_from_slice(&f.payload);
-                    }
-                });
+                let mut b =
+                    Vec::with_capacity(header::size(len, false) + if small { len } else { 0 });
+                header::encode(&mut b, f.fin, f.rsv1, opcode, None, len);
                 if small {
-                    return Msg::Bytes(head);
+                    b.extend_from_slice(&f.payload);
+                    return Msg::Bytes(Bytes::from(b));
                 }
                 let mut c = CompositeBytes::with_capacity(2);
-                c.push(head);
+                c.push(Bytes::from(b));
                 c.push(f.payload.clone());
                 Msg::Composite(c)
             }
             Role::Client => {
                 let key = mask_key();
-                Msg::Bytes(small_bytes(header::MAX_HEADER + len, |b| {
-                    header::encode(b, f.fin, f.rsv1, opcode, Some(key), len);
-                    let start = b.len();
-                    b.extend_from_slice(&f.payload);
-                    apply_mask(&mut b[start..], key);
-                }))
+                let mut b = Vec::with_capacity(header::size(len, true) + len);
+                header::encode(&mut b, f.fin, f.rsv1, opcode, Some(key), len);
+                let start = b.len();
+                b.extend_from_slice(&f.payload);
+                apply_mask(&mut b[start..], key);
+                Msg::Bytes(Bytes::from(b))
             }
         }
     }

@@ -5,7 +5,7 @@
 //! [`encode`] writes the shortest length encoding, as the RFC requires of
 //! a sender.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 
 /// A header as read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,12 +51,19 @@ pub(crate) fn parse(buf: &[u8]) -> Option<Header> {
     })
 }
 
-/// The most bytes a header takes.
-pub(crate) const MAX_HEADER: usize = 14;
+/// The bytes a header takes for a payload of `len` bytes.
+pub(crate) fn size(len: usize, masked: bool) -> usize {
+    let length = match len {
+        0..126 => 0,
+        126..=0xFFFF => 2,
+        _ => 8,
+    };
+    2 + length + if masked { 4 } else { 0 }
+}
 
 /// Writes a header for a payload of `len` bytes.
 pub(crate) fn encode(
-    buf: &mut BytesMut,
+    buf: &mut impl BufMut,
     fin: bool,
     rsv1: bool,
     opcode: u8,
@@ -94,8 +101,9 @@ mod tests {
             (1 << 40, 10),
         ] {
             for mask in [None, Some([1, 2, 3, 4])] {
-                let mut b = BytesMut::new();
+                let mut b = bytes::BytesMut::new();
                 encode(&mut b, true, false, 0x2, mask, len);
+                assert_eq!(super::size(len, mask.is_some()), b.len());
                 let h = parse(&b).expect("whole header");
                 let extra = if mask.is_some() { 4 } else { 0 };
                 assert_eq!((h.len, h.size), (len as u64, size + extra));

@@ -4,11 +4,16 @@
 //! Contract: [`apply_mask`] works eight bytes at a time after the first
 //! unaligned ones; [`unmask`] unmasks in place when the payload's buffer is
 //! uniquely owned, and otherwise writes the unmasked copy in the same pass
-//! (a shared read buffer is never written), a short one into the thread's
-//! small-bytes chunk ([`small_bytes`]).
+//! (a shared read buffer is never written), a short one (up to 1 KiB) into
+//! the thread's small-bytes chunk ([`small_bytes`]).
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use weft_core::small_bytes;
+
+/// Payloads up to this size are unmasked into a small-bytes piece: the
+/// codec copies payloads this short when it encodes them
+/// (`COPY_PAYLOAD_MAX`), so a piece never waits in an outbound buffer.
+pub(crate) const UNMASK_SMALL_MAX: usize = 1024;
 
 /// XORs `buf` with `key`, the key's first byte lining up with `buf[0]`.
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
@@ -37,11 +42,19 @@ pub(crate) fn unmask(payload: Bytes, key: [u8; 4]) -> Bytes {
             apply_mask(&mut m, key);
             m.freeze()
         }
-        // A short payload is carved from the thread's small-bytes chunk.
-        Err(shared) => small_bytes(shared.len(), |m| {
+        // A short payload is carved from the thread's small-bytes chunk:
+        // short ones are copied again when echoed or relayed (see the
+        // codec's encode), so no outbound queue keeps the chunk; a longer
+        // one may be sent on by reference and gets a buffer of its own.
+        Err(shared) if shared.len() <= UNMASK_SMALL_MAX => small_bytes(shared.len(), |m| {
             m.extend_from_slice(&shared);
             apply_mask(m, key);
         }),
+        Err(shared) => {
+            let mut m = BytesMut::from(&shared[..]);
+            apply_mask(&mut m, key);
+            m.freeze()
+        }
     }
 }
 
