@@ -14,7 +14,11 @@
 //!   first bad byte fails the connection) — 1007; a close frame's payload is one of: empty,
 //!   or a sendable code and a UTF-8 reason — else 1002/1007;
 //! - frames reach the next handler unmasked, payloads as slices of the
-//!   bytes read (unmasked in place when the buffer is the frame's alone);
+//!   bytes read (unmasked in place when the buffer is the frame's alone;
+//!   otherwise a payload of up to 1 KiB is unmasked into a piece of the
+//!   thread's [`small_bytes`](weft_core::small_bytes) chunk, a longer one
+//!   into a buffer of its own); like any slice, a payload kept for long
+//!   keeps the memory it is a slice of;
 //!   control frames may arrive between fragments;
 //! - a ping is answered with a pong carrying its payload (unless
 //!   `auto_pong(false)`, then it is passed on); pongs and close frames are
