@@ -64,15 +64,15 @@ pub fn small_bytes(capacity: usize, fill: impl FnOnce(&mut BytesMut)) -> Bytes {
     if capacity <= SMALL_MAX {
         let carved = CHUNK_BUF.try_with(|cell| {
             let mut chunk = cell.try_borrow_mut().ok()?;
-            if chunk.capacity() - chunk.len() < capacity {
+            // Empty unless a fill panicked half-way: its bytes are dropped.
+            chunk.clear();
+            if chunk.capacity() < capacity {
                 // Reclaims the chunk in place when no piece of it is alive
                 // any more, else starts a new one (the old one goes with
                 // its last piece).
                 chunk.reserve(CHUNK);
             }
             let fill = fill.take()?;
-            // Empty unless a fill panicked half-way: its bytes are dropped.
-            chunk.clear();
             fill(&mut chunk);
             Some(chunk.split().freeze())
         });
