@@ -222,7 +222,7 @@ impl IdleStateHandler {
             let now = Instant::now();
             let mut read = Watch::new(self.reads.clone(), ch, false, now);
             let mut wrote = Watch::new(self.writes.clone(), ch, self.observe_output, now);
-            // The last event fired (idleness is counted again from it).
+            // When the last event was fired.
             let mut fired: Option<Instant> = None;
             let period = check_period(limit);
             spawn_timer(ch.clone(), period, move |ch, now| {
@@ -231,8 +231,12 @@ impl IdleStateHandler {
                     IdleState::WriterIdle => wrote.last(ch, now),
                     IdleState::AllIdle => read.last(ch, now).max(wrote.last(ch, now)),
                 };
-                let first = fired.is_none_or(|f| last > f);
-                let since = if first { last } else { fired.unwrap_or(last) };
+                // Counted from the last event fired, unless there was
+                // activity after it (then this is the first of a new run).
+                let (since, first) = match fired {
+                    Some(f) if f >= last => (f, false),
+                    _ => (last, true),
+                };
                 let idle_for = now.saturating_duration_since(since);
                 if idle_for >= limit {
                     fired = Some(now);

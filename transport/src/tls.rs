@@ -10,8 +10,8 @@
 //! - a [`FileRegion`] written through it simply works: the file is read in
 //!   chunks into one buffer reused for the whole file and encrypted, one
 //!   chunk at a time while the channel is writable (`sendfile` cannot apply
-//!   to encrypted bytes); the region's
-//!   promise completes with its last chunk. Writes after it wait their turn.
+//!   to encrypted bytes); the region's promise completes with its last
+//!   chunk. Writes after it wait their turn.
 //!   Without TLS the same application code keeps `sendfile`;
 //! - `close` sends `close_notify` first; a peer's `close_notify` closes the
 //!   channel;
