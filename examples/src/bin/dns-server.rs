@@ -67,17 +67,36 @@ fn main() {
                 let zone = zone.clone();
                 move |p| p.add_last("dns", DnsHandler::new(zone.clone()))
             });
-        let channels = weft_examples::bind_datagram_channels(&udp, &args.addr, threads).await;
-        let first = &channels[0];
-        let tcp = weft_examples::exit_on_error(
-            ServerBootstrap::new()
+        // With port 0 the kernel picks the UDP port, and the TCP listener
+        // then asks for the same number, which another socket may hold:
+        // pick again a few times rather than fail.
+        let any_port = args
+            .addr
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.port() == 0);
+        let mut attempts = if any_port { 10 } else { 1 };
+        let (channels, tcp) = loop {
+            let channels = weft_examples::bind_datagram_channels(&udp, &args.addr, threads).await;
+            let bound = ServerBootstrap::new()
                 .child_handler({
                     let zone = zone.clone();
                     move |p| dns::tcp_pipeline(p, zone.clone())
                 })
-                .bind(first.local())
-                .await,
-        );
+                .bind(channels[0].local())
+                .await;
+            attempts -= 1;
+            match bound {
+                Ok(tcp) => break (channels, tcp),
+                Err(e) if attempts > 0 => {
+                    tracing::debug!(error = %e, "the TCP port is taken; picking another");
+                    for ch in &channels {
+                        let _ = ch.close().await;
+                    }
+                }
+                Err(e) => break weft_examples::exit_on_error(Err(e)),
+            }
+        };
+        let first = &channels[0];
         println!("listening on {}", first.local());
         tracing::info!(zone = %zone.origin(), "dns-server");
         weft_examples::shutdown_signal().await;
