@@ -108,7 +108,7 @@ fn build_request(
     let target = req.path.unwrap_or_default();
     let uri = Uri::from_maybe_shared(all.slice_ref(target.as_bytes()))
         .map_err(|_| HttpError::new(HttpErrorKind::RequestLine, "a malformed request target"))?;
-    let (map, scan) = fields(req.headers, all)?;
+    let (map, scan) = fields(req.headers, all, super::maps::take(req.headers.len()))?;
     check_host(version, &scan, all)?;
     let mut part = Box::new(HttpRequestPart::Head {
         request: Request::new(()),
@@ -171,12 +171,13 @@ struct Fields<'b> {
     host: &'b [u8],
 }
 
-/// The `http` crate's map of parsed fields, the values sliced from `head`.
+/// The `http` crate's map of parsed fields in `map` (empty, with room for
+/// them), the values sliced from `head`.
 fn fields<'b>(
     parsed: &[httparse::Header<'b>],
     head: &Bytes,
+    mut map: HeaderMap,
 ) -> Result<(HeaderMap, Fields<'b>), HttpError> {
-    let mut map = HeaderMap::with_capacity(parsed.len());
     let mut scan = Fields {
         framing: FieldScan::default(),
         hosts: 0,
@@ -241,7 +242,12 @@ pub(crate) fn parse_response_head(
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = version;
-        *response.headers_mut() = fields(resp.headers, &all)?.0;
+        *response.headers_mut() = fields(
+            resp.headers,
+            &all,
+            HeaderMap::with_capacity(resp.headers.len()),
+        )?
+        .0;
         Ok(Some((response, len)))
     })?;
     Ok(parsed.map(|(response, len)| {

@@ -76,6 +76,7 @@ mod error;
 mod expect;
 mod framing;
 mod head;
+mod maps;
 mod request;
 pub(crate) mod response;
 mod response_decoder;

@@ -344,7 +344,8 @@ impl FullBody {
 
 /// Encodes a full response: its head (and a small body) is appended to
 /// `w`; returns what must follow it by reference (a larger body, a file),
-/// and whether the response says `Connection: close`.
+/// and whether the response says `Connection: close`. The response's map
+/// goes back to the pool of maps that request heads are parsed into.
 pub(crate) fn encode_full(
     w: &mut HeadWriter,
     resp: Response<FullBody>,
@@ -359,17 +360,16 @@ pub(crate) fn encode_full(
     {
         added.length = Some(body.len());
     }
-    if !allowed {
-        return (None, w.head(parts.status, &parts.headers, added, &[]));
-    }
-    if let FullBody::Bytes(b) = &body {
-        if b.len() <= COPY_BODY_MAX {
-            return (None, w.head(parts.status, &parts.headers, added, b));
-        }
-    }
-    let close = w.head(parts.status, &parts.headers, added, &[]);
+    let tail: &[u8] = match &body {
+        FullBody::Bytes(b) if allowed && b.len() <= COPY_BODY_MAX => b,
+        _ => &[],
+    };
+    let close = w.head(parts.status, &parts.headers, added, tail);
+    super::maps::give(parts.headers);
     let rest = match body {
+        _ if !allowed => None,
         FullBody::Empty => None,
+        FullBody::Bytes(b) if b.len() <= COPY_BODY_MAX => None,
         FullBody::Bytes(b) => Some(Msg::Bytes(b)),
         FullBody::Composite(c) => Some(Msg::Composite(c)),
         FullBody::File(f) => Some(Msg::File(f)),
@@ -403,6 +403,7 @@ pub(crate) fn encode_stream_head(
         Streaming::Raw
     };
     w.head(parts.status, &parts.headers, Added::for_request(req), &[]);
+    super::maps::give(parts.headers);
     streaming
 }
 
