@@ -233,6 +233,25 @@ fn the_in_flight_bound_holds_requests_back_until_answers_complete() {
 }
 
 #[test]
+fn a_batch_of_exactly_the_bound_holds_no_reads_until_more_bytes_wait() {
+    let (mut ch, seen) = server(HttpServerCodec::new().max_in_flight(4), |_, _| Vec::new());
+    let batch: String = (0..4)
+        .map(|i| format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n"))
+        .collect();
+    ch.write_inbound(batch.into_bytes());
+    assert_eq!(seen.lock().unwrap().len(), 4);
+    assert!(ch.channel().is_auto_read(), "nothing waits: reads go on");
+    // The next read's bytes wait behind the bound: now reads stop.
+    ch.write_inbound(&b"GET /4 HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+    assert_eq!(seen.lock().unwrap().len(), 4, "the bound holds");
+    assert!(!ch.channel().is_auto_read(), "bytes wait: reads held back");
+    answer(&mut ch, Msg::user(Response::new(())));
+    ch.run_pending_tasks();
+    assert_eq!(seen.lock().unwrap().len(), 5);
+    assert!(ch.channel().is_auto_read(), "nothing waits again");
+}
+
+#[test]
 fn connection_close_is_echoed_and_ends_the_output_after_the_answer() {
     let (mut ch, seen) = server(HttpServerCodec::new(), hello);
     ch.write_inbound(

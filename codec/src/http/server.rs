@@ -11,9 +11,12 @@
 //!   the oldest request not yet answered, so handlers answer in request
 //!   order (as HTTP/1.1 requires);
 //! - at most `max_in_flight` requests (default 16) are decoded ahead of
-//!   their answers: past it the codec stops decoding and switches the
-//!   channel's auto-read off, and resumes when an answer completes, so a
-//!   client pipelining thousands of requests is held to that many;
+//!   their answers: past it the codec stops decoding, and once bytes wait
+//!   undecoded behind the bound it switches the channel's auto-read off
+//!   (so at most one read's worth waits), and it resumes when an answer
+//!   completes, so a client pipelining thousands of requests is held to
+//!   that many; a batch of exactly the bound (a client pipelining that
+//!   deep) holds no reads;
 //! - after the answer to a connection's last request (`Connection: close`,
 //!   HTTP/1.0 without keep-alive, a close-delimited body) is flushed, the
 //!   output is shut down: the client reads the whole answer, then closes;
@@ -249,10 +252,14 @@ impl HttpServerCodec {
         }
     }
 
+    /// Switches reads off while bytes wait behind the in-flight bound (not
+    /// merely at the bound: that would cost two auto-read changes per
+    /// batch to a client pipelining exactly that deep).
     fn hold_reads_if_full(&mut self, ctx: &mut Context<'_>) {
+        let waiting = self.inbound.buffered() > 0;
         let d = self.inbound.decoder_mut();
         let full = d.max_in_flight.is_some_and(|m| d.unanswered.len() >= m);
-        if full && !self.holding_reads && ctx.channel().is_auto_read() {
+        if full && waiting && !self.holding_reads && ctx.channel().is_auto_read() {
             self.holding_reads = true;
             ctx.channel().set_auto_read(false);
         }
