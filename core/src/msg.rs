@@ -160,6 +160,33 @@ impl Msg {
         }
     }
 
+    /// Takes the message as a `Box<T>`, or gives it back when it is not
+    /// one: a user message's box comes out as it is, so that its memory can
+    /// carry the next message of that type ([`from_box`](Self::from_box)).
+    /// For the types with a variant of their own the value is boxed.
+    ///
+    /// ```
+    /// use weft_core::Msg;
+    ///
+    /// let b = Box::new([7u8; 64]);
+    /// let at = &*b as *const [u8; 64];
+    /// let back = Msg::from_box(b).downcast_box::<[u8; 64]>().unwrap();
+    /// assert_eq!(&*back as *const [u8; 64], at, "the same box");
+    /// ```
+    #[inline]
+    pub fn downcast_box<T: Any + Send>(self) -> Result<Box<T>, Msg> {
+        if Self::is_builtin::<T>() {
+            return self.downcast_builtin().map(Box::new);
+        }
+        match self {
+            Msg::User(u) if (*u).as_any().is::<T>() => match u.into_any().downcast::<T>() {
+                Ok(b) => Ok(b),
+                Err(_) => unreachable!("the type was checked just before"),
+            },
+            other => Err(other),
+        }
+    }
+
     /// [`downcast`](Self::downcast) to the types with a variant of their
     /// own.
     #[inline]

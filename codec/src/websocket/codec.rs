@@ -45,6 +45,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use weft_core::{CompositeBytes, Context, Error, Events, Handler, Msg, Promise};
 
+use super::boxes;
 use super::error::{WebSocketError, WebSocketErrorKind};
 use super::frame::{CloseCode, Frame, OpCode};
 use super::header::{self, Header};
@@ -325,12 +326,12 @@ impl WebSocketCodec {
                     ctx.flush();
                 }
             }
-            OpCode::Pong => ctx.fire_read(Msg::user(f)),
+            OpCode::Pong => ctx.fire_read(Msg::from_box(boxes::boxed(f))),
             OpCode::Close => self.on_close(ctx, f)?,
             _ => {
                 self.check_data(&f)?;
                 if !self.close_sent {
-                    ctx.fire_read(Msg::user(f));
+                    ctx.fire_read(Msg::from_box(boxes::boxed(f)));
                 }
             }
         }
@@ -517,8 +518,10 @@ impl Handler for WebSocketCodec {
     }
 
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
-        let frame = match msg.downcast::<Frame>() {
-            Ok(f) => f,
+        // Unboxed, the box goes back for the next frame read (an echo
+        // costs no allocation for it).
+        let frame = match msg.downcast_box::<Frame>() {
+            Ok(f) => boxes::unbox(f),
             Err(other) => return ctx.write_with(other, promise),
         };
         if self.close_sent {

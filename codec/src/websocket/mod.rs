@@ -41,6 +41,7 @@
 //! ```
 
 mod aggregator;
+mod boxes;
 mod client;
 mod codec;
 mod deflate;
