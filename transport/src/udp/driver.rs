@@ -337,11 +337,13 @@ impl Udp {
             let mut t = self.pipeline.transport();
             match r {
                 Ok(n) => {
+                    // Counted before the writes complete: a task woken by
+                    // its write's completion reads a count that includes it.
+                    t.record_written(sizes);
                     let entries: usize = self.counts[..n].iter().sum();
                     for _ in 0..entries {
                         t.outbound().complete_front(Ok(()));
                     }
-                    t.record_written(sizes);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flushed::Blocked,
                 Err(e) => {
