@@ -18,4 +18,4 @@ pub use crate::outbound::{
     Entry, OutboundBuffer, DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK, DEFAULT_OUTBOUND_CAP,
     FILE_REGION_WEIGHT,
 };
-pub use crate::pipeline::{OutputShutdown, Transport};
+pub use crate::pipeline::{OutputShutdown, Transport, WrittenCounter};

@@ -298,6 +298,33 @@ async fn close_from_another_task_resolves_every_queued_write() {
     .await;
 }
 
+/// The count of bytes written includes a write as soon as its future
+/// resolves: the connection task counts the bytes before it completes the
+/// write, so a task woken by the completion (on another worker) never
+/// reads a count short of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_written_includes_a_write_once_it_resolves() {
+    bounded(async {
+        let server = common::echo_server().await;
+        let (ch, mut rx) = forwarding_client(&server).await;
+        let mut total = 0u64;
+        for i in 0..2000u32 {
+            let b = Bytes::from(vec![(i % 251) as u8; 1 + (i as usize % 64)]);
+            total += b.len() as u64;
+            resolves(ch.write_and_flush(b), "write").await.unwrap();
+            assert!(
+                ch.bytes_written() >= total,
+                "write {i}: {} counted, {total} written",
+                ch.bytes_written()
+            );
+        }
+        recv_exactly(&mut rx, total as usize, "the echoes").await;
+        ch.close().await.unwrap();
+        server.shutdown(STALL).await;
+    })
+    .await;
+}
+
 /// A write from another task after a pause of the connection (nothing to
 /// read, nothing to write): the shape of a relay whose upstream paused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

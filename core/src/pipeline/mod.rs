@@ -43,7 +43,7 @@ pub use context::Context;
 pub(crate) use dispatch::Inner;
 pub use ends::OutputShutdown;
 pub(crate) use slot::Ev;
-pub use transport::Transport;
+pub use transport::{Transport, WrittenCounter};
 
 use edit::{At, Target};
 use slot::{HEAD, TAIL};

@@ -8,9 +8,12 @@
 //!   ([`run_commands`](Transport::run_commands)), then register with
 //!   [`poll_commands`](Transport::poll_commands): a command queued after the
 //!   run wakes the task;
-//! - drain the flushed part of the [`OutboundBuffer`] to the socket, report
-//!   the bytes written ([`record_written`](Transport::record_written)), then
-//!   call [`sync_writability`](Transport::sync_writability);
+//! - drain the flushed part of the [`OutboundBuffer`] to the socket,
+//!   counting the bytes each system call wrote before completing the writes
+//!   it finished ([`outbound_and_counter`](Transport::outbound_and_counter),
+//!   or [`record_written`](Transport::record_written) first), so that a
+//!   task woken by a completion reads a count that includes it; then call
+//!   [`sync_writability`](Transport::sync_writability);
 //! - act on a read request, a due output shutdown and a close request after
 //!   each step; once the socket is closed, call
 //!   [`finish_close`](Transport::finish_close), which fails what is pending
@@ -142,6 +145,27 @@ impl<'a> Transport<'a> {
         self.pipeline.inner.channel.record_written(n);
     }
 
+    /// The outbound buffer and the channel's count of bytes written,
+    /// borrowed together, so that a writer counts what a system call wrote
+    /// before it completes the writes that call finished.
+    ///
+    /// ```
+    /// use weft_core::{Channel, Pipeline};
+    ///
+    /// let mut p = Pipeline::new(Channel::new(None, None));
+    /// p.write_and_flush("hi");
+    /// let ch = p.channel().clone();
+    /// let mut t = p.transport();
+    /// let (ob, written) = t.outbound_and_counter();
+    /// written.add(2); // the socket took both bytes
+    /// ob.advance(2); // then the write completes
+    /// assert_eq!(ch.bytes_written(), 2);
+    /// ```
+    pub fn outbound_and_counter(&mut self) -> (&mut OutboundBuffer, WrittenCounter<'_>) {
+        let inner = &mut self.pipeline.inner;
+        (&mut inner.head.outbound, WrittenCounter(&inner.channel))
+    }
+
     /// Delivers the writability change that draining the outbound buffer
     /// caused, and publishes its size to the other tasks' handles.
     pub fn sync_writability(&mut self) {
@@ -214,5 +238,17 @@ impl<'a> Transport<'a> {
         for p in std::mem::take(&mut self.pipeline.inner.head.close_promises) {
             p.succeed();
         }
+    }
+}
+
+/// Counts bytes as written on a channel ([`Channel::bytes_written`]); see
+/// [`Transport::outbound_and_counter`].
+#[derive(Clone, Copy, Debug)]
+pub struct WrittenCounter<'a>(&'a Channel);
+
+impl WrittenCounter<'_> {
+    /// Counts `n` more bytes as written.
+    pub fn add(&self, n: usize) {
+        self.0.record_written(n);
     }
 }

@@ -21,15 +21,16 @@
 //!   naming its type and suggesting a missing encoder;
 //! - after `write_spin` system calls the flush stops with
 //!   [`Flushed::Budget`], so one busy channel does not starve the others on
-//!   its thread; the bytes written are reported to the channel once per
-//!   flush.
+//!   its thread; the bytes each system call wrote are counted on the
+//!   channel before the writes it finished complete (a task woken by its
+//!   write's completion reads a count that includes it).
 
 use std::io::{self, IoSlice};
 use std::os::fd::AsFd;
 
 use bytes::Bytes;
 use tokio::io::Interest;
-use weft_core::transport::{OutboundBuffer, Transport};
+use weft_core::transport::{OutboundBuffer, Transport, WrittenCounter};
 use weft_core::{Error, FileRegion, Msg};
 
 use crate::stream::Stream;
@@ -108,20 +109,21 @@ impl Writer {
         t: &mut Transport<'_>,
     ) -> Result<Flushed, Error> {
         let mut budget = self.spin;
-        let mut written = 0;
         let r = loop {
-            let ob = t.outbound();
+            let (ob, written) = t.outbound_and_counter();
             let step = match ob.front_mut().map(|e| &mut e.msg) {
                 None => break Ok(Flushed::Done),
-                Some(Msg::Bytes(_) | Msg::Composite(_)) => Self::write_gathered(stream, ob),
+                Some(Msg::Bytes(_) | Msg::Composite(_)) => {
+                    Self::write_gathered(stream, ob, written)
+                }
                 Some(Msg::File(region)) if region.is_done() && self.chunk.is_none() => {
                     ob.complete_front(Ok(()));
                     Ok(Step::Again)
                 }
                 Some(Msg::File(_)) if self.files == Files::Streamed || self.chunk.is_some() => {
-                    self.write_streamed(stream, ob)
+                    self.write_streamed(stream, ob, written)
                 }
-                Some(Msg::File(_)) => self.write_sendfile(stream, ob),
+                Some(Msg::File(_)) => self.write_sendfile(stream, ob, written),
                 Some(Msg::User(u)) => {
                     let err = unsupported(&**u);
                     ob.complete_front(Err(err));
@@ -129,23 +131,18 @@ impl Writer {
                 }
             };
             match step {
-                Ok(Step::Wrote(k)) => {
-                    written += k;
+                Ok(Step::Wrote(_)) => {
                     budget -= 1;
                     if budget == 0 {
                         break Ok(Flushed::Budget);
                     }
                 }
-                Ok(Step::Short(k)) => {
-                    written += k;
-                    break Ok(Flushed::Blocked);
-                }
+                Ok(Step::Short(_)) => break Ok(Flushed::Blocked),
                 Ok(Step::Blocked) => break Ok(Flushed::Blocked),
                 Ok(Step::Again) => {}
                 Err(e) => break Err(e),
             }
         };
-        t.record_written(written);
         r
     }
 
@@ -153,6 +150,7 @@ impl Writer {
     pub(crate) fn write_gathered<S: Stream>(
         stream: &S,
         ob: &mut OutboundBuffer,
+        written: WrittenCounter<'_>,
     ) -> Result<Step, Error> {
         let (slices, file_follows) = ob.gather_count(IOV_MAX);
         if slices == 0 {
@@ -193,6 +191,7 @@ impl Writer {
         };
         let step = io_step(r)?;
         if let Step::Wrote(k) | Step::Short(k) = step {
+            written.add(k);
             ob.advance(k);
         }
         Ok(step)
@@ -203,6 +202,7 @@ impl Writer {
         &mut self,
         stream: &S,
         ob: &mut OutboundBuffer,
+        written: WrittenCounter<'_>,
     ) -> Result<Step, Error> {
         let region = front_region(ob);
         let file = region.file().clone();
@@ -226,6 +226,7 @@ impl Writer {
             r => io_step(r.map(|k| (k, count)))?,
         };
         if let Step::Wrote(k) | Step::Short(k) = step {
+            written.add(k);
             region.advance(k as u64);
             if region.is_done() {
                 ob.complete_front(Ok(()));
@@ -239,6 +240,7 @@ impl Writer {
         &mut self,
         stream: &S,
         ob: &mut OutboundBuffer,
+        written: WrittenCounter<'_>,
     ) -> Result<Step, Error> {
         let chunk = match &mut self.chunk {
             Some(c) => c,
@@ -257,6 +259,7 @@ impl Writer {
             s => s,
         };
         if let Step::Wrote(k) = step {
+            written.add(k);
             let _ = chunk.split_to(k);
             if chunk.is_empty() {
                 self.chunk = None;
