@@ -3,7 +3,7 @@
 #
 # usage: benches/run.sh [--quick] [SCENARIO...]
 #   scenarios (default: all): echo uring file file1g http hello https websocket udp redis alloc idle
-#   pipeline codec
+#   pipeline codec instr
 #   --quick   one pair per comparison, short loads: a smoke test of the suite
 #   WEFT_BENCH_OUT=FILE writes the report there instead (to measure some scenarios again
 #   without replacing the full report)
@@ -30,7 +30,7 @@ for a in "$@"; do
     *) SCENARIOS+=("$a") ;;
   esac
 done
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(echo uring file file1g http hello https websocket udp redis alloc idle pipeline codec)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(echo uring file file1g http hello https websocket udp redis alloc idle pipeline codec instr)
 if [ $QUICK = 1 ]; then RUNS=1; SECS=1; WRK_SECS=2; OUT=$ROOT/benches/RESULTS-quick.md
 else RUNS=5; SECS=3; WRK_SECS=5; OUT=$ROOT/benches/RESULTS.md; fi
 OUT=${WEFT_BENCH_OUT:-$OUT}
@@ -267,6 +267,25 @@ sc_websocket() {
   stop "$w"; stop "$t"; stop "$f"
 }
 
+# Instructions per request and per echo, counted by callgrind (benches/instr/count.sh): exact
+# where the wall-clock pairs above vary by ~10 % on this machine, but user space only (no
+# kernel work, which is most of a small echo's cost). weft against hyper (plaintext and JSON,
+# 16 pipelined requests a batch) and fastwebsockets (20-byte echoes); one thread each.
+sc_instr() {
+  command -v valgrind >/dev/null || { log "installing valgrind"; apt-get install -y -qq valgrind >/dev/null; }
+  local c="$ROOT/benches/instr/count.sh" w p
+  for load in plaintext json; do
+    log "instructions per $load request: weft vs hyper"
+    w=$("$c" "$load" 19180 "$ROOT/target/release/http-hello" --addr 127.0.0.1:19180 --threads 1 | awk '{print $2}')
+    p=$("$c" "$load" 19181 "$T/rust/release/hyper-hello" 19181 | awk '{print $2}')
+    ROWS+=("| instructions per $load request (callgrind) | weft vs hyper | A $w, B $p; A/B $(python3 -c "print(f'{$w/$p:.3f}')") |")
+  done
+  log "instructions per 20 B WebSocket echo: weft vs fastwebsockets"
+  w=$("$c" ws 19182 "$ROOT/target/release/websocket-chat" --addr 127.0.0.1:19182 --threads 1 | awk '{print $2}')
+  p=$("$c" ws 19183 "$T/rust/release/fastwebsockets-echo" 19183 | awk '{print $2}')
+  ROWS+=("| instructions per 20 B echo (callgrind) | weft vs fastwebsockets | A $w, B $p; A/B $(python3 -c "print(f'{$w/$p:.3f}')") |")
+}
+
 # Redis protocol: resp-server against redis-server (Debian's, no persistence), one thread each,
 # then two (resp-server --threads 2 against io-threads 2), with redis-benchmark: SET and GET
 # pipelined 16 deep on 50 connections, and GET one at a time.
@@ -381,7 +400,7 @@ sc_codec() {
 setup
 for s in "${SCENARIOS[@]}"; do
   case "$s" in
-    echo|uring|file|file1g|http|hello|https|websocket|udp|redis|alloc|idle|pipeline|codec) "sc_$s" ;;
+    echo|uring|file|file1g|http|hello|https|websocket|udp|redis|alloc|idle|pipeline|codec|instr) "sc_$s" ;;
     *) echo "unknown scenario: $s" >&2; exit 2 ;;
   esac
 done
