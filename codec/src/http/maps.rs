@@ -5,8 +5,10 @@
 //! the pool when there is one ([`take`]), so that a request and its answer
 //! cost one map's allocations, not two. The pool belongs to the thread,
 //! not to a connection: an idle connection holds no map. It keeps at most
-//! [`MAX_POOLED`] maps, each with room for at most [`MAX_FIELDS`] fields;
-//! a larger map is dropped.
+//! [`MAX_POOLED`] maps, each with room for at most [`MAX_FIELDS`] fields
+//! and holding at most that many values when given back (repeated fields
+//! such as `Set-Cookie` grow a map's memory beyond its room for names); a
+//! larger map is dropped.
 
 use std::cell::RefCell;
 
@@ -34,7 +36,7 @@ pub(crate) fn take(n: usize) -> HeaderMap {
 
 /// Gives an answer's map back once it is encoded.
 pub(crate) fn give(mut map: HeaderMap) {
-    if map.capacity() > MAX_FIELDS {
+    if map.capacity() > MAX_FIELDS || map.len() > MAX_FIELDS {
         return;
     }
     map.clear();
@@ -74,6 +76,12 @@ mod tests {
         POOL.with(|p| p.borrow_mut().clear());
         give(HeaderMap::with_capacity(MAX_FIELDS * 4));
         assert_eq!(POOL.with(|p| p.borrow().len()), 0);
+        let mut cookies = HeaderMap::with_capacity(4);
+        for _ in 0..=MAX_FIELDS {
+            cookies.append(HOST, HeaderValue::from_static("many values of one field"));
+        }
+        give(cookies);
+        assert_eq!(POOL.with(|p| p.borrow().len()), 0, "too many values");
         for _ in 0..MAX_POOLED + 10 {
             give(HeaderMap::with_capacity(4));
         }
