@@ -360,17 +360,20 @@ pub(crate) fn encode_full(
     {
         added.length = Some(body.len());
     }
-    // A small body is copied after the head; a larger one follows it.
-    let (tail, rest) = match body {
-        _ if !allowed => (Bytes::new(), None),
-        FullBody::Empty => (Bytes::new(), None),
-        FullBody::Bytes(b) if b.len() <= COPY_BODY_MAX => (b, None),
-        FullBody::Bytes(b) => (Bytes::new(), Some(Msg::Bytes(b))),
-        FullBody::Composite(c) => (Bytes::new(), Some(Msg::Composite(c))),
-        FullBody::File(f) => (Bytes::new(), Some(Msg::File(f))),
+    let tail: &[u8] = match &body {
+        FullBody::Bytes(b) if allowed && b.len() <= COPY_BODY_MAX => b,
+        _ => &[],
     };
-    let close = w.head(parts.status, &parts.headers, added, &tail);
+    let close = w.head(parts.status, &parts.headers, added, tail);
     super::maps::give(parts.headers);
+    let rest = match body {
+        _ if !allowed => None,
+        FullBody::Empty => None,
+        FullBody::Bytes(b) if b.len() <= COPY_BODY_MAX => None,
+        FullBody::Bytes(b) => Some(Msg::Bytes(b)),
+        FullBody::Composite(c) => Some(Msg::Composite(c)),
+        FullBody::File(f) => Some(Msg::File(f)),
+    };
     (rest, close)
 }
 
