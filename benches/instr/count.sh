@@ -2,7 +2,8 @@
 # usage: benches/instr/count.sh plaintext|json|ws PORT SERVER_CMD...
 #
 # Instructions per request (or per WebSocket echo) of a server, counted by valgrind's callgrind:
-# the same binary, load and environment give the same count, whatever else the machine does, so
+# the same binary, load and environment give the same count to within ~0.2 % (how the server's
+# reads happen to split the batches), whatever else the machine does, so
 # two builds (or weft and a peer) compare exactly where wall-clock pairs vary by 10 % on this
 # machine. It counts user-space instructions only: the kernel's work (most of a small echo's
 # cost) is not in it, and an instruction is not a cycle. SERVER_CMD must listen on 127.0.0.1:PORT.

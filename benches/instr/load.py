@@ -23,7 +23,7 @@ def http(port, conns, batches, path):
             s.sendall(req)
         for s in socks:
             got = b""
-            while got.count(b"HTTP/1.1 200") < 16 or not got.endswith(last_body(got)):
+            while not answers_whole(got, 16):
                 d = s.recv(65536)
                 if not d:
                     sys.exit("the server closed the connection")
@@ -32,16 +32,21 @@ def http(port, conns, batches, path):
         s.close()
 
 
-def last_body(got):
-    # The batch is whole once the 16th answer's body is in: its length is in its head.
-    head_at = got.rfind(b"HTTP/1.1 200")
-    end = got.find(b"\r\n\r\n", head_at)
-    if end < 0:
-        return b"\x00never"
-    head = got[head_at:end].lower()
-    n = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
-    body = got[end + 4:]
-    return body if len(body) == n else b"\x00never"
+def answers_whole(got, n):
+    """Whether `got` holds n whole answers (each head's Content-Length of body after it)."""
+    at = 0
+    for _ in range(n):
+        end = got.find(b"\r\n\r\n", at)
+        if end < 0:
+            return False
+        head = got[at:end].lower()
+        if not head.startswith(b"http/1.1 200"):
+            sys.exit(f"not a 200: {head[:40]!r}")
+        length = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
+        at = end + 4 + length
+        if at > len(got):
+            return False
+    return True
 
 
 def ws(port, conns, messages, path):

@@ -137,8 +137,7 @@ impl Writer {
                         break Ok(Flushed::Budget);
                     }
                 }
-                Ok(Step::Short(_)) => break Ok(Flushed::Blocked),
-                Ok(Step::Blocked) => break Ok(Flushed::Blocked),
+                Ok(Step::Short(_) | Step::Blocked) => break Ok(Flushed::Blocked),
                 Ok(Step::Again) => {}
                 Err(e) => break Err(e),
             }
