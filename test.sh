@@ -48,4 +48,14 @@ if ! python3 -c 'import websockets' 2>/dev/null; then
     exit 1
   }
 fi
-exec cargo test --workspace --no-fail-fast "$@"
+status=0
+cargo test --workspace --no-fail-fast "$@" || status=$?
+# The transport suite again on the io_uring transport (Netty's idea of running socket tests over
+# every transport): the same tests, every channel on a ring. Skipped, loudly, where the kernel
+# refuses io_uring.
+if python3 -c 'import ctypes,sys; sys.exit(0 if ctypes.CDLL(None).syscall(425, 1, ctypes.create_string_buffer(120)) >= 0 else 1)' 2>/dev/null; then
+  WEFT_TRANSPORT=io_uring cargo test -p weft-transport --features uring --no-fail-fast "$@" || status=$?
+else
+  echo "test.sh: this kernel refuses io_uring; the io_uring pass of the transport suite is skipped" >&2
+fi
+exit $status

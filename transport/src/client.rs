@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use weft_core::{Channel, Error, Pipeline};
 
-use crate::connection::{empty_initializer, spawn_connection, Initializer};
+use crate::connection::{empty_initializer, spawn_connection, Configure, Initializer};
 use crate::options::ChannelOptions;
+use crate::stream::Stream;
 
 /// Configures and opens client connections.
 ///
@@ -88,14 +89,31 @@ impl Bootstrap {
     pub async fn connect(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<Channel, Error> {
         let init = self.check()?;
         let stream = self.in_time(tokio::net::TcpStream::connect(addr)).await?;
-        spawn_connection(stream, &Arc::new(self.opts.clone()), &init, None)
+        self.start(stream, &init)
     }
 
     /// Connects to a Unix-domain socket.
     pub async fn connect_unix(&self, path: impl AsRef<Path>) -> Result<Channel, Error> {
         let init = self.check()?;
         let stream = self.in_time(tokio::net::UnixStream::connect(path)).await?;
-        spawn_connection(stream, &Arc::new(self.opts.clone()), &init, None)
+        self.start(stream, &init)
+    }
+
+    /// Starts the connected channel's task (on its own ring when the
+    /// options ask for io_uring).
+    fn start<S: Stream + Configure>(
+        &self,
+        stream: S,
+        init: &Initializer,
+    ) -> Result<Channel, Error> {
+        let ring = crate::uring::ring_for(&self.opts, false)?;
+        spawn_connection(
+            stream,
+            &Arc::new(self.opts.clone()),
+            init,
+            None,
+            ring.as_ref(),
+        )
     }
 
     /// Runs a connect within the connect timeout.

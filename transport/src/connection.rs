@@ -17,6 +17,7 @@ use weft_core::{Channel, Error, Pipeline, WriteBufferWaterMark};
 use crate::control::ServerCtl;
 use crate::options::ChannelOptions;
 use crate::stream::Stream;
+use crate::uring::RingRef;
 
 /// Fills a new channel's pipeline.
 pub(crate) type Initializer = Arc<dyn Fn(&mut Pipeline) -> Result<(), Error> + Send + Sync>;
@@ -94,11 +95,14 @@ pub(crate) fn empty_initializer() -> Initializer {
 }
 
 /// Builds a channel's pipeline and spawns its task.
+///
+/// With a ring, the connection runs on the io_uring transport.
 pub(crate) fn spawn_connection<S: Stream + Configure>(
     stream: S,
     opts: &Arc<ChannelOptions>,
     init: &Initializer,
     ctl: Option<&Arc<ServerCtl>>,
+    ring: Option<&RingRef>,
 ) -> Result<Channel, Error> {
     stream.configure(opts)?;
     let (local, remote) = stream.addresses();
@@ -125,17 +129,43 @@ pub(crate) fn spawn_connection<S: Stream + Configure>(
     let ctl = ctl.cloned();
     let opts = opts.clone();
     let id = channel.id();
-    let task = async move {
+    #[cfg(feature = "uring")]
+    if let Some(ring) = ring {
+        let fd = match stream.into_fd() {
+            Ok(fd) => fd,
+            Err(e) => {
+                if let Some(ctl) = &ctl {
+                    ctl.unregister(id);
+                }
+                return Err(Error::io(e));
+            }
+        };
+        let ring = ring.clone();
+        spawn(span, async move {
+            crate::uring::drive(fd, S::CORKS, pipeline, opts, ctl.clone(), ring).await;
+            if let Some(ctl) = ctl {
+                ctl.unregister(id);
+            }
+        });
+        return Ok(channel);
+    }
+    #[cfg(not(feature = "uring"))]
+    let _ = ring;
+    spawn(span, async move {
         crate::driver::drive(stream, pipeline, opts, ctl.clone()).await;
         if let Some(ctl) = ctl {
             ctl.unregister(id);
         }
-    };
-    // The span costs a little on every poll; skip it when nobody listens.
+    });
+    Ok(channel)
+}
+
+/// Spawns a connection's task, in its span when somebody listens (the span
+/// costs a little on every poll).
+fn spawn(span: tracing::Span, task: impl std::future::Future<Output = ()> + Send + 'static) {
     if span.is_disabled() {
         tokio::spawn(task);
     } else {
         tokio::spawn(task.instrument(span));
     }
-    Ok(channel)
 }

@@ -71,6 +71,7 @@ mod timeout;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod udp;
+mod uring;
 
 pub use client::Bootstrap;
 pub use group::{ChannelGroup, SlowMembers};

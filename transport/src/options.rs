@@ -41,6 +41,25 @@ pub struct ChannelOptions {
     pub(crate) max_outbound_bytes: Option<usize>,
     pub(crate) pause_read_when_unwritable: bool,
     pub(crate) sendfile: bool,
+    /// `None`: as the environment says (`WEFT_TRANSPORT`).
+    pub(crate) io_uring: Option<bool>,
+}
+
+/// Which transport drives a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Readiness,
+    /// `explicit`: the options asked (not only the environment).
+    Uring {
+        #[cfg_attr(not(feature = "uring"), allow(dead_code))]
+        explicit: bool,
+    },
+}
+
+/// Whether `WEFT_TRANSPORT=io_uring` is set (read once).
+fn env_wants_uring() -> bool {
+    static WANTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WANTS.get_or_init(|| std::env::var("WEFT_TRANSPORT").is_ok_and(|v| v == "io_uring"))
 }
 
 impl Default for ChannelOptions {
@@ -61,6 +80,7 @@ impl Default for ChannelOptions {
             max_outbound_bytes: Some(weft_core::transport::DEFAULT_OUTBOUND_CAP),
             pause_read_when_unwritable: true,
             sendfile: true,
+            io_uring: None,
         }
     }
 }
@@ -91,6 +111,11 @@ impl ChannelOptions {
                     self.watermark.high()
                 )));
             }
+        }
+        if self.io_uring == Some(true) && !cfg!(feature = "uring") {
+            return Err(Error::invalid_argument(
+                "io_uring was asked for, but weft-transport was built without its `uring` feature",
+            ));
         }
         if self.max_reads_per_wakeup == 0 || self.write_spin == 0 {
             return Err(Error::invalid_argument(
@@ -202,5 +227,36 @@ impl ChannelOptions {
     pub fn sendfile(mut self, on: bool) -> Self {
         self.sendfile = on;
         self
+    }
+
+    /// Whether the channel runs on the io_uring transport (feature `uring`,
+    /// Linux) instead of readiness and system calls. Default: off, unless
+    /// the environment variable `WEFT_TRANSPORT` is `io_uring`. Asked for
+    /// here, a kernel that refuses io_uring makes `bind`/`connect` fail;
+    /// asked for only by the environment, the channel falls back to the
+    /// readiness transport. Handlers see no difference; see
+    /// benches/README.md for what it costs and gives.
+    ///
+    /// ```
+    /// use weft_transport::ChannelOptions;
+    ///
+    /// let opts = ChannelOptions::new().io_uring(true);
+    /// # drop(opts);
+    /// ```
+    pub fn io_uring(mut self, on: bool) -> Self {
+        self.io_uring = Some(on);
+        self
+    }
+
+    /// The transport these options choose.
+    pub(crate) fn transport(&self) -> Transport {
+        match self.io_uring {
+            Some(true) => Transport::Uring { explicit: true },
+            Some(false) => Transport::Readiness,
+            None if cfg!(feature = "uring") && env_wants_uring() => {
+                Transport::Uring { explicit: false }
+            }
+            None => Transport::Readiness,
+        }
     }
 }

@@ -32,6 +32,7 @@ use crate::connection::{spawn_connection, Configure, Initializer};
 use crate::control::{Phase, ServerCtl};
 use crate::options::ChannelOptions;
 use crate::stream::Stream;
+use crate::uring::RingRef;
 
 /// Configures and binds a server.
 ///
@@ -145,7 +146,7 @@ impl ServerBootstrap {
             match self.listen_tcp(a) {
                 Ok(l) => {
                     let local = l.local_addr()?;
-                    return Ok(self.start(Listener::Tcp(l), Address::Inet(local), init));
+                    return self.start(Listener::Tcp(l), Address::Inet(local), init);
                 }
                 Err(e) => last = Some(e),
             }
@@ -170,24 +171,34 @@ impl ServerBootstrap {
         let init = self.check()?;
         let path: PathBuf = path.as_ref().to_path_buf();
         let l = UnixListener::bind(&path)?;
-        Ok(self.start(Listener::Unix(l), Address::Unix(Some(path)), init))
+        self.start(Listener::Unix(l), Address::Unix(Some(path)), init)
     }
 
-    fn start(self, listener: Listener, local: Address, init: Initializer) -> Server {
+    fn start(self, listener: Listener, local: Address, init: Initializer) -> Result<Server, Error> {
         let ctl = Arc::new(ServerCtl::new());
+        // The connections' ring, when they run on io_uring: the accept loop
+        // holds it, and each connection a reference.
+        let ring = crate::uring::ring_for(&self.opts, true)?;
         let opts = Arc::new(self.opts);
         let task = tokio::spawn(
-            accept_loop(listener, ctl.clone(), opts, init, self.max_connections)
-                .instrument(tracing::debug_span!("server", local = %local)),
+            accept_loop(
+                listener,
+                ctl.clone(),
+                opts,
+                init,
+                self.max_connections,
+                ring,
+            )
+            .instrument(tracing::debug_span!("server", local = %local)),
         );
         tracing::debug!(local = %local, "listening");
-        Server {
+        Ok(Server {
             inner: Arc::new(ServerInner {
                 local,
                 ctl,
                 accept: Mutex::new(Some(task)),
             }),
-        }
+        })
     }
 }
 
@@ -212,6 +223,7 @@ async fn accept_loop(
     opts: Arc<ChannelOptions>,
     init: Initializer,
     max: Option<usize>,
+    ring: Option<RingRef>,
 ) {
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -233,8 +245,8 @@ async fn accept_loop(
                     }
                 }
                 match conn {
-                    Accepted::Tcp(s) => spawn_child(s, &ctl, &opts, &init),
-                    Accepted::Unix(s) => spawn_child(s, &ctl, &opts, &init),
+                    Accepted::Tcp(s) => spawn_child(s, &ctl, &opts, &init, ring.as_ref()),
+                    Accepted::Unix(s) => spawn_child(s, &ctl, &opts, &init, ring.as_ref()),
                 }
             }
             Err(e) if is_resource_exhaustion(&e) => {
@@ -275,8 +287,9 @@ fn spawn_child<S: Stream + Configure>(
     ctl: &Arc<ServerCtl>,
     opts: &Arc<ChannelOptions>,
     init: &Initializer,
+    ring: Option<&RingRef>,
 ) {
-    if let Err(e) = spawn_connection(stream, opts, init, Some(ctl)) {
+    if let Err(e) = spawn_connection(stream, opts, init, Some(ctl), ring) {
         tracing::warn!(error = ?e, "could not set up an accepted connection");
     }
 }

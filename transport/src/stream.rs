@@ -21,6 +21,12 @@ pub(crate) trait Stream: AsFd + AsRawFd + Send + Sync + 'static {
     fn addresses(&self) -> (Option<Address>, Option<Address>);
     /// Whether `send(MSG_MORE)` means something on this socket (TCP).
     const CORKS: bool;
+    /// The socket as a plain descriptor, out of tokio's reactor (for the
+    /// io_uring transport).
+    #[cfg_attr(not(feature = "uring"), allow(dead_code))]
+    fn into_fd(self) -> io::Result<std::os::fd::OwnedFd>
+    where
+        Self: Sized;
 
     /// Reads into `buf`'s spare capacity. A short read (fewer bytes than
     /// offered) means the socket's receive queue is empty, so the cached
@@ -69,6 +75,9 @@ macro_rules! impl_stream {
                 f: impl FnOnce() -> io::Result<R>,
             ) -> io::Result<R> {
                 <$t>::try_io(self, interest, f)
+            }
+            fn into_fd(self) -> io::Result<std::os::fd::OwnedFd> {
+                Ok(self.into_std()?.into())
             }
             fn addresses(&self) -> (Option<Address>, Option<Address>) {
                 #[allow(clippy::redundant_closure_call)]

@@ -188,6 +188,7 @@ async fn a_group_does_not_let_a_silent_member_hold_memory() {
             sock.set_recv_buffer_size(4096).unwrap();
             let silent = sock.connect(addr).await.unwrap();
             let mut reader = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let reader_port = reader.local_addr().unwrap().port();
             while server.connections() < 2 {
                 tokio::task::yield_now().await;
             }
@@ -195,6 +196,12 @@ async fn a_group_does_not_let_a_silent_member_hold_memory() {
             for ch in server.channels() {
                 group.add(ch);
             }
+            // The reader's channel on the server side.
+            let reader_ch = server
+                .channels()
+                .into_iter()
+                .find(|c| matches!(c.remote_addr(), Some(weft_core::Address::Inet(a)) if a.port() == reader_port))
+                .expect("the reader's channel");
             let total = 16 << 20;
             let got = Arc::new(AtomicUsize::new(0));
             let g2 = got.clone();
@@ -212,9 +219,13 @@ async fn a_group_does_not_let_a_silent_member_hold_memory() {
             let msg = Bytes::from(vec![7u8; 64 * 1024]);
             for i in 0..total / msg.len() {
                 // Not awaited: the silent member's writes never complete
-                // (or fail, or are skipped). Paced by the reader instead.
+                // (or fail, or are skipped). Paced by the reader instead,
+                // and by its channel's writability: a transport may report
+                // a write complete after the peer has read it (io_uring),
+                // and Skip would skip a reader that is still above its
+                // high watermark.
                 drop(group.write_and_flush(msg.clone()));
-                while got.load(Ordering::Acquire) < (i + 1) * msg.len() {
+                while got.load(Ordering::Acquire) < (i + 1) * msg.len() || !reader_ch.is_writable() {
                     tokio::task::yield_now().await;
                 }
             }

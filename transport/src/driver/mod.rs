@@ -40,6 +40,8 @@ use crate::control::{Phase, ServerCtl};
 use crate::options::ChannelOptions;
 use crate::stream::Stream;
 use read::{Input, Reader};
+#[cfg(feature = "uring")]
+pub(crate) use write::{merge_adjacent, unsupported, EMPTY_IOVEC};
 use write::{Flushed, Writer};
 
 /// Whether the socket takes writes now.
@@ -250,7 +252,7 @@ impl<S: Stream> Conn<S> {
 }
 
 /// Fires an error that ends the channel.
-fn fail(pipeline: &mut Pipeline, err: Error) {
+pub(crate) fn fail(pipeline: &mut Pipeline, err: Error) {
     if matches!(
         err.io_kind(),
         Some(io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe)

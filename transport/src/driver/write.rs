@@ -268,7 +268,7 @@ impl Writer {
     }
 }
 
-const EMPTY_IOVEC: libc::iovec = libc::iovec {
+pub(crate) const EMPTY_IOVEC: libc::iovec = libc::iovec {
     iov_base: std::ptr::null_mut(),
     iov_len: 0,
 };
@@ -303,7 +303,7 @@ fn writev_merged<S: Stream>(
 
 /// Copies `iov` into `raw` as `iovec`s, joining each slice that starts where
 /// the previous one ends; returns how many entries it used.
-fn merge_adjacent(iov: &[IoSlice<'_>], raw: &mut [libc::iovec]) -> usize {
+pub(crate) fn merge_adjacent(iov: &[IoSlice<'_>], raw: &mut [libc::iovec]) -> usize {
     let mut n = 0;
     for s in iov {
         let base = s.as_ptr() as usize;
@@ -351,7 +351,7 @@ fn is_sendfile_refusal(e: &io::Error) -> bool {
 }
 
 /// The error for a user message that reached the socket.
-fn unsupported(u: &dyn weft_core::AnyMsg) -> Error {
+pub(crate) fn unsupported(u: &dyn weft_core::AnyMsg) -> Error {
     let name = u.type_name();
     let hint = if u.as_any().is::<String>() {
         "reached the transport, which writes only bytes: add a StringEncoder or \

@@ -10,6 +10,14 @@ use weft_core::{Context, Events, Handler, Msg};
 
 pub use weft_test_support::*;
 
+/// Whether this run's channels use the io_uring transport
+/// (`WEFT_TRANSPORT=io_uring` with the `uring` feature): the whole suite runs
+/// on both transports, and only the tests that look at system calls need to
+/// know which one it is.
+pub fn on_uring() -> bool {
+    cfg!(feature = "uring") && std::env::var("WEFT_TRANSPORT").as_deref() == Ok("io_uring")
+}
+
 /// Collects every byte it reads; reports them when the channel closes.
 pub struct Collect {
     pub buf: Vec<u8>,
