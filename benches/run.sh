@@ -66,7 +66,9 @@ setup() {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   fi
   log "building weft (release) and the load generators"
-  cargo build --release -q -p weft-examples -p weft-benches
+  # With the io_uring transport compiled in: it is chosen at run time (WEFT_TRANSPORT=io_uring),
+  # so every other scenario still measures the readiness transport.
+  cargo build --release -q -p weft-examples -p weft-benches --features weft-examples/uring
   mkdir -p "$T"
   gcc -O2 -pthread -o "$T/sendfile-server" "$PEERS/c/file-server.c"
   # shellcheck disable=SC1091
@@ -168,20 +170,29 @@ sc_echo() {
   stop "$w"; stop "$t"; stop "$n"
 }
 
-# io_uring's ceiling: uring-echo (benches/src/bin, raw io_uring: multishot accept and receive
-# into provided buffers, DEFER_TASKRUN) against tokio-echo and weft's echo-server, one thread
-# each, the echo load of sc_echo.
+# io_uring: its ceiling, uring-echo (benches/src/bin, raw io_uring: multishot accept and receive
+# into provided buffers, DEFER_TASKRUN), and weft's io_uring transport (echo-server with
+# WEFT_TRANSPORT=io_uring) against tokio-echo and weft's readiness transport, one thread each, the
+# echo load of sc_echo; then the 1 GiB file through the io_uring transport (splice) against the C
+# sendfile server.
 sc_uring() {
-  local u t w
+  local u t w wu f c
   u=$(start uring-echo 19105 "$L/uring-echo" --addr 127.0.0.1:19105)
   t=$(start tokio-echo-1 19106 "$L/tokio-echo" --addr 127.0.0.1:19106 --threads 1)
   w=$(start weft-echo-1 19107 "$ROOT/target/release/echo-server" --addr 127.0.0.1:19107 --threads 1)
+  wu=$(start weft-uring-echo 19108 env WEFT_TRANSPORT=io_uring "$ROOT/target/release/echo-server" --addr 127.0.0.1:19108 --threads 1)
   for size in 64 4096; do
     local load="$L/echo-load --conns 50 --msg-size $size --pipeline 16 --secs $SECS --warmup 1"
     ab "echo ${size}B" "msgs/s p99 server_cpu" uring-echo "$u" "$load --addr 127.0.0.1:19105" tokio-echo "$t" "$load --addr 127.0.0.1:19106"
-    ab "echo ${size}B" "msgs/s p99 server_cpu" weft "$w" "$load --addr 127.0.0.1:19107" uring-echo "$u" "$load --addr 127.0.0.1:19105"
+    ab "echo ${size}B" "msgs/s p99 server_cpu" weft-io_uring "$wu" "$load --addr 127.0.0.1:19108" tokio-echo "$t" "$load --addr 127.0.0.1:19106"
+    ab "echo ${size}B" "msgs/s p99 server_cpu" weft-io_uring "$wu" "$load --addr 127.0.0.1:19108" weft "$w" "$load --addr 127.0.0.1:19107"
   done
-  stop "$u"; stop "$t"; stop "$w"
+  stop "$u"; stop "$t"; stop "$w"; stop "$wu"
+  f=$(start weft-uring-file 19109 env WEFT_TRANSPORT=io_uring "$ROOT/target/release/file-server" --addr 127.0.0.1:19109 --root $FILES)
+  c=$(start c-sendfile-u 19110 "$T/sendfile-server" 19110 $FILES sendfile)
+  local fload="$L/file-load --file 1g.bin --conns 1 --requests 3"
+  ab "file 1GiB" "rate server_cpu" weft-io_uring "$f" "$fload --addr 127.0.0.1:19109" c-sendfile "$c" "$fload --addr 127.0.0.1:19110"
+  stop "$f"; stop "$c"
 }
 
 sc_file() {

@@ -185,6 +185,9 @@ struct Inner {
 pub(crate) struct Ring {
     inner: Mutex<Inner>,
     fd: RawFd,
+    /// With deferred task work the ring's descriptor does not wake epoll;
+    /// an eventfd registered with the ring does, and the reaper waits on it.
+    eventfd: Option<std::os::fd::OwnedFd>,
     /// Sink references held by operations in flight.
     inflight: AtomicUsize,
     /// Live [`RingRef`]s.
@@ -240,7 +243,10 @@ struct RingFd(Arc<Ring>);
 
 impl AsRawFd for RingFd {
     fn as_raw_fd(&self) -> RawFd {
-        self.0.fd
+        match &self.0.eventfd {
+            Some(e) => e.as_raw_fd(),
+            None => self.0.fd,
+        }
     }
 }
 
@@ -248,10 +254,32 @@ impl Ring {
     /// A ring with `count` receive buffers, its descriptor registered with
     /// the current tokio runtime and its reaper spawned there.
     pub(crate) fn start(count: u16) -> io::Result<RingRef> {
-        let uring = IoUring::builder()
+        let mut builder = IoUring::builder();
+        builder
             .setup_cqsize(ENTRIES * 4)
-            .build(ENTRIES)?;
+            .setup_coop_taskrun()
+            .setup_taskrun_flag();
+        let single = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::CurrentThread;
+        if single {
+            builder.setup_single_issuer().setup_defer_taskrun();
+        }
+        let uring = builder.build(ENTRIES)?;
         let fd = uring.as_raw_fd();
+        let eventfd = if single {
+            // SAFETY: eventfd takes no pointers; a descriptor it returns is
+            // new and ours alone.
+            let e = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+            if e < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `e` is a fresh descriptor owned by nobody else.
+            let e = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(e) };
+            uring.submitter().register_eventfd(e.as_raw_fd())?;
+            Some(e)
+        } else {
+            None
+        };
         let mem = vec![0u8; usize::from(count) * BUF_SIZE].into_boxed_slice();
         let bufs = Bufs {
             ptr: Box::into_raw(mem).cast::<u8>(),
@@ -264,6 +292,7 @@ impl Ring {
                 unsubmitted: false,
             }),
             fd,
+            eventfd,
             inflight: AtomicUsize::new(0),
             holders: AtomicUsize::new(0),
             released: tokio::sync::Notify::new(),
@@ -489,7 +518,14 @@ async fn reap(afd: AsyncFd<RingFd>) {
         }
         tokio::select! {
             r = afd.readable() => match r {
-                Ok(mut g) => g.clear_ready(),
+                Ok(mut g) => {
+                    g.clear_ready();
+                    if let Some(e) = &ring.eventfd {
+                        // Reset the counter (the value itself says nothing).
+                        let mut v = [0u8; 8];
+                        let _ = nix::unistd::read(e.as_raw_fd(), &mut v);
+                    }
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "io_uring descriptor failed; reaper ends");
                     break;
