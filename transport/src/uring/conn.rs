@@ -109,7 +109,8 @@ struct Conn {
     write: Write,
     pipe: Option<Pipe>,
     zc_seq: u8,
-    /// Whether `SEND_ZC` is worth trying (TCP, until the kernel refuses).
+    /// Whether `SEND_ZC` is worth trying (TCP to another host, until the
+    /// kernel refuses).
     zc: bool,
     mode: Mode,
     cqes: Vec<Cqe>,
@@ -131,6 +132,13 @@ pub(crate) async fn drive(
     if let Err(e) = set_blocking(fd.as_raw_fd()) {
         tracing::debug!(error = %e, "could not clear O_NONBLOCK");
     }
+    // On loopback the kernel copies a zero-copy send's pages anyway, after
+    // pinning them: SEND_ZC only costs there (measured: 8 % of a 4 KiB echo
+    // in skb_copy_ubufs, 4 % pinning pages).
+    let loopback = matches!(
+        pipeline.channel().remote_addr(),
+        Some(weft_core::Address::Inet(a)) if a.ip().is_loopback()
+    );
     let mut conn = Conn {
         fd,
         corks,
@@ -147,7 +155,7 @@ pub(crate) async fn drive(
         write: Write::Idle,
         pipe: None,
         zc_seq: 0,
-        zc: corks,
+        zc: corks && !loopback,
         mode: Mode::Serving,
         cqes: Vec::new(),
         finished: false,
@@ -164,10 +172,7 @@ pub(crate) async fn drive(
                 break;
             }
         }
-        if let Err(e) = conn.ring.submit() {
-            conn.fail(Error::io(e));
-            break;
-        }
+        conn.ring.submit_soon();
         match conn.wait(&mut waiter).await {
             Wake::Commands => {}
             Wake::Completions => {

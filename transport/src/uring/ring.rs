@@ -192,8 +192,11 @@ pub(crate) struct Ring {
     inflight: AtomicUsize,
     /// Live [`RingRef`]s.
     holders: AtomicUsize,
-    /// Told when a holder lets go, so the reaper can see whether to end.
-    released: tokio::sync::Notify,
+    /// Wakes the reaper: a holder let go (it may end), or entries wait to
+    /// be submitted (`submit_wanted`).
+    wake: tokio::sync::Notify,
+    /// Entries were pushed for the reaper to submit.
+    submit_wanted: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Ring {
@@ -233,7 +236,7 @@ impl std::ops::Deref for RingRef {
 impl Drop for RingRef {
     fn drop(&mut self) {
         self.0.holders.fetch_sub(1, Ordering::AcqRel);
-        self.0.released.notify_one();
+        self.0.wake.notify_one();
     }
 }
 
@@ -295,7 +298,8 @@ impl Ring {
             eventfd,
             inflight: AtomicUsize::new(0),
             holders: AtomicUsize::new(0),
-            released: tokio::sync::Notify::new(),
+            wake: tokio::sync::Notify::new(),
+            submit_wanted: std::sync::atomic::AtomicBool::new(false),
         });
         {
             let mut inner = lock(&ring.inner);
@@ -389,7 +393,16 @@ impl Ring {
         GROUP
     }
 
-    /// Submits what was pushed.
+    /// Asks the reaper to submit what was pushed. It runs after the tasks
+    /// already woken (the connections its last completions woke), so one
+    /// `io_uring_enter` carries the entries of many connections.
+    pub(crate) fn submit_soon(&self) {
+        if !self.submit_wanted.swap(true, Ordering::AcqRel) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Submits what was pushed, now.
     pub(crate) fn submit(&self) -> io::Result<()> {
         let mut inner = lock(&self.inner);
         if inner.unsubmitted {
@@ -509,6 +522,11 @@ async fn reap(afd: AsyncFd<RingFd>) {
     let ring = afd.get_ref().0.clone();
     let mut batch = Vec::with_capacity(256);
     loop {
+        if ring.submit_wanted.swap(false, Ordering::AcqRel) {
+            if let Err(e) = ring.submit() {
+                tracing::warn!(error = %e, "io_uring submit failed");
+            }
+        }
         ring.drain(&mut batch);
         for (ud, res, flags) in batch.drain(..) {
             ring.dispatch(ud, res, flags);
@@ -531,7 +549,7 @@ async fn reap(afd: AsyncFd<RingFd>) {
                     break;
                 }
             },
-            _ = ring.released.notified() => {}
+            _ = ring.wake.notified() => {}
         }
     }
     drop(afd);
