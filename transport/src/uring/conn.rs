@@ -7,13 +7,16 @@
 //!   selecting from the ring's provided buffers; when the channel stops
 //!   wanting reads the receive is cancelled, so the kernel stops taking
 //!   bytes off the socket and backpressure reaches the peer;
-//! - each received buffer is copied into the connection's own read buffer
-//!   and provided again at once, so no connection can pin the shared pool
-//!   (a decoder holding a partial frame holds its own memory, as with the
-//!   readiness driver); everything received in one wake-up is handed on as
-//!   one `Bytes`, followed by `channel_read_complete`; bytes received after
-//!   reads were switched off wait in that buffer and are handed on when
-//!   reads resume, never dropped;
+//! - each receive is handed on as one `Bytes` over the ring's buffer (no
+//!   copy), which goes back to the kernel when the last slice of it drops;
+//!   while reads are paused, or once three quarters of the pool are lent
+//!   out, the bytes are copied and the buffer goes back at once, so peers
+//!   whose bytes sit in handlers (partial frames, slow consumers) can never
+//!   take the whole pool; the receives of one wake-up are handed on in
+//!   order, each in reads of at most `read_max` bytes, while the channel
+//!   wants them, then `channel_read_complete`; bytes received after reads
+//!   were switched off wait and are handed on when reads resume, never
+//!   dropped;
 //! - one write is in flight at a time, so bytes leave in order: a run of
 //!   byte entries goes out with one `send`/`sendmsg` of their slices (no
 //!   copy; `MSG_MORE` before a file body on TCP), a single large `Bytes`
@@ -34,12 +37,14 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::task::Poll;
 
-use bytes::BytesMut;
+use std::collections::VecDeque;
+
+use bytes::Bytes;
 use io_uring::{cqueue, opcode, types};
 use weft_core::transport::{CommandWaiter, OutboundBuffer};
 use weft_core::{Error, InputShutdown, Msg, Pipeline};
 
-use super::ring::{Cqe, Kind, RingRef, Sink, BUF_SIZE};
+use super::ring::{Cqe, Kind, RingRef, Sink};
 use crate::control::{Phase, ServerCtl};
 use crate::options::ChannelOptions;
 
@@ -105,7 +110,7 @@ struct Conn {
     eof: bool,
     requested: bool,
     /// Received bytes not yet handed on.
-    inbox: BytesMut,
+    inbox: VecDeque<Bytes>,
     write: Write,
     pipe: Option<Pipe>,
     zc_seq: u8,
@@ -151,7 +156,7 @@ pub(crate) async fn drive(
         input_ended: false,
         eof: false,
         requested: false,
-        inbox: BytesMut::new(),
+        inbox: VecDeque::new(),
         write: Write::Idle,
         pipe: None,
         zc_seq: 0,
@@ -273,17 +278,21 @@ impl Conn {
     /// the end of input.
     fn hand_on(&mut self) {
         let mut fired = false;
-        while !self.inbox.is_empty() && self.wants_read() {
-            let n = self.inbox.len().min(self.opts.read_max);
+        while self.wants_read() {
+            let Some(front) = self.inbox.front_mut() else {
+                break;
+            };
+            let b = if front.len() > self.opts.read_max {
+                front.split_to(self.opts.read_max)
+            } else {
+                self.inbox.pop_front().expect("a front")
+            };
             let mut t = self.pipeline.transport();
-            t.fire_read(self.inbox.split_to(n).freeze());
+            t.fire_read(b);
             fired = true;
             if t.close_requested() || t.is_closed() {
                 break;
             }
-        }
-        if self.inbox.is_empty() && self.inbox.capacity() > 0 {
-            crate::recv_pool::give(std::mem::take(&mut self.inbox));
         }
         if fired {
             self.requested = false;
@@ -322,7 +331,7 @@ impl Conn {
             if r.is_err() {
                 // Still give received buffers back.
                 if let (Kind::Recv, Some(bid)) = (c.kind, cqueue::buffer_select(c.flags)) {
-                    let _ = self.ring.provide(bid);
+                    self.ring.provide(bid);
                 }
                 continue;
             }
@@ -344,16 +353,16 @@ impl Conn {
     fn on_recv(&mut self, c: Cqe) -> Result<(), Error> {
         if let Some(bid) = cqueue::buffer_select(c.flags) {
             if c.res > 0 {
-                let n = c.res as usize;
-                if self.inbox.capacity() == 0 {
-                    self.inbox = crate::recv_pool::take(BUF_SIZE.max(n));
-                }
+                // Lent without a copy when it is handed on now; bytes that
+                // wait (reads paused) are copied, so the buffer goes back.
+                let lend = self.wants_read();
                 // SAFETY: the completion gave this connection `bid`, with
-                // `n` bytes received into it; it is provided again below.
-                self.inbox
-                    .extend_from_slice(unsafe { self.ring.received(bid, n) });
+                // `res` bytes received into it; `take` gives it back.
+                let b = unsafe { self.ring.take(bid, c.res as usize, lend) };
+                self.inbox.push_back(b);
+            } else {
+                self.ring.provide(bid);
             }
-            self.ring.provide(bid)?;
         }
         if !cqueue::more(c.flags) {
             self.recv = Recv::Idle;
@@ -659,7 +668,6 @@ impl Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         self.finish();
-        crate::recv_pool::give(std::mem::take(&mut self.inbox));
     }
 }
 

@@ -14,9 +14,11 @@
 //!   zero-copy send's buffer) lives in the sink until the kernel is done with
 //!   it, even when the connection's task is gone;
 //! - receive buffers are one allocation of `count` buffers of
-//!   [`BUF_SIZE`] bytes in one provided-buffer group; a buffer a completion
-//!   names belongs to the connection that got it until it provides it again
-//!   with [`Ring::provide`];
+//!   [`BUF_SIZE`] bytes, provided through a buffer ring shared with the
+//!   kernel (one provided-buffer group); a buffer a completion names belongs
+//!   to the connection that got it until it gives it back
+//!   ([`Ring::provide`]), or lends it out as `Bytes` ([`RingRef::take`]),
+//!   which gives it back when the last slice drops, from any thread;
 //! - the reaper ends once no connection or bootstrap holds the ring and no
 //!   operation is in flight; if the runtime drops it earlier, memory an
 //!   operation still names is leaked, never freed under the kernel.
@@ -31,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use io_uring::{cqueue, opcode, squeue, IoUring};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use weft_core::Msg;
@@ -164,18 +166,83 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The receive buffers: one allocation, handed to the kernel.
+/// The receive buffers, one allocation, and the buffer ring (shared with
+/// the kernel) through which they are provided: providing one is two
+/// stores and a tail update, no submission.
 struct Bufs {
-    ptr: *mut u8,
+    mem: *mut u8,
+    ring: *mut types::BufRingEntry,
     count: u16,
+    /// The next tail to publish.
+    tail: u16,
 }
 
-// SAFETY: the allocation is owned by the ring and only reached through it,
-// under its lock or through slices a completion handed to one connection.
+// SAFETY: both allocations are owned by the ring and only reached through
+// it, under its lock, or through the slices of buffers lent out (`Lent`),
+// which the kernel no longer touches until they come back.
 unsafe impl Send for Bufs {}
 
+impl Bufs {
+    fn layouts(count: u16) -> (std::alloc::Layout, std::alloc::Layout) {
+        let n = usize::from(count);
+        (
+            std::alloc::Layout::from_size_align(n * BUF_SIZE, 64).expect("a small layout"),
+            // The kernel wants the ring page-aligned.
+            std::alloc::Layout::from_size_align(
+                n * std::mem::size_of::<types::BufRingEntry>(),
+                4096,
+            )
+            .expect("a small layout"),
+        )
+    }
+
+    /// `count` buffers (a power of two), none provided yet.
+    fn new(count: u16) -> io::Result<Bufs> {
+        assert!(count.is_power_of_two());
+        let (mem_l, ring_l) = Bufs::layouts(count);
+        // SAFETY: both layouts have a non-zero size.
+        let (mem, ring) = unsafe { (std::alloc::alloc(mem_l), std::alloc::alloc_zeroed(ring_l)) };
+        if mem.is_null() || ring.is_null() {
+            return Err(io::ErrorKind::OutOfMemory.into());
+        }
+        Ok(Bufs {
+            mem,
+            ring: ring.cast(),
+            count,
+            tail: 0,
+        })
+    }
+
+    /// Puts buffer `bid` in the ring (seen by the kernel once published).
+    fn give(&mut self, bid: u16) {
+        assert!(bid < self.count, "a buffer id the kernel gave");
+        let slot = usize::from(self.tail & (self.count - 1));
+        // SAFETY: `slot < count`, so the entry is inside the ring's
+        // allocation; the kernel reads only entries before the published
+        // tail, and this one is at or after it.
+        let e = unsafe { &mut *self.ring.add(slot) };
+        // SAFETY: `bid < count`: inside the buffers' allocation.
+        e.set_addr(unsafe { self.mem.add(usize::from(bid) * BUF_SIZE) } as u64);
+        e.set_len(BUF_SIZE as u32);
+        e.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    /// Makes the buffers given so far visible to the kernel.
+    fn publish(&self) {
+        // SAFETY: the tail lives in the first entry of the ring, which is
+        // initialised (zeroed) and aligned for a u16; the kernel reads it
+        // atomically, so it is written atomically, after the entries.
+        unsafe {
+            let tail = types::BufRingEntry::tail(self.ring).cast_mut();
+            std::sync::atomic::AtomicU16::from_ptr(tail).store(self.tail, Ordering::Release);
+        }
+    }
+}
+
 struct Inner {
-    uring: IoUring,
+    /// Closed by hand in `Ring`'s drop, before the buffers are freed.
+    uring: std::mem::ManuallyDrop<IoUring>,
     bufs: Bufs,
     /// Entries pushed since the last submit.
     unsubmitted: bool,
@@ -185,6 +252,12 @@ struct Inner {
 pub(crate) struct Ring {
     inner: Mutex<Inner>,
     fd: RawFd,
+    /// Receive buffers lent out as `Bytes` (see [`RingRef::take`]).
+    lent: AtomicUsize,
+    /// Buffers in the ring.
+    count: u16,
+    /// Where the buffers' allocation starts (fixed for the ring's life).
+    mem: usize,
     /// With deferred task work the ring's descriptor does not wake epoll;
     /// an eventfd registered with the ring does, and the reaper waits on it.
     eventfd: Option<std::os::fd::OwnedFd>,
@@ -217,6 +290,64 @@ impl RingRef {
     fn new(ring: Arc<Ring>) -> RingRef {
         ring.holders.fetch_add(1, Ordering::AcqRel);
         RingRef(ring)
+    }
+}
+
+impl RingRef {
+    /// The `len` bytes a completion received into buffer `bid`, as `Bytes`.
+    /// Lent (no copy: the buffer returns to the kernel when the last slice
+    /// of it drops) when `lend` and fewer than three quarters of the
+    /// buffers are lent out; copied, and the buffer returned at once,
+    /// otherwise. So peers whose bytes sit in handlers (partial frames,
+    /// paused reads) can never take the whole pool: receives always have a
+    /// quarter of it.
+    ///
+    /// # Safety
+    ///
+    /// A completion gave this caller `bid` with `len` bytes received, and
+    /// the caller has not provided it again.
+    pub(crate) unsafe fn take(&self, bid: u16, len: usize, lend: bool) -> Bytes {
+        let ring = &self.0;
+        assert!(bid < ring.count && len <= BUF_SIZE);
+        let limit = usize::from(ring.count) / 4 * 3;
+        if lend && ring.lent.fetch_add(1, Ordering::AcqRel) < limit {
+            return Bytes::from_owner(Lent {
+                ring: ring.clone(),
+                bid,
+                len,
+            });
+        }
+        if lend {
+            ring.lent.fetch_sub(1, Ordering::AcqRel);
+        }
+        // SAFETY: the caller holds `bid`, into which the kernel wrote `len`
+        // bytes; it does not touch it again before `provide` below.
+        let b = Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(ring.buf(bid), len) });
+        ring.provide(bid);
+        b
+    }
+}
+
+/// A receive buffer lent out as `Bytes`: back to the kernel on drop.
+struct Lent {
+    ring: Arc<Ring>,
+    bid: u16,
+    len: usize,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: the buffer is this value's until it drops: the kernel got
+        // it through a completion and gets it back only in `drop`; `len`
+        // bytes were received into it.
+        unsafe { std::slice::from_raw_parts(self.ring.buf(self.bid), self.len) }
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        self.ring.provide(self.bid);
+        self.ring.lent.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -283,33 +414,45 @@ impl Ring {
         } else {
             None
         };
-        let mem = vec![0u8; usize::from(count) * BUF_SIZE].into_boxed_slice();
-        let bufs = Bufs {
-            ptr: Box::into_raw(mem).cast::<u8>(),
-            count,
+        let mut bufs = Bufs::new(count)?;
+        // SAFETY: the ring's memory is valid for `count` entries and stays
+        // so until the ring is closed (freed in `Drop` only when nothing is
+        // in flight, after the io_uring instance is gone).
+        let registered = unsafe {
+            uring
+                .submitter()
+                .register_buf_ring_with_flags(bufs.ring as u64, count, GROUP, 0)
         };
+        if let Err(e) = registered {
+            let (mem_l, ring_l) = Bufs::layouts(count);
+            // SAFETY: allocated just above with these layouts, never shared.
+            unsafe {
+                std::alloc::dealloc(bufs.mem, mem_l);
+                std::alloc::dealloc(bufs.ring.cast(), ring_l);
+            }
+            return Err(e);
+        }
+        for bid in 0..count {
+            bufs.give(bid);
+        }
+        bufs.publish();
+        let mem = bufs.mem as usize;
         let ring = Arc::new(Ring {
             inner: Mutex::new(Inner {
-                uring,
+                uring: std::mem::ManuallyDrop::new(uring),
                 bufs,
                 unsubmitted: false,
             }),
             fd,
+            lent: AtomicUsize::new(0),
+            count,
+            mem,
             eventfd,
             inflight: AtomicUsize::new(0),
             holders: AtomicUsize::new(0),
             wake: tokio::sync::Notify::new(),
             submit_wanted: std::sync::atomic::AtomicBool::new(false),
         });
-        {
-            let mut inner = lock(&ring.inner);
-            let ptr = inner.bufs.ptr;
-            let e = opcode::ProvideBuffers::new(ptr, BUF_SIZE as i32, count, GROUP, 0)
-                .build()
-                .user_data(encode(std::ptr::null(), Kind::Quiet, 0));
-            inner.push(&e)?;
-            inner.submit()?;
-        }
         // SAFETY: `RingFd` holds the ring, whose descriptor stays open and
         // unchanged until the ring drops, which is after the registration.
         let afd =
@@ -360,32 +503,16 @@ impl Ring {
     }
 
     /// Gives receive buffer `bid` back to the kernel.
-    pub(crate) fn provide(&self, bid: u16) -> io::Result<()> {
+    pub(crate) fn provide(&self, bid: u16) {
         let mut inner = lock(&self.inner);
-        assert!(bid < inner.bufs.count, "a buffer id the kernel gave");
-        // SAFETY: `bid` is in range, so the buffer lies inside the
-        // allocation.
-        let ptr = unsafe { inner.bufs.ptr.add(usize::from(bid) * BUF_SIZE) };
-        let e = opcode::ProvideBuffers::new(ptr, BUF_SIZE as i32, 1, GROUP, bid)
-            .build()
-            .user_data(encode(std::ptr::null(), Kind::Quiet, 0));
-        inner.push(&e)
+        inner.bufs.give(bid);
+        inner.bufs.publish();
     }
 
-    /// The first `len` bytes of receive buffer `bid`, as the completion that
-    /// named it left them.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds `bid` (a completion gave it and it was not provided
-    /// again), and `len` is that completion's result.
-    pub(crate) unsafe fn received(&self, bid: u16, len: usize) -> &[u8] {
-        let inner = lock(&self.inner);
-        assert!(bid < inner.bufs.count && len <= BUF_SIZE);
-        // SAFETY: in range (checked); the kernel wrote `len` bytes there and
-        // no longer touches the buffer until it is provided again, which
-        // only its holder does (the caller's contract).
-        unsafe { std::slice::from_raw_parts(inner.bufs.ptr.add(usize::from(bid) * BUF_SIZE), len) }
+    /// Where buffer `bid` starts.
+    fn buf(&self, bid: u16) -> *const u8 {
+        assert!(bid < self.count);
+        (self.mem + usize::from(bid) * BUF_SIZE) as *const u8
     }
 
     /// The provided-buffer group receives select from.
@@ -502,13 +629,23 @@ impl Inner {
 impl Drop for Ring {
     fn drop(&mut self) {
         let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
-        if self.inflight.load(Ordering::Acquire) == 0 {
-            let len = usize::from(inner.bufs.count) * BUF_SIZE;
-            // SAFETY: the allocation came from `Box::into_raw` of a boxed
-            // slice of `len` bytes; no operation is in flight, and the ring
-            // (whose receives could still write into it) is closed right
-            // after, so nothing can reach it any more.
-            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(inner.bufs.ptr, len)) });
+        let (mem_l, ring_l) = Bufs::layouts(inner.bufs.count);
+        let (mem, ring) = (inner.bufs.mem, inner.bufs.ring.cast::<u8>());
+        let idle = self.inflight.load(Ordering::Acquire) == 0;
+        // Close the io_uring instance first: after that the kernel no longer
+        // reads the buffer ring or writes into the buffers of receives that
+        // are not in flight.
+        // SAFETY: `uring` is not used again (`self` is being dropped), and
+        // it is dropped only here.
+        unsafe { std::mem::ManuallyDrop::drop(&mut inner.uring) };
+        if idle {
+            // SAFETY: both came from `alloc` with these layouts; nothing is
+            // in flight and no buffer is lent (a `Lent` holds the ring), so
+            // nothing reaches them any more.
+            unsafe {
+                std::alloc::dealloc(mem, mem_l);
+                std::alloc::dealloc(ring, ring_l);
+            }
         }
         // Otherwise operations are still in flight (the runtime dropped the
         // reaper): the kernel may write into the buffers while it tears the
