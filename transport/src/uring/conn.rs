@@ -330,7 +330,7 @@ impl Conn {
         for c in cqes.drain(..) {
             if r.is_err() {
                 // Still give received buffers back.
-                if let (Kind::Recv, Some(bid)) = (c.kind, cqueue::buffer_select(c.flags)) {
+                if let Some(bid) = super::ring::buffer_of(&c) {
                     self.ring.provide(bid);
                 }
                 continue;
@@ -617,6 +617,16 @@ impl Conn {
             return;
         }
         self.finished = true;
+        // Receive buffers in completions not handled yet (or arriving
+        // later) go back to the pool, not away with the connection.
+        for bid in self.sink.close() {
+            self.ring.provide(bid);
+        }
+        for c in self.cqes.drain(..) {
+            if let Some(bid) = super::ring::buffer_of(&c) {
+                self.ring.provide(bid);
+            }
+        }
         if let Recv::Armed(ud) = self.recv {
             let _ = self.ring.cancel(ud);
         }

@@ -112,6 +112,9 @@ unsafe impl Send for Keep {}
 struct SinkState {
     cqes: Vec<Cqe>,
     waker: Option<Waker>,
+    /// The connection is gone: completions are not kept, and the receive
+    /// buffers they name go back to the kernel at once.
+    closed: bool,
 }
 
 /// Where the completions of one connection's operations land.
@@ -127,6 +130,7 @@ impl Sink {
             state: Mutex::new(SinkState {
                 cqes: Vec::new(),
                 waker: None,
+                closed: false,
             }),
             keep: Mutex::new(Keep::default()),
         })
@@ -150,15 +154,40 @@ impl Sink {
         Poll::Ready(())
     }
 
-    fn deliver(&self, cqe: Cqe) {
+    /// Hands `cqe` to the connection; `None` if it is gone, with the
+    /// receive buffer the completion names, to give back.
+    fn deliver(&self, cqe: Cqe) -> Option<u16> {
         let waker = {
             let mut s = lock(&self.state);
+            if s.closed {
+                return buffer_of(&cqe);
+            }
             s.cqes.push(cqe);
             s.waker.take()
         };
         if let Some(w) = waker {
             w.wake();
         }
+        None
+    }
+
+    /// Marks the connection gone; returns the receive buffers named by the
+    /// completions it had not taken yet, to give back. Later completions
+    /// give theirs back as they arrive.
+    pub(crate) fn close(&self) -> Vec<u16> {
+        let mut s = lock(&self.state);
+        s.closed = true;
+        s.waker = None;
+        s.cqes.drain(..).filter_map(|c| buffer_of(&c)).collect()
+    }
+}
+
+/// The receive buffer a completion hands over, if any.
+pub(crate) fn buffer_of(c: &Cqe) -> Option<u16> {
+    if c.kind == Kind::Recv {
+        cqueue::buffer_select(c.flags)
+    } else {
+        None
     }
 }
 
@@ -581,12 +610,15 @@ impl Ring {
         // reference is held until the operation's last completion, which is
         // this one or a later one: the sink is alive.
         let sink = unsafe { &*ptr };
-        sink.deliver(Cqe {
+        let orphan = sink.deliver(Cqe {
             kind,
             seq: (ud >> 48) as u8,
             res,
             flags,
         });
+        if let Some(bid) = orphan {
+            self.provide(bid);
+        }
         if !cqueue::more(flags) {
             // SAFETY: the last completion of the operation: the reference
             // `push` took is given back exactly once, here.
@@ -691,4 +723,55 @@ async fn reap(afd: AsyncFd<RingFd>) {
     }
     drop(afd);
     tracing::debug!("io_uring reaper done");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A receive completion naming buffer `bid` (IORING_CQE_F_BUFFER, the
+    /// id above IORING_CQE_BUFFER_SHIFT).
+    fn recv_with(bid: u16) -> Cqe {
+        Cqe {
+            kind: Kind::Recv,
+            seq: 0,
+            res: 10,
+            flags: 1 | (u32::from(bid) << 16),
+        }
+    }
+
+    #[test]
+    fn a_closed_sink_hands_back_the_buffers_of_its_completions() {
+        let sink = Sink::new();
+        assert_eq!(sink.deliver(recv_with(3)), None, "kept for the connection");
+        assert_eq!(
+            sink.deliver(Cqe {
+                kind: Kind::Send,
+                seq: 0,
+                res: 5,
+                flags: 0
+            }),
+            None
+        );
+        assert_eq!(
+            sink.close(),
+            vec![3],
+            "the pending receive's buffer comes back"
+        );
+        assert_eq!(
+            sink.deliver(recv_with(7)),
+            Some(7),
+            "after close, a late receive's buffer comes back at once"
+        );
+        assert_eq!(
+            sink.deliver(Cqe {
+                kind: Kind::Send,
+                seq: 0,
+                res: 5,
+                flags: 0
+            }),
+            None,
+            "other completions name no buffer"
+        );
+    }
 }
