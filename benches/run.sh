@@ -188,11 +188,14 @@ sc_uring() {
     ab "echo ${size}B" "msgs/s p99 server_cpu" weft-io_uring "$wu" "$load --addr 127.0.0.1:19108" weft "$w" "$load --addr 127.0.0.1:19107"
   done
   stop "$u"; stop "$t"; stop "$w"; stop "$wu"
+  local fr
   f=$(start weft-uring-file 19109 env WEFT_TRANSPORT=io_uring "$ROOT/target/release/file-server" --addr 127.0.0.1:19109 --root $FILES)
   c=$(start c-sendfile-u 19110 "$T/sendfile-server" 19110 $FILES sendfile)
+  fr=$(start weft-file-u 19104 "$ROOT/target/release/file-server" --addr 127.0.0.1:19104 --root $FILES)
   local fload="$L/file-load --file 1g.bin --conns 1 --requests 3"
   ab "file 1GiB" "rate server_cpu" weft-io_uring "$f" "$fload --addr 127.0.0.1:19109" c-sendfile "$c" "$fload --addr 127.0.0.1:19110"
-  stop "$f"; stop "$c"
+  ab "file 1GiB" "rate server_cpu" weft-io_uring "$f" "$fload --addr 127.0.0.1:19109" weft "$fr" "$fload --addr 127.0.0.1:19104"
+  stop "$f"; stop "$c"; stop "$fr"
 }
 
 sc_file() {

@@ -7,6 +7,11 @@
 //!   a `Bytes` without copying, and writes the outbound buffer with one
 //!   `writev` per run of byte messages and `sendfile(2)` for each
 //!   [`FileRegion`](weft_core::FileRegion);
+//! - with the feature `uring` (Linux), channels can run on io_uring instead
+//!   ([`ChannelOptions::io_uring`], or `WEFT_TRANSPORT=io_uring` for the
+//!   process): multishot receives into a shared buffer ring, handed on
+//!   without a copy; ordered sends of the same slices; `splice` for files.
+//!   Handlers see no difference;
 //! - [`ChannelGroup`] broadcasts to many channels;
 //! - [`DatagramBootstrap`] binds UDP sockets as datagram channels in the
 //!   same pipeline model, batched (`recvmmsg`/`sendmmsg`) and segmented

@@ -98,9 +98,17 @@ fn an_echo_runs_on_a_ring_that_ends_with_its_channels() {
     });
 }
 
+/// Files go out with `sendfile` (after a poll when the socket is full), or
+/// spliced through the connection's pipe with `sendfile(false)`.
 #[test]
 fn large_bytes_and_files_from_a_client_arrive_whole_and_in_order() {
-    run(async {
+    for sendfile in [true, false] {
+        files_from_a_client(sendfile);
+    }
+}
+
+fn files_from_a_client(sendfile: bool) {
+    run(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let big = Bytes::from(random_bytes(1, 3 << 20)); // zero-copy send
@@ -119,7 +127,7 @@ fn large_bytes_and_files_from_a_client_arrive_whole_and_in_order() {
             got
         });
         let ch = Bootstrap::new()
-            .options(uring())
+            .options(uring().sendfile(sendfile))
             .connect(addr)
             .await
             .unwrap();

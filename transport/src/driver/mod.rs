@@ -41,7 +41,7 @@ use crate::options::ChannelOptions;
 use crate::stream::Stream;
 use read::{Input, Reader};
 #[cfg(feature = "uring")]
-pub(crate) use write::{merge_adjacent, unsupported, EMPTY_IOVEC};
+pub(crate) use write::{merge_adjacent, unsupported, EMPTY_IOVEC, SENDFILE_STEP};
 use write::{Flushed, Writer};
 
 /// Whether the socket takes writes now.

@@ -69,6 +69,8 @@ enum Recv {
 enum Write {
     Idle,
     Send(u64),
+    /// Waiting for the socket to take a `sendfile`.
+    Poll(u64),
     /// Splices: into the pipe (when asked) and out of it.
     Splice {
         into_pipe: Option<u64>,
@@ -114,6 +116,9 @@ struct Conn {
     write: Write,
     pipe: Option<Pipe>,
     zc_seq: u8,
+    /// Whether files go out with `sendfile` (until the kernel refuses it;
+    /// then, or with the option off, with `splice`).
+    sendfile: bool,
     /// Whether `SEND_ZC` is worth trying (TCP to another host, until the
     /// kernel refuses).
     zc: bool,
@@ -160,6 +165,7 @@ pub(crate) async fn drive(
         write: Write::Idle,
         pipe: None,
         zc_seq: 0,
+        sendfile: true,
         zc: corks && !loopback,
         mode: Mode::Serving,
         cqes: Vec::new(),
@@ -339,6 +345,12 @@ impl Conn {
                 Kind::Recv => self.on_recv(c),
                 Kind::Send | Kind::SendZc => self.on_send(c),
                 Kind::SpliceIn | Kind::SpliceOut => self.on_splice(c),
+                Kind::Poll => {
+                    // Writable (or cancelled, or failed: the next sendfile
+                    // says which).
+                    self.write = Write::Idle;
+                    Ok(())
+                }
                 Kind::Quiet => Ok(()),
             };
         }
@@ -490,6 +502,12 @@ impl Conn {
                 Some(Msg::File(r)) if r.is_done() && held == 0 => {
                     ob.complete_front(Ok(()));
                 }
+                Some(Msg::File(_)) if self.opts.sendfile && self.sendfile => {
+                    match self.sendfile_now()? {
+                        Some(()) => continue, // the region is done
+                        None => return Ok(()),
+                    }
+                }
                 Some(Msg::File(_)) => {
                     return self.start_splice();
                 }
@@ -566,6 +584,81 @@ impl Conn {
         Ok(())
     }
 
+    /// Sends the front `FileRegion` with `sendfile`, made non-blocking for
+    /// the call, until it is done (`Some`), the socket is full, or this
+    /// turn's budget is spent; then (`None`) a poll for writability is in
+    /// flight and the region goes on when it completes. io_uring runs
+    /// every `splice` on a worker thread, which made the spliced 1 GiB file
+    /// 0.66x the readiness transport's `sendfile` at 1.46x its CPU; this
+    /// keeps the kernel's one-call file path.
+    fn sendfile_now(&mut self) -> Result<Option<()>, Error> {
+        const STEPS: usize = 16;
+        let fd = self.fd.as_raw_fd();
+        let mut t = self.pipeline.transport();
+        let (ob, written) = t.outbound_and_counter();
+        let region = front_region(ob);
+        let file = region.file().clone();
+        set_nonblocking(fd, true).map_err(Error::io)?;
+        let mut outcome = Ok(None);
+        for _ in 0..STEPS {
+            let mut offset = region.position() as i64;
+            let count = region.remaining().min(crate::driver::SENDFILE_STEP as u64) as usize;
+            // SAFETY: `fd` is the connection's socket, open for the call.
+            let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            match nix::sys::sendfile::sendfile(sock, &*file, Some(&mut offset), count) {
+                Ok(0) => {
+                    outcome = Err(region.shrank_error());
+                    break;
+                }
+                Ok(k) => {
+                    written.add(k);
+                    region.advance(k as u64);
+                    if region.is_done() {
+                        outcome = Ok(Some(()));
+                        break;
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN) => break,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e @ (nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS)) => {
+                    tracing::debug!(error = %e, "sendfile refused; splicing instead");
+                    self.sendfile = false;
+                    outcome = Ok(None);
+                    break;
+                }
+                Err(e) => {
+                    outcome = Err(Error::io(io::Error::from(e)));
+                    break;
+                }
+            }
+        }
+        let restored = set_nonblocking(fd, false);
+        match outcome {
+            Ok(Some(())) => {
+                ob.complete_front(Ok(()));
+                restored.map_err(Error::io)?;
+                Ok(Some(()))
+            }
+            Ok(None) if !self.sendfile => {
+                restored.map_err(Error::io)?;
+                self.start_splice()?;
+                Ok(None)
+            }
+            Ok(None) => {
+                restored.map_err(Error::io)?;
+                let e = opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32).build();
+                // SAFETY: a poll names only the socket.
+                let ud = unsafe { self.ring.push(&self.sink, Kind::Poll, 0, e) }?;
+                self.write = Write::Poll(ud);
+                Ok(None)
+            }
+            Err(e) => {
+                ob.complete_front(Err(e.clone()));
+                Err(e)
+            }
+        }
+    }
+
     fn start_splice(&mut self) -> Result<(), Error> {
         if self.pipe.is_none() {
             self.pipe = Some(make_pipe().map_err(Error::io)?);
@@ -633,7 +726,7 @@ impl Conn {
         let mut uds = [None, None];
         match self.write {
             Write::Idle => {}
-            Write::Send(ud) => uds[0] = Some(ud),
+            Write::Send(ud) | Write::Poll(ud) => uds[0] = Some(ud),
             Write::Splice { into_pipe, out } => uds = [into_pipe, out],
         }
         for ud in uds.into_iter().flatten() {
@@ -701,9 +794,21 @@ fn write_now(fd: RawFd, ob: &OutboundBuffer) -> Option<usize> {
 
 /// Clears `O_NONBLOCK` on `fd`.
 fn set_blocking(fd: RawFd) -> io::Result<()> {
+    set_nonblocking(fd, false)
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd`.
+fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+    let want = if on {
+        flags | OFlag::O_NONBLOCK
+    } else {
+        flags - OFlag::O_NONBLOCK
+    };
+    if want != flags {
+        fcntl(fd, FcntlArg::F_SETFL(want))?;
+    }
     Ok(())
 }
 

@@ -56,6 +56,8 @@ pub(crate) enum Kind {
     SpliceOut = 5,
     /// Operations no connection waits for (cancels, buffer provisions).
     Quiet = 6,
+    /// A one-shot poll for writability (before a `sendfile`).
+    Poll = 7,
 }
 
 impl Kind {
@@ -67,6 +69,7 @@ impl Kind {
             4 => Kind::SpliceIn,
             5 => Kind::SpliceOut,
             6 => Kind::Quiet,
+            7 => Kind::Poll,
             _ => return None,
         })
     }
