@@ -10,7 +10,7 @@
 //! - with the feature `uring` (Linux), channels can run on io_uring instead
 //!   ([`ChannelOptions::io_uring`], or `WEFT_TRANSPORT=io_uring` for the
 //!   process): multishot receives into a shared buffer ring, handed on
-//!   without a copy; ordered sends of the same slices; `splice` for files.
+//!   without a copy; ordered sends of the same slices; `sendfile` for files.
 //!   Handlers see no difference;
 //! - [`ChannelGroup`] broadcasts to many channels;
 //! - [`DatagramBootstrap`] binds UDP sockets as datagram channels in the

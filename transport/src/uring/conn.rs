@@ -20,8 +20,10 @@
 //! - one write is in flight at a time, so bytes leave in order: a run of
 //!   byte entries goes out with one `send`/`sendmsg` of their slices (no
 //!   copy; `MSG_MORE` before a file body on TCP), a single large `Bytes`
-//!   with `SEND_ZC`, a `FileRegion` with `splice` from the file into the
-//!   connection's pipe and from the pipe to the socket, linked; the bytes a
+//!   to a non-loopback peer with `SEND_ZC`, a `FileRegion` with `sendfile`
+//!   on the socket made non-blocking for the call (a `POLL_ADD` waits when
+//!   it is full), or, with sendfile off or refused, with `splice` from the
+//!   file into the connection's pipe and on to the socket, linked; the bytes a
 //!   completion reports are counted, then the entries they finish complete;
 //! - end of input, output shutdown, draining and closing follow the
 //!   readiness driver's contract; on close, what was flushed and is not in

@@ -13,7 +13,8 @@
 //!   client connection gets a small ring of its own;
 //! - receives are multishot into the ring's provided buffers, writes are
 //!   `send`/`sendmsg` of the outbound slices, `SEND_ZC` for one large
-//!   `Bytes`, and `splice` through a pipe for a `FileRegion` (`conn`);
+//!   `Bytes`, and `sendfile` after a poll for writability for a
+//!   `FileRegion` (`splice` through a pipe when sendfile is off) (`conn`);
 //! - a kernel or sandbox that refuses io_uring makes `bind` and `connect`
 //!   fail with the kernel's error when the options asked for io_uring, and
 //!   fall back to the readiness transport (logged) when only the
