@@ -743,19 +743,19 @@ mod tests {
         }
     }
 
+    /// A send's completion: it names no buffer.
+    const SEND: Cqe = Cqe {
+        kind: Kind::Send,
+        seq: 0,
+        res: 5,
+        flags: 0,
+    };
+
     #[test]
     fn a_closed_sink_hands_back_the_buffers_of_its_completions() {
         let sink = Sink::new();
         assert_eq!(sink.deliver(recv_with(3)), None, "kept for the connection");
-        assert_eq!(
-            sink.deliver(Cqe {
-                kind: Kind::Send,
-                seq: 0,
-                res: 5,
-                flags: 0
-            }),
-            None
-        );
+        assert_eq!(sink.deliver(SEND), None);
         assert_eq!(
             sink.close(),
             vec![3],
@@ -766,15 +766,6 @@ mod tests {
             Some(7),
             "after close, a late receive's buffer comes back at once"
         );
-        assert_eq!(
-            sink.deliver(Cqe {
-                kind: Kind::Send,
-                seq: 0,
-                res: 5,
-                flags: 0
-            }),
-            None,
-            "other completions name no buffer"
-        );
+        assert_eq!(sink.deliver(SEND), None, "other completions name no buffer");
     }
 }
