@@ -231,11 +231,14 @@ impl Conn {
         if self.pipeline.transport().close_requested() {
             return Ok(true);
         }
+        // Reads first: bytes that waited in the inbox are handed on here
+        // when reads resume, and what the handlers flush in answer must be
+        // started in this same round, not left for an unrelated wake-up.
+        self.update_reads()?;
         if self.write == Write::Idle {
             self.start_write()?;
             self.pipeline.transport().sync_writability();
         }
-        self.update_reads()?;
         let mut t = self.pipeline.transport();
         if let Some(shutdown) = t.take_due_shutdown() {
             let r =
