@@ -54,7 +54,7 @@ enum Output {
 
 /// Whether the channel still serves, or only finishes what it flushed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Serving,
     /// The server shuts down: no more reads; close once flushed.
     Draining,

@@ -48,6 +48,7 @@ use weft_core::{Error, InputShutdown, Msg, Pipeline};
 
 use super::ring::{Cqe, Kind, RingRef, Sink};
 use crate::control::{Phase, ServerCtl};
+use crate::driver::Mode;
 use crate::options::ChannelOptions;
 
 /// A single `Bytes` at least this long is sent with `SEND_ZC`.
@@ -78,12 +79,6 @@ enum Write {
         into_pipe: Option<u64>,
         out: Option<u64>,
     },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    Serving,
-    Draining,
 }
 
 enum Wake {
@@ -141,7 +136,7 @@ pub(crate) async fn drive(
 ) {
     // io_uring waits for the socket itself; a non-blocking descriptor would
     // make it hand EAGAIN back instead.
-    if let Err(e) = set_blocking(fd.as_raw_fd()) {
+    if let Err(e) = set_nonblocking(fd.as_raw_fd(), false) {
         tracing::debug!(error = %e, "could not clear O_NONBLOCK");
     }
     // On loopback the kernel copies a zero-copy send's pages anyway, after
@@ -795,11 +790,6 @@ fn write_now(fd: RawFd, ob: &OutboundBuffer) -> Option<usize> {
     )
     .ok()
     .filter(|&k| k > 0)
-}
-
-/// Clears `O_NONBLOCK` on `fd`.
-fn set_blocking(fd: RawFd) -> io::Result<()> {
-    set_nonblocking(fd, false)
 }
 
 /// Sets or clears `O_NONBLOCK` on `fd`.
