@@ -38,12 +38,27 @@ async fn until(mut f: impl FnMut() -> bool, what: &str) {
 /// the process's rings), within the suite's time bound.
 fn run<F: std::future::Future>(f: F) -> F::Output {
     let _one_at_a_time = serial();
+    settled();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap()
         .block_on(bounded(f))
+}
+
+/// Waits (bounded) until no ring is open in the process, so that a test
+/// that failed before it could close its ring fails alone, not every test
+/// that counts rings after it.
+fn settled() {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rings() != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a ring an earlier test opened never closed"
+        );
+        std::thread::yield_now();
+    }
 }
 
 fn uring() -> ChannelOptions {
@@ -205,8 +220,11 @@ fn handlers_that_keep_what_they_read_cannot_starve_the_pool() {
                 p.add_last(
                     "keep",
                     weft_core::from_fn(move |_ctx: &mut weft_core::Context<'_>, b: Bytes| {
-                        let _ = tx.send(b.len());
+                        // Kept before it is counted: the test reads
+                        // `kept` once the count is complete.
+                        let n = b.len();
                         kept.lock().unwrap().push(b);
+                        let _ = tx.send(n);
                     }),
                 )
             })
@@ -233,9 +251,54 @@ fn handlers_that_keep_what_they_read_cannot_starve_the_pool() {
             .iter()
             .flat_map(|b| b.to_vec())
             .collect();
-        assert!(got == expected, "bytes lost or reordered");
+        assert_eq!(got.len(), expected.len(), "bytes lost");
+        assert!(got == expected, "bytes reordered or overwritten");
         drop(s);
         kept.lock().unwrap().clear();
         server.shutdown(Duration::from_secs(5)).await;
     });
+}
+
+/// A runtime dropped while the server still serves (no shutdown, a receive
+/// in flight, bytes received) takes its ring with it: the descriptor is
+/// closed, so a process that builds runtimes over and over does not run out
+/// of them.
+#[test]
+fn a_runtime_dropped_while_serving_closes_its_ring() {
+    let _one_at_a_time = serial();
+    settled();
+    let before = rings();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (server, client) = rt.block_on(bounded(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+        let server = ServerBootstrap::new()
+            .child_options(uring())
+            .child_handler(move |p| {
+                let tx = tx.clone();
+                p.add_last(
+                    "count",
+                    weft_core::from_fn(move |_ctx: &mut weft_core::Context<'_>, b: Bytes| {
+                        let _ = tx.send(b.len());
+                    }),
+                )
+            })
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let mut s = std::net::TcpStream::connect(server.tcp_addr().unwrap()).unwrap();
+        std::io::Write::write_all(&mut s, b"some bytes").unwrap();
+        let mut got = 0;
+        while got < 10 {
+            got += rx.recv().await.unwrap();
+        }
+        (server, s) // never shut down
+    }));
+    assert_eq!(rings(), before + 1, "the ring serves");
+    drop(rt);
+    assert_eq!(rings(), before, "the ring closed with its runtime");
+    drop((server, client));
 }
