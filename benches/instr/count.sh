@@ -40,4 +40,6 @@ until [ -s "$out/cg.out.1" ] && grep -q '^summary' "$out/cg.out.1"; do
   i=$((i + 1)); [ $i -lt 100 ] || { echo "no dump" >&2; exit 1; }
   sleep 0.1
 done
+# WEFT_INSTR_KEEP=FILE keeps the dump, for callgrind_annotate (where the instructions go).
+[ -z "${WEFT_INSTR_KEEP:-}" ] || cp "$out/cg.out.1" "$WEFT_INSTR_KEEP"
 awk -v n=$((n * per)) -v u=$unit '/^summary/ {printf "instr/%s %.0f\n", u, $2 / n}' "$out/cg.out.1"

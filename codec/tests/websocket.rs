@@ -113,7 +113,7 @@ fn the_upgrade_replaces_the_http_handlers_and_keeps_the_bytes_behind_it() {
     assert!(lower.contains("upgrade: websocket\r\n"));
     assert!(lower.contains("sec-websocket-protocol: chat\r\n"), "{head}");
     assert!(!lower.contains("content-length"), "{head}");
-    assert_eq!(ch.pipeline().names(), ["websocket"]);
+    assert_eq!(ch.pipeline().names(), ["websocket", "websocket-encoder"]);
     let done = ch.read_user_event::<HandshakeComplete>().expect("an event");
     assert_eq!(done.subprotocol.as_deref(), Some("chat"));
     let f: Frame = ch.read_inbound().expect("the frame behind the request");
@@ -146,7 +146,7 @@ fn other_requests_are_served_as_http_before_the_upgrade() {
     // Then the same connection upgrades.
     ch.write_inbound(upgrade_request("/ws", "").into_bytes());
     assert!(ch.read_outbound_bytes().starts_with(b"HTTP/1.1 101 "));
-    assert_eq!(ch.pipeline().names(), ["websocket"]);
+    assert_eq!(ch.pipeline().names(), ["websocket", "websocket-encoder"]);
 }
 
 #[test]
@@ -444,8 +444,8 @@ fn sent_frames(ch: &mut EmbeddedChannel) -> Vec<(u8, Vec<u8>)> {
 #[test]
 fn an_echo_written_while_the_codec_decodes_leaves_before_its_close() {
     // A good frame and a violation in one read: the echo handler writes
-    // while the codec is still busy with that read, so its write waits
-    // behind the codec; the close for the violation must not overtake it.
+    // while the decoder is still busy with that read; the close for the
+    // violation must not overtake the echo.
     let mut ch = upgraded(WebSocketConfig::new());
     ch.pipeline_mut().add_last("echo", Echo).unwrap();
     let mut bytes = client_frame(true, 0x1, b"Hello, world!");
@@ -474,6 +474,66 @@ fn an_echo_written_while_the_codec_decodes_leaves_before_its_close() {
     assert_eq!(frames[0], (0x2, b"last words".to_vec()));
     assert_eq!(frames[1], (0x8, 1000u16.to_be_bytes().to_vec()));
     assert!(!ch.is_open());
+}
+
+/// Closes on a text frame saying "bye", echoes the others.
+struct CloseOnBye;
+
+impl weft_core::Handler for CloseOnBye {
+    fn interest(&self) -> weft_core::Events {
+        weft_core::Events::READ
+    }
+
+    fn channel_read(&mut self, ctx: &mut weft_core::Context<'_>, msg: Msg) {
+        if let Ok(f) = msg.downcast::<Frame>() {
+            if f.payload == "bye" {
+                ctx.write_and_flush(Frame::close(CloseCode::NORMAL, ""));
+            } else {
+                ctx.write_and_flush(f);
+            }
+        }
+    }
+}
+
+#[test]
+fn answers_leave_in_the_order_of_the_frames_they_answer() {
+    // The application's echo reaches the encoder while the decoder is still
+    // busy with the read, so it leaves before the pong for the ping read
+    // after its frame, not behind it.
+    let mut ch = upgraded(WebSocketConfig::new());
+    ch.pipeline_mut().add_last("echo", Echo).unwrap();
+    let mut bytes = client_frame(true, 0x1, b"first");
+    bytes.extend(client_frame(true, 0x9, b"ping"));
+    bytes.extend(client_frame(true, 0x2, b"second"));
+    ch.write_inbound(bytes);
+    assert_eq!(
+        sent_frames(&mut ch),
+        [
+            (0x1, b"first".to_vec()),
+            (0xA, b"ping".to_vec()),
+            (0x2, b"second".to_vec())
+        ]
+    );
+}
+
+#[test]
+fn a_close_written_in_answer_drops_the_frames_behind_it_in_the_same_read() {
+    let mut ch = upgraded(WebSocketConfig::new());
+    ch.pipeline_mut().add_last("app", CloseOnBye).unwrap();
+    let mut bytes = client_frame(true, 0x1, b"hello");
+    bytes.extend(client_frame(true, 0x1, b"bye"));
+    bytes.extend(client_frame(true, 0x1, b"after our close"));
+    bytes.extend(client_frame(true, 0x9, b"no pong either"));
+    ch.write_inbound(bytes);
+    assert_eq!(
+        sent_frames(&mut ch),
+        [
+            (0x1, b"hello".to_vec()),
+            (0x8, 1000u16.to_be_bytes().to_vec())
+        ],
+        "nothing answered after our close"
+    );
+    assert!(ch.is_open(), "waiting for the peer's close");
 }
 
 #[test]
@@ -594,7 +654,10 @@ fn a_client_codec_slices_unmasked_payloads_and_masks_what_it_sends() {
 
 #[test]
 fn with_one_upgrade_handler_per_path_the_others_leave_after_an_upgrade() {
-    for (path, left) in [("/a", &["websocket"][..]), ("/b", &["a", "websocket"][..])] {
+    for (path, left) in [
+        ("/a", &["websocket", "websocket-encoder"][..]),
+        ("/b", &["a", "websocket", "websocket-encoder"][..]),
+    ] {
         let mut ch = EmbeddedChannel::builder()
             .add_last("http", HttpServerCodec::new())
             .add_last("a", WebSocketUpgrade::new("/a"))
@@ -614,7 +677,11 @@ fn with_one_upgrade_handler_per_path_the_others_leave_after_an_upgrade() {
         ch.write_inbound(client_frame(true, 0x1, b"first"));
         let f: Frame = ch.read_inbound().expect("the frame passes");
         assert_eq!(f.payload, "first");
-        assert_eq!(ch.pipeline().names(), ["websocket"], "{path}: all left");
+        assert_eq!(
+            ch.pipeline().names(),
+            ["websocket", "websocket-encoder"],
+            "{path}: all left"
+        );
     }
 }
 
@@ -695,7 +762,7 @@ fn the_client_handshake_checks_the_accept_and_keeps_the_frame_behind_the_101() {
     .into_bytes();
     answer.extend(raw_frame(true, 0, 0x1, None, b"first"));
     ch.write_inbound(answer);
-    assert_eq!(ch.pipeline().names(), ["websocket"]);
+    assert_eq!(ch.pipeline().names(), ["websocket", "websocket-encoder"]);
     let done = ch
         .read_user_event::<ClientHandshakeComplete>()
         .expect("an event");

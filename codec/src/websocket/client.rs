@@ -11,7 +11,7 @@
 //!   this end offered and can honour; anything else fails the handshake: an
 //!   exception (`Decode` kind) and the connection closed;
 //! - on success the HTTP codec (by its name, `"http"` unless told) leaves,
-//!   a [`WebSocketCodec`](super::WebSocketCodec) for the client role takes
+//!   the halves of a [`WebSocketCodec`](super::WebSocketCodec) for the client role take
 //!   this handler's place (with a [`PerMessageDeflate`](super::PerMessageDeflate)
 //!   after it if compression was agreed),
 //!   the bytes the server sent right behind its 101 are its first frames,

@@ -21,8 +21,8 @@
 //!   keeps the memory it is a slice of;
 //!   control frames may arrive between fragments;
 //! - a ping is answered with a pong carrying its payload (unless
-//!   `auto_pong(false)`, then it is passed on); pongs and close frames are
-//!   passed on;
+//!   `auto_pong(false)`, then it is passed on, or a close was sent); pongs
+//!   and close frames are passed on;
 //! - a violation sends a close frame with its code, closes the connection,
 //!   and is reported as an exception whose source is a [`WebSocketError`];
 //!   nothing after it is parsed; the close frames this codec sends itself
@@ -35,11 +35,20 @@
 //!   `close_timeout`, then the connection is closed anyway; after a close is
 //!   sent, data frames the application writes fail with a closed-channel
 //!   error and data frames that arrive are discarded;
+//! - the codec is two halves, [`WebSocketDecoder`] (all of the above) and
+//!   [`WebSocketEncoder`] (what follows), usable as one handler or as two
+//!   (the handshakes install two, so that an answer written while a read is
+//!   being decoded is encoded at once and leaves in the order of the frames
+//!   it answers); a close the application writes takes effect in the
+//!   decoder at once: frames behind it in the read being decoded are
+//!   dropped too;
 //! - outbound, [`Frame`]s are encoded with the shortest length; a server's
 //!   payload follows its header by reference (copied behind it when at most
 //!   1 KiB), a client's is masked with a fresh random key.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -131,12 +140,41 @@ impl WebSocketConfig {
     }
 }
 
-/// The WebSocket frame codec of one connection; see the module contract.
+/// The WebSocket frame codec of one connection, both ways; see the module
+/// contract.
 ///
-/// Installed by the server handshake ([`WebSocketUpgrade`](super::WebSocketUpgrade))
-/// after the 101 answer, or directly on a connection known to speak
-/// WebSocket (tests, a client after its own handshake).
+/// Installed by the handshakes ([`WebSocketUpgrade`](super::WebSocketUpgrade),
+/// [`WebSocketClientHandshake`](super::WebSocketClientHandshake)) as its two
+/// halves, [`WebSocketDecoder`] (`"websocket"`) and [`WebSocketEncoder`]
+/// (`"websocket-encoder"`, right behind it): a frame written in answer to a
+/// frame read then reaches the encoder at once, instead of waiting behind
+/// the decoder's callback. Add the codec whole, or [`split`](Self::split),
+/// on a connection known to speak WebSocket (tests, a client after its own
+/// handshake).
 pub struct WebSocketCodec {
+    dec: WebSocketDecoder,
+    enc: WebSocketEncoder,
+}
+
+/// What the two halves of one codec both read: whether a close was sent
+/// (the encoder's) and whether parsing ended (the decoder's). One
+/// connection's task runs both, so relaxed atomics suffice: they are only
+/// there because handlers are `Send`.
+#[derive(Debug, Default)]
+struct Shared {
+    close_sent: AtomicBool,
+    done: AtomicBool,
+}
+
+impl Shared {
+    fn close_sent(&self) -> bool {
+        self.close_sent.load(Ordering::Relaxed)
+    }
+}
+
+/// The inbound half of a [`WebSocketCodec`]: bytes to [`Frame`]s, with the
+/// checks, pongs and the close handshake of the module contract.
+pub struct WebSocketDecoder {
     role: Role,
     config: WebSocketConfig,
     cum: Cumulation,
@@ -145,28 +183,65 @@ pub struct WebSocketCodec {
     utf8: Utf8Validator,
     /// How much of the pending text frame's payload `utf8` has seen.
     text_checked: usize,
-    close_sent: bool,
     close_received: bool,
-    /// Nothing more is parsed (a violation, or the close handshake ended).
+    /// Nothing more is parsed (a violation, or the close handshake ended);
+    /// mirrored in `shared` for the encoder.
     done: bool,
+    shared: Arc<Shared>,
+}
+
+/// The outbound half of a [`WebSocketCodec`]: [`Frame`]s to bytes, and the
+/// close the application writes.
+pub struct WebSocketEncoder {
+    role: Role,
+    close_timeout: Duration,
+    shared: Arc<Shared>,
 }
 
 impl WebSocketCodec {
     /// A codec for `role` with `config`.
     pub fn new(role: Role, config: WebSocketConfig) -> WebSocketCodec {
+        let shared = Arc::new(Shared::default());
         WebSocketCodec {
-            role,
-            config,
-            cum: Cumulation::new(),
-            message: None,
-            utf8: Utf8Validator::default(),
-            text_checked: 0,
-            close_sent: false,
-            close_received: false,
-            done: false,
+            enc: WebSocketEncoder {
+                role,
+                close_timeout: config.close_timeout,
+                shared: shared.clone(),
+            },
+            dec: WebSocketDecoder {
+                role,
+                config,
+                cum: Cumulation::new(),
+                message: None,
+                utf8: Utf8Validator::default(),
+                text_checked: 0,
+                close_received: false,
+                done: false,
+                shared,
+            },
         }
     }
 
+    /// The two halves, to add as two handlers: the decoder first (nearer
+    /// the head), the encoder right behind it.
+    ///
+    /// ```
+    /// use weft_codec::websocket::{Role, WebSocketCodec, WebSocketConfig};
+    /// use weft_core::EmbeddedChannel;
+    ///
+    /// let (dec, enc) = WebSocketCodec::new(Role::Server, WebSocketConfig::new()).split();
+    /// let ch = EmbeddedChannel::builder()
+    ///     .add_last("websocket", dec)
+    ///     .add_last("websocket-encoder", enc)
+    ///     .build();
+    /// assert_eq!(ch.pipeline().names(), ["websocket", "websocket-encoder"]);
+    /// ```
+    pub fn split(self) -> (WebSocketDecoder, WebSocketEncoder) {
+        (self.dec, self.enc)
+    }
+}
+
+impl WebSocketDecoder {
     /// The next frame from the cumulation: `Ok(None)` until it is whole.
     fn next_frame(&mut self) -> Result<Option<Frame>, WebSocketError> {
         let Some(h) = header::parse(&self.cum) else {
@@ -319,9 +394,9 @@ impl WebSocketCodec {
             OpCode::Ping => {
                 if !self.config.auto_pong {
                     ctx.fire_read(Msg::user(f));
-                } else if !self.close_sent {
+                } else if !self.shared.close_sent() {
                     let pong = Frame::pong(f.payload);
-                    let bytes = self.encode(&pong);
+                    let bytes = encode(self.role, &pong);
                     ctx.write(bytes);
                     ctx.flush();
                 }
@@ -330,7 +405,7 @@ impl WebSocketCodec {
             OpCode::Close => self.on_close(ctx, f)?,
             _ => {
                 self.check_data(&f)?;
-                if !self.close_sent {
+                if !self.shared.close_sent() {
                     ctx.fire_read(Msg::from_box(boxes::boxed(f)));
                 }
             }
@@ -357,7 +432,7 @@ impl WebSocketCodec {
             }
         }
         self.close_received = true;
-        self.done = true;
+        self.end();
         let echo = match f.close_code() {
             Some(code) => Frame::close(code, ""),
             None => Frame::close_empty(),
@@ -366,9 +441,14 @@ impl WebSocketCodec {
         // The server ends the TCP connection (RFC 6455 §7.1.1); a client
         // waits for the server to.
         let server = self.role == Role::Server;
-        end_later(ctx, (!self.close_sent).then_some(echo), None, server);
+        end_later(
+            ctx,
+            (!self.shared.close_sent()).then_some(echo),
+            None,
+            server,
+        );
         if !server {
-            self.arm_close_timer(ctx);
+            arm_close_timer(ctx, self.config.close_timeout);
         }
         Ok(())
     }
@@ -377,50 +457,55 @@ impl WebSocketCodec {
     /// [`end_later`] for the order).
     fn fail(&mut self, ctx: &mut Context<'_>, err: WebSocketError) {
         tracing::debug!(error = %err, "failing the WebSocket connection");
-        self.done = true;
+        self.end();
         self.cum = Cumulation::new();
-        let close = (!self.close_sent).then(|| Frame::close(err.code(), err.detail()));
+        let close = (!self.shared.close_sent()).then(|| Frame::close(err.code(), err.detail()));
         end_later(ctx, close, Some(err.into_exception()), true);
     }
 
-    /// After our close, the peer has `close_timeout` to answer.
-    fn arm_close_timer(&self, ctx: &mut Context<'_>) {
-        let why = "the peer did not answer our close in time";
-        close_unless_closed_within(ctx.channel(), self.config.close_timeout, || true, why);
+    /// Nothing more is parsed.
+    fn end(&mut self) {
+        self.done = true;
+        self.shared.done.store(true, Ordering::Relaxed);
     }
+}
 
-    /// A frame on the wire, in a buffer of its own sized exactly (one
-    /// allocation): encoded frames may wait in a slow reader's outbound
-    /// buffer, so they are never pieces of a shared chunk
-    /// ([`small_bytes`](weft_core::small_bytes)), which one waiting piece
-    /// would keep whole.
-    fn encode(&self, f: &Frame) -> Msg {
-        let len = f.payload.len();
-        let opcode = f.opcode.as_u8();
-        match self.role {
-            Role::Server => {
-                let small = len <= COPY_PAYLOAD_MAX;
-                let mut b =
-                    Vec::with_capacity(header::size(len, false) + if small { len } else { 0 });
-                header::encode(&mut b, f.fin, f.rsv1, opcode, None, len);
-                if small {
-                    b.extend_from_slice(&f.payload);
-                    return Msg::Bytes(Bytes::from(b));
-                }
-                let mut c = CompositeBytes::with_capacity(2);
-                c.push(Bytes::from(b));
-                c.push(f.payload.clone());
-                Msg::Composite(c)
-            }
-            Role::Client => {
-                let key = mask_key();
-                let mut b = Vec::with_capacity(header::size(len, true) + len);
-                header::encode(&mut b, f.fin, f.rsv1, opcode, Some(key), len);
-                let start = b.len();
+/// After our close, the peer has `t` to answer.
+fn arm_close_timer(ctx: &mut Context<'_>, t: Duration) {
+    let why = "the peer did not answer our close in time";
+    close_unless_closed_within(ctx.channel(), t, || true, why);
+}
+
+/// A frame on the wire, in a buffer of its own sized exactly (one
+/// allocation): encoded frames may wait in a slow reader's outbound
+/// buffer, so they are never pieces of a shared chunk
+/// ([`small_bytes`](weft_core::small_bytes)), which one waiting piece
+/// would keep whole.
+fn encode(role: Role, f: &Frame) -> Msg {
+    let len = f.payload.len();
+    let opcode = f.opcode.as_u8();
+    match role {
+        Role::Server => {
+            let small = len <= COPY_PAYLOAD_MAX;
+            let mut b = Vec::with_capacity(header::size(len, false) + if small { len } else { 0 });
+            header::encode(&mut b, f.fin, f.rsv1, opcode, None, len);
+            if small {
                 b.extend_from_slice(&f.payload);
-                apply_mask(&mut b[start..], key);
-                Msg::Bytes(Bytes::from(b))
+                return Msg::Bytes(Bytes::from(b));
             }
+            let mut c = CompositeBytes::with_capacity(2);
+            c.push(Bytes::from(b));
+            c.push(f.payload.clone());
+            Msg::Composite(c)
+        }
+        Role::Client => {
+            let key = mask_key();
+            let mut b = Vec::with_capacity(header::size(len, true) + len);
+            header::encode(&mut b, f.fin, f.rsv1, opcode, Some(key), len);
+            let start = b.len();
+            b.extend_from_slice(&f.payload);
+            apply_mask(&mut b[start..], key);
+            Msg::Bytes(Bytes::from(b))
         }
     }
 }
@@ -486,9 +571,9 @@ fn mask_key() -> [u8; 4] {
     key
 }
 
-impl Handler for WebSocketCodec {
+impl Handler for WebSocketDecoder {
     fn interest(&self) -> Events {
-        Events::READ | Events::WRITE
+        Events::READ
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
@@ -516,6 +601,12 @@ impl Handler for WebSocketCodec {
             self.cum = Cumulation::new();
         }
     }
+}
+
+impl Handler for WebSocketEncoder {
+    fn interest(&self) -> Events {
+        Events::WRITE
+    }
 
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
         // Unboxed, the box goes back for the next frame read (an echo
@@ -524,32 +615,64 @@ impl Handler for WebSocketCodec {
             Ok(f) => boxes::unbox(f),
             Err(other) => return ctx.write_with(other, promise),
         };
-        if self.close_sent {
+        if self.shared.close_sent() {
             if let Some(p) = promise {
                 p.fail(Error::closed());
             }
             return;
         }
         if frame.opcode == OpCode::Close {
-            self.close_sent = true;
+            self.shared.close_sent.store(true, Ordering::Relaxed);
             // Nothing to wait for once the peer's close came, or when this
             // is our own close for a violation (the connection is closing).
-            if !self.done {
-                self.arm_close_timer(ctx);
+            if !self.shared.done.load(Ordering::Relaxed) {
+                arm_close_timer(ctx, self.close_timeout);
             }
         }
-        let bytes = self.encode(&frame);
-        ctx.write_with(bytes, promise);
+        ctx.write_with(encode(self.role, &frame), promise);
+    }
+}
+
+impl Handler for WebSocketCodec {
+    fn interest(&self) -> Events {
+        Events::READ | Events::WRITE
+    }
+
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+        self.dec.channel_read(ctx, msg);
+    }
+
+    fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
+        self.enc.write(ctx, msg, promise);
     }
 }
 
 impl fmt::Debug for WebSocketCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocketCodec")
+            .field("role", &self.dec.role)
+            .field("buffered", &self.dec.cum.len())
+            .field("close_sent", &self.dec.shared.close_sent())
+            .field("close_received", &self.dec.close_received)
+            .finish()
+    }
+}
+
+impl fmt::Debug for WebSocketDecoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketDecoder")
             .field("role", &self.role)
             .field("buffered", &self.cum.len())
-            .field("close_sent", &self.close_sent)
             .field("close_received", &self.close_received)
+            .finish()
+    }
+}
+
+impl fmt::Debug for WebSocketEncoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketEncoder")
+            .field("role", &self.role)
+            .field("close_sent", &self.shared.close_sent())
             .finish()
     }
 }

@@ -256,10 +256,11 @@ pub(crate) fn read_answer<'a>(
     Ok(agreed)
 }
 
-/// Puts a [`WebSocketCodec`] for `role` in the calling handler's place (as
-/// `"websocket"`), and when compression was agreed a [`PerMessageDeflate`]
-/// right after it (as `"websocket-deflate"`), with this end's `deflate`
-/// config: the last step of either handshake.
+/// Puts the halves of a [`WebSocketCodec`] for `role` in the calling
+/// handler's place (the decoder as `"websocket"`, the encoder right after it
+/// as `"websocket-encoder"`), and when compression was agreed a
+/// [`PerMessageDeflate`] after them (as `"websocket-deflate"`), with this
+/// end's `deflate` config: the last step of either handshake.
 pub(crate) fn install_codec(
     ctx: &mut Context<'_>,
     role: Role,
@@ -269,10 +270,12 @@ pub(crate) fn install_codec(
     let mut config = config.clone();
     config.compressed = agreed.is_some();
     let max_message = config.max_message_size;
-    ctx.replace_self("websocket", WebSocketCodec::new(role, config))?;
+    let (decoder, encoder) = WebSocketCodec::new(role, config).split();
+    ctx.replace_self("websocket", decoder)?;
+    ctx.add_after("websocket", "websocket-encoder", encoder)?;
     if let Some((agreed, deflate)) = agreed {
         let handler = PerMessageDeflate::new(role, agreed, deflate, max_message);
-        ctx.add_after("websocket", "websocket-deflate", handler)?;
+        ctx.add_after("websocket-encoder", "websocket-deflate", handler)?;
     }
     Ok(())
 }

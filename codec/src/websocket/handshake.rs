@@ -16,7 +16,7 @@
 //! - an upgrade is answered 101 with `Sec-WebSocket-Accept`, the first
 //!   subprotocol the client offers that is configured, and permessage-deflate
 //!   when configured and offered in a form it can honour; then the handler
-//!   puts a [`WebSocketCodec`](super::WebSocketCodec) in its own place and
+//!   puts the halves of a [`WebSocketCodec`](super::WebSocketCodec) in its own place and
 //!   leaves, the HTTP codec leaves after writing the 101, and the bytes the
 //!   client sent behind its request reach the frame codec (with a
 //!   [`PerMessageDeflate`](super::PerMessageDeflate) after it if compression

@@ -3,9 +3,10 @@
 //!
 //! Contract:
 //! - [`WebSocketUpgrade`] answers an upgrade request on its path with 101
-//!   and hands the connection over: the HTTP handlers leave, a
-//!   [`WebSocketCodec`] takes their place, and bytes the client sent right
-//!   behind its request are its first frames;
+//!   and hands the connection over: the HTTP handlers leave, the two
+//!   halves of a [`WebSocketCodec`] ([`WebSocketDecoder`] as `"websocket"`,
+//!   [`WebSocketEncoder`] as `"websocket-encoder"`) take their place, and
+//!   bytes the client sent right behind its request are its first frames;
 //! - handlers after it receive [`Frame`]s (unmasked, payloads sliced from
 //!   the bytes read) and write [`Frame`]s; every protocol rule is checked
 //!   by the codec, which answers a violation with the right close code
@@ -55,8 +56,8 @@ mod utf8;
 pub use aggregator::{Message, WebSocketMessageAggregator};
 pub use client::{ClientHandshakeComplete, WebSocketClientHandshake};
 pub use codec::{
-    Role, WebSocketCodec, WebSocketConfig, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_FRAME_SIZE,
-    DEFAULT_MAX_MESSAGE_SIZE,
+    Role, WebSocketCodec, WebSocketConfig, WebSocketDecoder, WebSocketEncoder,
+    DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE,
 };
 pub use deflate::{DeflateConfig, PerMessageDeflate};
 pub use error::{WebSocketError, WebSocketErrorKind};
