@@ -39,12 +39,16 @@ async fn until(mut f: impl FnMut() -> bool, what: &str) {
 fn run<F: std::future::Future>(f: F) -> F::Output {
     let _one_at_a_time = serial();
     settled();
+    runtime().block_on(bounded(f))
+}
+
+/// The two-worker runtime every test here runs on.
+fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap()
-        .block_on(bounded(f))
 }
 
 /// Waits (bounded) until no ring is open in the process, so that a test
@@ -268,11 +272,7 @@ fn a_runtime_dropped_while_serving_closes_its_ring() {
     let _one_at_a_time = serial();
     settled();
     let before = rings();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let (server, client) = rt.block_on(bounded(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
         let server = ServerBootstrap::new()

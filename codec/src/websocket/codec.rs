@@ -170,6 +170,11 @@ impl Shared {
     fn close_sent(&self) -> bool {
         self.close_sent.load(Ordering::Relaxed)
     }
+
+    /// Nothing more is parsed (a violation, or the close handshake ended).
+    fn done(&self) -> bool {
+        self.done.load(Ordering::Relaxed)
+    }
 }
 
 /// The inbound half of a [`WebSocketCodec`]: bytes to [`Frame`]s, with the
@@ -184,9 +189,6 @@ pub struct WebSocketDecoder {
     /// How much of the pending text frame's payload `utf8` has seen.
     text_checked: usize,
     close_received: bool,
-    /// Nothing more is parsed (a violation, or the close handshake ended);
-    /// mirrored in `shared` for the encoder.
-    done: bool,
     shared: Arc<Shared>,
 }
 
@@ -216,7 +218,6 @@ impl WebSocketCodec {
                 utf8: Utf8Validator::default(),
                 text_checked: 0,
                 close_received: false,
-                done: false,
                 shared,
             },
         }
@@ -465,7 +466,6 @@ impl WebSocketDecoder {
 
     /// Nothing more is parsed.
     fn end(&mut self) {
-        self.done = true;
         self.shared.done.store(true, Ordering::Relaxed);
     }
 }
@@ -582,11 +582,11 @@ impl Handler for WebSocketDecoder {
             Msg::Composite(c) => c.into_bytes(),
             other => return ctx.fire_read(other),
         };
-        if self.done {
+        if self.shared.done() {
             return; // after a violation or the close handshake: discarded
         }
         self.cum.push(data);
-        while !self.done {
+        while !self.shared.done() {
             let r = self.next_frame().and_then(|f| match f {
                 Some(f) => self.on_frame(ctx, f).map(|()| true),
                 None => Ok(false),
@@ -597,7 +597,7 @@ impl Handler for WebSocketDecoder {
                 Err(e) => return self.fail(ctx, e),
             }
         }
-        if self.done {
+        if self.shared.done() {
             self.cum = Cumulation::new();
         }
     }
@@ -625,7 +625,7 @@ impl Handler for WebSocketEncoder {
             self.shared.close_sent.store(true, Ordering::Relaxed);
             // Nothing to wait for once the peer's close came, or when this
             // is our own close for a violation (the connection is closing).
-            if !self.shared.done.load(Ordering::Relaxed) {
+            if !self.shared.done() {
                 arm_close_timer(ctx, self.close_timeout);
             }
         }
