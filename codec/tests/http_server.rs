@@ -441,3 +441,87 @@ fn a_write_promise_completes_once_its_answer_is_written() {
     let out = ch.read_outbound_bytes();
     assert_eq!(text(&out).matches("HTTP/1.1 200 OK").count(), 2);
 }
+
+/// Passes everything on; notes each write that reaches it (it sits at the
+/// head, so it sees what the encoder hands on).
+struct Probe(Arc<Mutex<Vec<String>>>);
+
+impl weft_core::Handler for Probe {
+    fn interest(&self) -> weft_core::Events {
+        weft_core::Events::WRITE
+    }
+
+    fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<weft_core::Promise>) {
+        let mut log = self.0.lock().unwrap();
+        if log.last().map(String::as_str) != Some("out") {
+            log.push("out".to_string());
+        }
+        drop(log);
+        ctx.write_with(msg, promise);
+    }
+}
+
+#[test]
+fn an_answer_is_encoded_while_the_read_that_carried_its_request_is_decoded() {
+    // Three requests in one read, each answered at its head with a body
+    // too large to wait in the encode buffer: each answer reaches the
+    // transport before the next request is decoded, not after the read.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let app_log = log.clone();
+    let app = from_fn(move |ctx: &mut Context<'_>, part: HttpRequestPart| {
+        if let HttpRequestPart::Head { request, .. } = part {
+            app_log
+                .lock()
+                .unwrap()
+                .push(request.uri().path().to_string());
+            ctx.write(Msg::user(Response::new(Bytes::from(vec![b'x'; 4096]))));
+        }
+    });
+    let mut ch = EmbeddedChannel::builder()
+        .add_last("probe", Probe(log.clone()))
+        .add_last("http", HttpServerCodec::new())
+        .add_last("app", app)
+        .build();
+    assert_eq!(
+        ch.pipeline().names(),
+        ["probe", "http-encoder", "http", "app"]
+    );
+    let three: String = (1..=3)
+        .map(|i| format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n"))
+        .collect();
+    ch.write_inbound(three.into_bytes());
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["/1", "out", "/2", "out", "/3", "out"]
+    );
+}
+
+#[test]
+fn removing_the_codec_removes_its_encoder() {
+    let (mut ch, _) = server(HttpServerCodec::new(), hello);
+    assert_eq!(ch.pipeline().names(), ["http-encoder", "http", "app"]);
+    ch.pipeline_mut().remove("http").unwrap();
+    assert_eq!(ch.pipeline().names(), ["app"]);
+}
+
+#[test]
+fn a_refused_upgrade_lets_http_go_on_when_its_body_comes_after_the_answer() {
+    // The answer to an upgrade request comes at its head, before its body:
+    // once the body is over, HTTP parsing goes on.
+    let (mut ch, seen) = server(HttpServerCodec::new(), |_, path| match path {
+        "/ws" => {
+            let mut refused = Response::new(());
+            *refused.status_mut() = StatusCode::BAD_REQUEST;
+            vec![Msg::user(refused)]
+        }
+        _ => hello(&Method::GET, path),
+    });
+    ch.write_inbound(
+        &b"POST /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\nContent-Length: 3\r\n\r\n"[..],
+    );
+    assert!(text(&ch.read_outbound_bytes()).starts_with("HTTP/1.1 400 "));
+    ch.write_inbound(&b"abc"[..]);
+    ch.write_inbound(&b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+    assert_eq!(*seen.lock().unwrap(), ["/ws", "/next"]);
+    assert!(text(&ch.read_outbound_bytes()).ends_with("hello /next"));
+}

@@ -35,8 +35,9 @@
 //!   two ways (RFC 9112 §2–§7, RFC 9110 §5) is refused with an
 //!   [`HttpError`] that names the status to answer (400, 413, 414, 431,
 //!   501, 505), and nothing after it is parsed;
-//! - [`HttpServerCodec`] puts the decoder and the response encoder in one
-//!   handler: answers leave in request order, pipelining is bounded, invalid
+//! - [`HttpServerCodec`] is the decoder and the response encoder, added as
+//!   one handler that links its encoder in front of itself: answers leave
+//!   in request order, pipelining is bounded, invalid
 //!   requests are answered in their turn, and the connection's last answer
 //!   is followed by an output shutdown;
 //! - around the codec: [`HttpObjectAggregator`] joins a request into one
@@ -76,11 +77,13 @@ mod error;
 mod expect;
 mod framing;
 mod head;
+mod ledger;
 mod maps;
 mod request;
 pub(crate) mod response;
 mod response_decoder;
 mod server;
+mod server_encoder;
 
 pub use aggregator::{HttpObjectAggregator, Trailers, DEFAULT_MAX_CONTENT_LENGTH};
 pub use error::{HttpError, HttpErrorKind};

@@ -29,6 +29,7 @@ use super::body::{BodyDecoder, BodyItem};
 use super::error::HttpError;
 use super::framing::{request_framing, BodyFraming};
 use super::head::{parse_request_head, HeadLimits};
+use super::ledger::{self, Ledger, Shared};
 use super::response::{has_token, persistent, RequestInfo};
 use crate::{Cumulation, Decoder};
 
@@ -123,10 +124,9 @@ pub struct HttpRequestDecoder {
     upgrading: bool,
     /// Requests decoded so far.
     seq: u64,
-    /// Requests decoded and not yet answered (kept by the server codec).
-    pub(crate) unanswered: std::collections::VecDeque<RequestInfo>,
-    /// Most requests decoded ahead of their answers (`None`: no bound).
-    pub(crate) max_in_flight: Option<usize>,
+    /// Under the server codec: the requests in flight, shared with its
+    /// encoder (`ledger.rs`).
+    pub(crate) ledger: Option<Shared>,
 }
 
 impl Default for HttpRequestDecoder {
@@ -150,8 +150,7 @@ impl HttpRequestDecoder {
             last: false,
             upgrading: false,
             seq: 0,
-            unanswered: std::collections::VecDeque::new(),
-            max_in_flight: None,
+            ledger: None,
         }
     }
 
@@ -185,12 +184,17 @@ impl HttpRequestDecoder {
         self
     }
 
-    fn fail(&mut self, src: &mut Cumulation, err: HttpError) -> Option<HttpRequestPart> {
+    fn fail(
+        &mut self,
+        ledger: Option<&mut Ledger>,
+        src: &mut Cumulation,
+        err: HttpError,
+    ) -> Option<HttpRequestPart> {
         tracing::debug!(error = %err, "invalid HTTP request");
         let in_body = matches!(self.state, State::Body(_));
         self.state = State::Stopped;
-        if self.max_in_flight.is_some() {
-            match self.unanswered.back_mut() {
+        if let Some(ledger) = ledger {
+            match ledger.unanswered.back_mut() {
                 // The body of a request not yet answered broke: that request
                 // is the invalid one.
                 Some(current) if in_body && current.seq == self.seq => {
@@ -199,7 +203,7 @@ impl HttpRequestDecoder {
                 }
                 // Answered in its turn, after the requests before it; if
                 // its head was already answered, the connection just ends.
-                _ => self.unanswered.push_back(RequestInfo {
+                _ => ledger.unanswered.push_back(RequestInfo {
                     invalid: Some(err.status()),
                     mute: in_body,
                     last: true,
@@ -214,17 +218,18 @@ impl HttpRequestDecoder {
         Some(HttpRequestPart::Invalid(err))
     }
 
-    /// Decodes nothing more (the server ends the connection after the
-    /// answer being written).
-    pub(crate) fn stop(&mut self) {
-        self.state = State::Stopped;
+    /// Whether it decodes nothing more (after an invalid request, or the
+    /// connection's last one).
+    pub(crate) fn stopped(&self) -> bool {
+        matches!(self.state, State::Stopped)
     }
 
     /// The request that asked to switch protocols got another answer:
-    /// parse HTTP again.
-    pub(crate) fn upgrade_refused(&mut self) {
+    /// parse HTTP again, now or once its body is over (the answer may come
+    /// before the body).
+    fn upgrade_refused(&mut self) {
+        self.upgrading = false;
         if matches!(self.state, State::Upgrade) {
-            self.upgrading = false;
             self.end_of_request();
         }
     }
@@ -242,6 +247,7 @@ impl HttpRequestDecoder {
 
     fn decode_head(
         &mut self,
+        ledger: Option<&mut Ledger>,
         src: &mut Cumulation,
     ) -> Result<Option<Box<HttpRequestPart>>, HttpError> {
         let Some((mut part, scan)) = parse_request_head(src, &self.limits)? else {
@@ -264,12 +270,12 @@ impl HttpRequestDecoder {
         };
         // Only under the server codec, which tells the decoder how the
         // request was answered.
-        self.upgrading = self.max_in_flight.is_some()
+        self.upgrading = ledger.is_some()
             && scan.upgrade
             && scan.connection
             && has_token(request.headers(), http::header::CONNECTION, "upgrade");
-        if self.max_in_flight.is_some() {
-            self.unanswered.push_back(RequestInfo {
+        if let Some(ledger) = ledger {
+            ledger.unanswered.push_back(RequestInfo {
                 method: request.method().clone(),
                 version,
                 last: self.last,
@@ -296,40 +302,71 @@ impl HttpRequestDecoder {
         src: &mut Cumulation,
         eof: bool,
     ) -> Result<Option<Box<HttpRequestPart>>, Error> {
-        let r = match &mut self.state {
-            State::Upgrade => return Ok(None),
-            State::Stopped => {
-                // Nothing more is parsed; what arrives is dropped.
-                src.advance(src.len());
-                return Ok(None);
+        // Taken out for the call, so that its guard and `self` can be
+        // borrowed together; one lock per call.
+        let shared = self.ledger.take();
+        let mut guard = shared.as_ref().map(ledger::lock);
+        if let Some(word) = guard.as_deref_mut() {
+            // The encoder's word, left since the last call.
+            if std::mem::take(&mut word.upgrade_refused) {
+                self.upgrade_refused();
             }
-            State::Head => {
-                let full = self
-                    .max_in_flight
-                    .is_some_and(|max| self.unanswered.len() >= max);
-                if src.is_empty() || full {
-                    return Ok(None);
-                }
-                self.decode_head(src)
+            if std::mem::take(&mut word.stop) {
+                self.state = State::Stopped;
             }
-            State::Body(b) => match b.decode(src) {
-                Ok(Some(BodyItem::Data(data))) => Ok(Some(Box::new(HttpRequestPart::Data(data)))),
-                Ok(Some(BodyItem::End { data, trailers })) => {
-                    self.end_of_request();
-                    Ok(Some(Box::new(HttpRequestPart::End { data, trailers })))
-                }
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
-            },
-        };
-        let item = match r {
+        }
+        let item = match self.decode_state(guard.as_deref_mut(), src) {
             Ok(item) => item,
-            Err(e) => self.fail(src, e).map(Box::new),
+            Err(e) => self.fail(guard.as_deref_mut(), src, e).map(Box::new),
         };
+        drop(guard);
+        self.ledger = shared;
         if eof && item.is_none() && !src.is_empty() {
             tracing::debug!(bytes = src.len(), "the connection ended inside a request");
         }
         Ok(item)
+    }
+
+    /// One item in the current state.
+    fn decode_state(
+        &mut self,
+        mut ledger: Option<&mut Ledger>,
+        src: &mut Cumulation,
+    ) -> Result<Option<Box<HttpRequestPart>>, HttpError> {
+        match &mut self.state {
+            State::Upgrade => {
+                if let Some(l) = ledger.as_deref_mut() {
+                    // The answer to the upgrade decides what these are.
+                    l.stalled |= !src.is_empty();
+                }
+                Ok(None)
+            }
+            State::Stopped => {
+                // Nothing more is parsed; what arrives is dropped.
+                src.advance(src.len());
+                Ok(None)
+            }
+            State::Head => {
+                if src.is_empty() {
+                    return Ok(None);
+                }
+                if let Some(l) = ledger.as_deref_mut() {
+                    if l.unanswered.len() >= l.max_in_flight {
+                        l.stalled = true;
+                        return Ok(None);
+                    }
+                }
+                self.decode_head(ledger, src)
+            }
+            State::Body(b) => match b.decode(src)? {
+                Some(BodyItem::Data(data)) => Ok(Some(Box::new(HttpRequestPart::Data(data)))),
+                Some(BodyItem::End { data, trailers }) => {
+                    self.end_of_request();
+                    Ok(Some(Box::new(HttpRequestPart::End { data, trailers })))
+                }
+                None => Ok(None),
+            },
+        }
     }
 }
 
