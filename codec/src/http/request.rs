@@ -276,7 +276,7 @@ impl HttpRequestDecoder {
             && has_token(request.headers(), http::header::CONNECTION, "upgrade");
         if let Some(ledger) = ledger {
             ledger.unanswered.push_back(RequestInfo {
-                method: request.method().clone(),
+                head: request.method() == http::Method::HEAD,
                 version,
                 last: self.last,
                 invalid: None,

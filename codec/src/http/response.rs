@@ -22,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Version};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
 use weft_core::{CompositeBytes, FileRegion, Msg};
 
 /// Parts of a streamed response, as a handler writes them.
@@ -36,9 +36,10 @@ pub enum HttpResponsePart {
 }
 
 /// What the encoder knows of the request a response answers.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct RequestInfo {
-    pub(crate) method: Method,
+    /// It is a HEAD request: the answer has no body.
+    pub(crate) head: bool,
     pub(crate) version: Version,
     /// The connection ends after this exchange.
     pub(crate) last: bool,
@@ -58,7 +59,7 @@ impl RequestInfo {
     /// What an answer that comes with no request answers.
     pub(crate) fn unknown() -> RequestInfo {
         RequestInfo {
-            method: Method::GET,
+            head: false,
             version: Version::HTTP_11,
             last: false,
             invalid: None,
@@ -113,7 +114,7 @@ pub(crate) enum Streaming {
 
 /// Whether a response to `req` with `status` may have a body.
 fn body_allowed(req: &RequestInfo, status: StatusCode) -> bool {
-    !(req.method == Method::HEAD
+    !(req.head
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED)
@@ -122,12 +123,16 @@ fn body_allowed(req: &RequestInfo, status: StatusCode) -> bool {
 /// Length of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 const DATE_LEN: usize = 29;
 
+/// The whole `Date` field line: `date: `, the date, CRLF.
+const DATE_LINE_LEN: usize = 6 + DATE_LEN + 2;
+
 thread_local! {
-    static DATE_CACHE: Cell<(u64, [u8; DATE_LEN])> = const { Cell::new((0, [0; DATE_LEN])) };
+    static DATE_CACHE: Cell<(u64, [u8; DATE_LINE_LEN])> =
+        const { Cell::new((0, [0; DATE_LINE_LEN])) };
 }
 
-/// The `Date` header's value, formatted once per second per thread.
-fn date_now() -> [u8; DATE_LEN] {
+/// The `Date` field line, formatted once per second per thread.
+fn date_now() -> [u8; DATE_LINE_LEN] {
     let now = SystemTime::now();
     let secs = now
         .duration_since(UNIX_EPOCH)
@@ -138,10 +143,12 @@ fn date_now() -> [u8; DATE_LEN] {
         if at == secs && text[0] != 0 {
             return text;
         }
-        let mut fresh = [b' '; DATE_LEN];
+        let mut fresh = [b' '; DATE_LINE_LEN];
+        fresh[..6].copy_from_slice(b"date: ");
         let formatted = httpdate::fmt_http_date(now);
         let n = formatted.len().min(DATE_LEN);
-        fresh[..n].copy_from_slice(&formatted.as_bytes()[..n]);
+        fresh[6..6 + n].copy_from_slice(&formatted.as_bytes()[..n]);
+        fresh[DATE_LINE_LEN - 2..].copy_from_slice(b"\r\n");
         c.set((secs, fresh));
         fresh
     })
@@ -167,13 +174,12 @@ pub(crate) const PENDING_MAX: usize = 16 * 1024;
 /// body written by reference, or [`PENDING_MAX`] bytes: then the buffer
 /// goes on as one `Bytes`, so a pipelined batch is one message and one
 /// segment. The buffer is let go each time (the written bytes keep it
-/// alive until sent), so an idle connection holds none. The `Date` value
-/// is looked up once per batch (a read or a flush begins one), not once
-/// per answer.
+/// alive until sent), so an idle connection holds none. The `Date` line
+/// is looked up once per batch (a flush begins one), not once per answer.
 #[derive(Debug, Default)]
 pub(crate) struct HeadWriter {
     buf: BytesMut,
-    date: Option<[u8; DATE_LEN]>,
+    date: Option<[u8; DATE_LINE_LEN]>,
 }
 
 /// What the encoder adds after the application's fields, unless they
@@ -222,16 +228,20 @@ impl HeadWriter {
     /// the blank line, then `tail` (a small body). One pass over `headers`;
     /// returns whether they carry the `close` connection option.
     fn head(&mut self, status: StatusCode, headers: &HeaderMap, added: Added, tail: &[u8]) -> bool {
-        let reason = status.canonical_reason().unwrap_or("");
         if self.buf.capacity() - self.buf.len() < 512 + tail.len() {
             self.buf.reserve(ENCODE_CHUNK.max(512 + tail.len()));
         }
         let b = &mut self.buf;
-        b.put_slice(b"HTTP/1.1 ");
-        b.put_slice(status.as_str().as_bytes());
-        b.put_u8(b' ');
-        b.put_slice(reason.as_bytes());
-        b.put_slice(b"\r\n");
+        if status == StatusCode::OK {
+            // Most answers: one copy.
+            b.put_slice(b"HTTP/1.1 200 OK\r\n");
+        } else {
+            b.put_slice(b"HTTP/1.1 ");
+            b.put_slice(status.as_str().as_bytes());
+            b.put_u8(b' ');
+            b.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
+            b.put_slice(b"\r\n");
+        }
         let (mut has_date, mut has_connection, mut has_length) = (false, false, false);
         let mut close = false;
         for (name, value) in headers {
@@ -246,8 +256,8 @@ impl HeadWriter {
             put_field(b, name.as_str().as_bytes(), value.as_bytes());
         }
         if !has_date {
-            let date = *self.date.get_or_insert_with(date_now);
-            put_field(&mut self.buf, b"date", &date);
+            let line = self.date.get_or_insert_with(date_now);
+            self.buf.put_slice(&line[..]);
         }
         let b = &mut self.buf;
         if added.close && !has_connection {

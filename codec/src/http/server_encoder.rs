@@ -78,7 +78,7 @@ impl HttpServerEncoder {
         ledger::lock(&self.ledger)
             .unanswered
             .front()
-            .cloned()
+            .copied()
             .unwrap_or_else(RequestInfo::unknown)
     }
 
@@ -267,7 +267,7 @@ impl Handler for HttpServerEncoder {
     }
 
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
-        if let Some(current) = self.streaming.clone() {
+        if let Some(current) = self.streaming {
             return self.write_streamed(ctx, current, msg, promise);
         }
         if self.ended && (msg.is::<HttpResponsePart>() || FullBody::is_full(&msg)) {
