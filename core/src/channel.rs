@@ -165,6 +165,8 @@ struct Shared {
     cap: AtomicUsize,
     /// Bytes the transport has handed to the kernel so far.
     written: std::sync::atomic::AtomicU64,
+    /// Messages the transport has read and fired so far.
+    read: std::sync::atomic::AtomicU64,
     /// A write past the cap is dropped (the channel stays open) rather than
     /// closing the channel: set by datagram transports.
     drops: AtomicBool,
@@ -207,6 +209,7 @@ impl Channel {
                 high: AtomicUsize::new(crate::outbound::DEFAULT_HIGH_WATERMARK),
                 cap: AtomicUsize::new(crate::outbound::DEFAULT_OUTBOUND_CAP),
                 written: std::sync::atomic::AtomicU64::new(0),
+                read: std::sync::atomic::AtomicU64::new(0),
                 drops: AtomicBool::new(false),
                 dropped: std::sync::atomic::AtomicU64::new(0),
                 closed: Notify::new(),
@@ -242,6 +245,22 @@ impl Channel {
         self.shared
             .written
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Messages the transport has read and fired into the pipeline so far
+    /// (one per socket read, one per datagram). A read timeout at the head
+    /// of the pipeline watches it instead of sitting in the read path.
+    pub fn messages_read(&self) -> u64 {
+        self.shared.read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts one more message read. Only the task that drives the
+    /// pipeline writes the count, so a load and a store do (no locked
+    /// instruction per read); other tasks only load it.
+    pub(crate) fn record_read(&self) {
+        let read = &self.shared.read;
+        let n = read.load(std::sync::atomic::Ordering::Relaxed);
+        read.store(n.wrapping_add(1), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Records that `n` more bytes reached the kernel (see

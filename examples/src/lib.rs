@@ -66,13 +66,17 @@ impl ServeOptions {
         (self.idle_timeout > 0.0).then(|| Duration::from_secs_f64(self.idle_timeout))
     }
 
-    /// Adds the idle guard (a [`ReadTimeoutHandler`] that observes output)
+    /// Adds the idle guard (a [`ReadTimeoutHandler`] that observes output
+    /// and watches the transport's reads, so it is not in the read path)
     /// at the head of a pipeline, when an idle timeout is set.
     ///
     /// [`ReadTimeoutHandler`]: weft_transport::ReadTimeoutHandler
     pub fn add_idle_guard(&self, p: &mut weft_core::Pipeline) -> Result<(), Error> {
         match self.idle() {
-            Some(d) => p.add_first("idle", weft_transport::ReadTimeoutHandler::new(d)),
+            Some(d) => p.add_first(
+                "idle",
+                weft_transport::ReadTimeoutHandler::new(d).watch_transport_reads(),
+            ),
             None => Ok(()),
         }
     }

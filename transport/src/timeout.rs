@@ -107,18 +107,35 @@ impl LastMoved {
     }
 }
 
-/// One watched kind of activity: the handler's own count, and optionally
-/// the channel's output (bytes reaching the kernel).
+/// What a watch counts as activity of its kind.
+enum Count {
+    /// The messages that passed the handler.
+    Own(Arc<Counter>),
+    /// The messages the transport read ([`Channel::messages_read`]).
+    TransportReads,
+}
+
+impl Count {
+    fn get(&self, ch: &Channel) -> u64 {
+        match self {
+            Count::Own(c) => c.get(),
+            Count::TransportReads => ch.messages_read(),
+        }
+    }
+}
+
+/// One watched kind of activity: its count, and optionally the channel's
+/// output (bytes reaching the kernel).
 struct Watch {
-    count: Arc<Counter>,
+    count: Count,
     own: LastMoved,
     output: Option<LastMoved>,
 }
 
 impl Watch {
-    fn new(count: Arc<Counter>, ch: &Channel, observe_output: bool, now: Instant) -> Watch {
+    fn new(count: Count, ch: &Channel, observe_output: bool, now: Instant) -> Watch {
         Watch {
-            own: LastMoved::new(count.get(), now),
+            own: LastMoved::new(count.get(ch), now),
             count,
             output: observe_output.then(|| LastMoved::new(ch.bytes_written(), now)),
         }
@@ -126,7 +143,7 @@ impl Watch {
 
     /// The moment of the last activity seen, looking at `now`.
     fn last(&mut self, ch: &Channel, now: Instant) -> Instant {
-        let own = self.own.observe(self.count.get(), now);
+        let own = self.own.observe(self.count.get(ch), now);
         match &mut self.output {
             Some(o) => own.max(o.observe(ch.bytes_written(), now)),
             None => own,
@@ -220,8 +237,13 @@ impl IdleStateHandler {
         let ch = ctx.channel();
         for (state, limit) in watched {
             let now = Instant::now();
-            let mut read = Watch::new(self.reads.clone(), ch, false, now);
-            let mut wrote = Watch::new(self.writes.clone(), ch, self.observe_output, now);
+            let mut read = Watch::new(Count::Own(self.reads.clone()), ch, false, now);
+            let mut wrote = Watch::new(
+                Count::Own(self.writes.clone()),
+                ch,
+                self.observe_output,
+                now,
+            );
             // When the last event was fired.
             let mut fired: Option<Instant> = None;
             let period = check_period(limit);
@@ -291,6 +313,8 @@ pub struct ReadTimeoutHandler {
     reads: Arc<Counter>,
     started: bool,
     observe_output: bool,
+    /// Watches the transport's reads rather than its own.
+    transport_reads: bool,
 }
 
 impl ReadTimeoutHandler {
@@ -302,7 +326,20 @@ impl ReadTimeoutHandler {
             reads: Arc::default(),
             started: false,
             observe_output: true,
+            transport_reads: false,
         }
+    }
+
+    /// Watches the messages the transport reads
+    /// ([`Channel::messages_read`]) instead of those that reach this
+    /// handler, and stays out of the read path (no hop per read). For a
+    /// handler at the head of the pipeline (`add_first`) the two are the
+    /// same reads; further in, behind a decoder, a peer that sends a
+    /// frame's bytes slowly would count as active where the default
+    /// counts only whole frames.
+    pub fn watch_transport_reads(mut self) -> Self {
+        self.transport_reads = true;
+        self
     }
 
     /// Whether bytes reaching the kernel count as activity (default: yes):
@@ -321,7 +358,12 @@ impl ReadTimeoutHandler {
         let limit = self.limit;
         let observe = self.observe_output;
         let ch = ctx.channel();
-        let mut activity = Watch::new(self.reads.clone(), ch, observe, Instant::now());
+        let count = if self.transport_reads {
+            Count::TransportReads
+        } else {
+            Count::Own(self.reads.clone())
+        };
+        let mut activity = Watch::new(count, ch, observe, Instant::now());
         let period = check_period(limit);
         spawn_timer(ch.clone(), period, move |ch, now| {
             let idle_for = now.saturating_duration_since(activity.last(ch, now));
@@ -343,7 +385,11 @@ impl ReadTimeoutHandler {
 
 impl Handler for ReadTimeoutHandler {
     fn interest(&self) -> Events {
-        Events::ACTIVE | Events::READ
+        if self.transport_reads {
+            Events::ACTIVE
+        } else {
+            Events::ACTIVE | Events::READ
+        }
     }
     fn handler_added(&mut self, ctx: &mut Context<'_>) {
         if ctx.channel().is_open() {
@@ -464,8 +510,31 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_read_timeout_fires_after_the_limit_and_within_an_eighth_of_it() {
+        read_timeout_fires_after_the_limit(ReadTimeoutHandler::new).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_timeout_on_the_transport_reads_fires_after_the_limit_too() {
+        read_timeout_fires_after_the_limit(|d| ReadTimeoutHandler::new(d).watch_transport_reads())
+            .await;
+    }
+
+    #[test]
+    fn a_read_timeout_on_the_transport_reads_is_out_of_the_read_path() {
+        let watching = ReadTimeoutHandler::new(Duration::from_secs(1)).watch_transport_reads();
+        assert!(!watching.interest().contains(Events::READ));
+        assert!(ReadTimeoutHandler::new(Duration::from_secs(1))
+            .interest()
+            .contains(Events::READ));
+        let mut ch = EmbeddedChannel::with_handler(watching);
+        ch.write_inbound("a");
+        ch.write_inbound_all(["b", "c"]);
+        assert_eq!(ch.channel().messages_read(), 3);
+    }
+
+    async fn read_timeout_fires_after_the_limit(make: impl Fn(Duration) -> ReadTimeoutHandler) {
         let limit = Duration::from_millis(800);
-        let mut ch = EmbeddedChannel::with_handler(ReadTimeoutHandler::new(limit));
+        let mut ch = EmbeddedChannel::with_handler(make(limit));
         // Reads at 100 ms intervals for a second keep it open.
         let kept = run_until(&mut ch, Duration::from_millis(100), 10, |ch| {
             ch.write_inbound("x");

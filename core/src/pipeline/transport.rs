@@ -64,6 +64,7 @@ impl<'a> Transport<'a> {
     /// Fires `channel_read` with what the socket gave.
     pub fn fire_read(&mut self, msg: impl Into<Msg>) {
         let msg = msg.into();
+        self.pipeline.inner.channel.record_read();
         let _ = self.pipeline.enter(|p| p.forward_read(HEAD, msg));
     }
 
