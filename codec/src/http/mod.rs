@@ -68,6 +68,7 @@
 
 mod aggregator;
 mod body;
+mod buffers;
 mod chunked;
 mod client;
 mod coding;

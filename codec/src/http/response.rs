@@ -159,7 +159,8 @@ fn date_now() -> [u8; DATE_LINE_LEN] {
 /// combining); larger bodies are joined by reference.
 const COPY_BODY_MAX: usize = 1024;
 
-/// The least a fresh encode buffer holds: room for a batch of small answers.
+/// The least room an encode buffer is given when it runs short: a
+/// pipelined batch of small answers.
 const ENCODE_CHUNK: usize = 4096;
 
 /// Most encoded bytes held back before they are handed on unflushed: what
@@ -173,8 +174,10 @@ pub(crate) const PENDING_MAX: usize = 16 * 1024;
 /// written in a row stay there until a flush, a write with a promise, a
 /// body written by reference, or [`PENDING_MAX`] bytes: then the buffer
 /// goes on as one `Bytes`, so a pipelined batch is one message and one
-/// segment. The buffer is let go each time (the written bytes keep it
-/// alive until sent), so an idle connection holds none. The `Date` line
+/// segment. The buffer comes from the per-thread pool (`buffers.rs`), and
+/// when the bytes leave, the room after them goes back there: an idle
+/// connection holds none, and in the steady state an answer allocates
+/// nothing (the memory is reused once the bytes are sent). The `Date` line
 /// is looked up once per batch (a flush begins one), not once per answer.
 #[derive(Debug, Default)]
 pub(crate) struct HeadWriter {
@@ -220,7 +223,10 @@ impl HeadWriter {
         if self.buf.is_empty() {
             return None;
         }
-        Some(std::mem::take(&mut self.buf).freeze())
+        // The bytes leave; the room after them goes back to the pool.
+        let bytes = self.buf.split().freeze();
+        super::buffers::give(std::mem::take(&mut self.buf));
+        Some(bytes)
     }
 
     /// Appends the status line, the headers, the fields the encoder adds
@@ -228,6 +234,9 @@ impl HeadWriter {
     /// the blank line, then `tail` (a small body). One pass over `headers`;
     /// returns whether they carry the `close` connection option.
     fn head(&mut self, status: StatusCode, headers: &HeaderMap, added: Added, tail: &[u8]) -> bool {
+        if self.buf.capacity() == 0 {
+            self.buf = super::buffers::take();
+        }
         if self.buf.capacity() - self.buf.len() < 512 + tail.len() {
             self.buf.reserve(ENCODE_CHUNK.max(512 + tail.len()));
         }
