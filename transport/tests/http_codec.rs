@@ -67,31 +67,9 @@ async fn a_thousand_pipelined_requests_get_a_thousand_answers_in_order() {
     bounded(async {
         let server = hello_server().await;
         let addr = server.tcp_addr().unwrap();
-        tokio::task::spawn_blocking(move || {
-            let mut s = std::net::TcpStream::connect(addr).unwrap();
-            s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-                .unwrap();
-            let mut reqs = String::new();
-            for i in 0..1000 {
-                reqs.push_str(&format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n"));
-            }
-            reqs.push_str("GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            s.write_all(reqs.as_bytes()).unwrap();
-            let mut all = String::new();
-            s.read_to_string(&mut all).unwrap(); // ends: the server shuts its output
-            let bodies: Vec<&str> = all
-                .split("HTTP/1.1 200 OK")
-                .skip(1)
-                .map(|r| r.rsplit("\r\n\r\n").next().unwrap())
-                .collect();
-            assert_eq!(bodies.len(), 1001);
-            for (i, b) in bodies.iter().take(1000).enumerate() {
-                assert_eq!(*b, format!("hello /{i}"));
-            }
-            assert_eq!(bodies[1000], "hello /last");
-        })
-        .await
-        .unwrap();
+        tokio::task::spawn_blocking(move || pipeline_and_check(addr, 1000))
+            .await
+            .unwrap();
     })
     .await
 }
@@ -142,31 +120,36 @@ async fn answers_from_another_task_let_held_requests_in_until_all_are_answered()
             .await
             .unwrap();
         let addr = server.tcp_addr().unwrap();
-        tokio::task::spawn_blocking(move || {
-            let mut s = std::net::TcpStream::connect(addr).unwrap();
-            s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-                .unwrap();
-            let mut reqs = String::new();
-            for i in 0..300 {
-                reqs.push_str(&format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n"));
-            }
-            reqs.push_str("GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            s.write_all(reqs.as_bytes()).unwrap();
-            let mut all = String::new();
-            s.read_to_string(&mut all).unwrap(); // ends: the server shuts its output
-            let bodies: Vec<&str> = all
-                .split("HTTP/1.1 200 OK")
-                .skip(1)
-                .map(|r| r.rsplit("\r\n\r\n").next().unwrap())
-                .collect();
-            assert_eq!(bodies.len(), 301);
-            for (i, b) in bodies.iter().take(300).enumerate() {
-                assert_eq!(*b, format!("hello /{i}"));
-            }
-            assert_eq!(bodies[300], "hello /last");
-        })
-        .await
-        .unwrap();
+        tokio::task::spawn_blocking(move || pipeline_and_check(addr, 300))
+            .await
+            .unwrap();
     })
     .await
+}
+
+/// Sends `n` requests and a last one with `Connection: close` in one
+/// write, reads until the server ends its output, and checks every answer
+/// came, in order.
+fn pipeline_and_check(addr: std::net::SocketAddr, n: usize) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut reqs = String::new();
+    for i in 0..n {
+        reqs.push_str(&format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    }
+    reqs.push_str("GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(reqs.as_bytes()).unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap(); // ends: the server shuts its output
+    let bodies: Vec<&str> = all
+        .split("HTTP/1.1 200 OK")
+        .skip(1)
+        .map(|r| r.rsplit("\r\n\r\n").next().unwrap())
+        .collect();
+    assert_eq!(bodies.len(), n + 1);
+    for (i, b) in bodies.iter().take(n).enumerate() {
+        assert_eq!(*b, format!("hello /{i}"));
+    }
+    assert_eq!(bodies[n], "hello /last");
 }
