@@ -35,9 +35,9 @@ pub(crate) use ring::RingRef;
 #[derive(Clone, Debug)]
 pub(crate) enum RingRef {}
 
-/// Receive buffers of a server's ring (16 KiB each).
+/// Receive buffers of a server's ring ([`ring::BUF_SIZE`] each: 4 MiB in all).
 #[cfg(feature = "uring")]
-const SERVER_BUFFERS: u16 = 256;
+const SERVER_BUFFERS: u16 = 128;
 /// Receive buffers of a client connection's own ring.
 #[cfg(feature = "uring")]
 const CLIENT_BUFFERS: u16 = 8;

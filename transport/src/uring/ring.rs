@@ -38,8 +38,11 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use weft_core::Msg;
 
-/// Size of one receive buffer.
-pub(crate) const BUF_SIZE: usize = 16 * 1024;
+/// Size of one receive buffer: room for a 16 KiB message and its framing
+/// (a WebSocket frame of 16 KiB is 16 392 bytes), which a 16 KiB buffer
+/// split over two receives and the codec then copied back together
+/// (measured: 0.83x fastwebsockets at 16 KiB echoes, 1.0x with 32 KiB).
+pub(crate) const BUF_SIZE: usize = 32 * 1024;
 /// The provided-buffer group of every ring.
 const GROUP: u16 = 1;
 /// Submission queue entries; the completion queue has four times as many.
