@@ -244,10 +244,13 @@ sc_http() {
 }
 
 # The TechEmpower pair: plaintext with 16 requests pipelined per connection
-# (256 connections), JSON without pipelining (64); every server on one thread.
+# (256 connections), JSON without pipelining (64); every server on one thread. weft runs on its
+# default readiness transport, and once more (`weft-io_uring`, the same binary) on io_uring
+# against hyper.
 sc_hello() {
-  local w h a x xw
+  local w wu h a x xw
   w=$(start weft-hello 19160 "$ROOT/target/release/http-hello" --addr 127.0.0.1:19160 --threads 1)
+  wu=$(start weft-hello-uring 19164 env WEFT_TRANSPORT=io_uring "$ROOT/target/release/http-hello" --addr 127.0.0.1:19164 --threads 1)
   h=$(start hyper 19161 "$T/rust/release/hyper-hello" 19161)
   a=$(start actix-web 19162 "$T/rust/release/actix-hello" 19162)
   x=$(start nginx-hello 19163 sh "$PEERS/nginx/run.sh" 19163 "$FILES" 1 hello)
@@ -256,18 +259,22 @@ sc_hello() {
   ab "plaintext c256 p16" "rps server_cpu" weft "$w" "$pl http://127.0.0.1:19160/plaintext" hyper "$h" "$pl http://127.0.0.1:19161/plaintext"
   ab "plaintext c256 p16" "rps server_cpu" weft "$w" "$pl http://127.0.0.1:19160/plaintext" actix-web "$a" "$pl http://127.0.0.1:19162/plaintext"
   ab "plaintext c256 p16" "rps server_cpu" weft "$w" "$pl http://127.0.0.1:19160/plaintext" nginx "$xw" "$pl http://127.0.0.1:19163/plaintext"
+  ab "plaintext c256 p16" "rps server_cpu" weft-io_uring "$wu" "$pl http://127.0.0.1:19164/plaintext" hyper "$h" "$pl http://127.0.0.1:19161/plaintext"
   local js="$WORK/wrk.sh -t1 -c64 -d${WRK_SECS}s"
   ab "json c64" "rps server_cpu" weft "$w" "$js http://127.0.0.1:19160/json" hyper "$h" "$js http://127.0.0.1:19161/json"
   ab "json c64" "rps server_cpu" weft "$w" "$js http://127.0.0.1:19160/json" actix-web "$a" "$js http://127.0.0.1:19162/json"
-  stop "$w"; stop "$h"; stop "$a"
+  ab "json c64" "rps server_cpu" weft-io_uring "$wu" "$js http://127.0.0.1:19164/json" hyper "$h" "$js http://127.0.0.1:19161/json"
+  stop "$w"; stop "$wu"; stop "$h"; stop "$a"
   kill "$(cat /tmp/peers-nginx-19163/nginx.pid 2>/dev/null)" 2>/dev/null || true; stop "$x"
 }
 
 # WebSocket echo: websocket-chat's /echo against tokio-tungstenite and fastwebsockets, every
-# server on one thread; each connection keeps one binary message in flight.
+# server on one thread; each connection keeps one binary message in flight. weft once more on
+# io_uring (`weft-io_uring`) against fastwebsockets.
 sc_websocket() {
-  local w t f
+  local w wu t f
   w=$(start weft-ws 19171 "$ROOT/target/release/websocket-chat" --addr 127.0.0.1:19171 --threads 1)
+  wu=$(start weft-ws-uring 19174 env WEFT_TRANSPORT=io_uring "$ROOT/target/release/websocket-chat" --addr 127.0.0.1:19174 --threads 1)
   t=$(start tungstenite 19172 "$T/rust/release/tungstenite-echo" 19172)
   f=$(start fastwebsockets 19173 "$T/rust/release/fastwebsockets-echo" 19173)
   for spec in "100 20" "200 16384"; do
@@ -277,8 +284,10 @@ sc_websocket() {
       weft "$w" "$load --addr 127.0.0.1:19171" fastwebsockets "$f" "$load --addr 127.0.0.1:19173"
     ab "websocket echo $1x$2B" "msgs/s p99 server_cpu" \
       weft "$w" "$load --addr 127.0.0.1:19171" tokio-tungstenite "$t" "$load --addr 127.0.0.1:19172"
+    ab "websocket echo $1x$2B" "msgs/s p99 server_cpu" \
+      weft-io_uring "$wu" "$load --addr 127.0.0.1:19174" fastwebsockets "$f" "$load --addr 127.0.0.1:19173"
   done
-  stop "$w"; stop "$t"; stop "$f"
+  stop "$w"; stop "$wu"; stop "$t"; stop "$f"
 }
 
 # Instructions per request and per echo, counted by callgrind (benches/instr/count.sh): exact
