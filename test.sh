@@ -55,6 +55,13 @@ cargo test --workspace --no-fail-fast "$@" || status=$?
 # refuses io_uring.
 if python3 -c 'import ctypes,sys; sys.exit(0 if ctypes.CDLL(None).syscall(425, 1, ctypes.create_string_buffer(120)) >= 0 else 1)' 2>/dev/null; then
   WEFT_TRANSPORT=io_uring cargo test -p weft-transport --features uring --no-fail-fast "$@" || status=$?
+  # And the examples' suites that meet hostile and awkward peers (peers that never read,
+  # half-close, trickle or send garbage; timeouts; the HTTP and WebSocket servers with real
+  # clients), with every example server on io_uring: the environment reaches the servers the
+  # tests start.
+  WEFT_TRANSPORT=io_uring cargo test -p weft-examples --features uring --no-fail-fast \
+    --test attacks --test half_close --test hardening --test bad_input --test timeouts \
+    --test http_file_server --test websocket_chat "$@" || status=$?
 else
   echo "test.sh: this kernel refuses io_uring; the io_uring pass of the transport suite is skipped" >&2
 fi

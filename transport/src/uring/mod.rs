@@ -7,7 +7,8 @@
 //!   ([`ChannelOptions::io_uring`](crate::ChannelOptions::io_uring)), or
 //!   by default when the environment variable `WEFT_TRANSPORT` is
 //!   `io_uring`; everything a handler sees is the same as on the readiness
-//!   transport (the transport test suite runs on both);
+//!   transport (the transport test suite, and the examples' suites of
+//!   hostile peers, run on both);
 //! - a server's connections share one ring, created at `bind` in the
 //!   caller's runtime with its descriptor registered there (`ring`); a
 //!   client connection gets a small ring of its own;
