@@ -63,6 +63,6 @@ if python3 -c 'import ctypes,sys; sys.exit(0 if ctypes.CDLL(None).syscall(425, 1
     --test attacks --test half_close --test hardening --test bad_input --test timeouts \
     --test http_file_server --test websocket_chat "$@" || status=$?
 else
-  echo "test.sh: this kernel refuses io_uring; the io_uring pass of the transport suite is skipped" >&2
+  echo "test.sh: this kernel refuses io_uring; the io_uring passes (the transport suite, the examples' hostile-peer suites) are skipped" >&2
 fi
 exit $status
