@@ -802,3 +802,30 @@ fn the_client_handshake_fails_on_a_wrong_answer() {
     );
     assert!(!ch.is_open());
 }
+
+#[test]
+fn a_large_frame_alone_in_a_uniquely_owned_read_is_unmasked_where_it_lies() {
+    // The readiness transport hands a large read on as a uniquely owned
+    // buffer; the frame's payload is then unmasked in that buffer, not
+    // copied out of it.
+    let mut ch = upgraded(WebSocketConfig::new());
+    let payload: Vec<u8> = (0..16 * 1024).map(|i| (i * 7) as u8).collect();
+    let read = Bytes::from(client_frame(true, 0x2, &payload));
+    let range = read.as_ptr_range();
+    assert!(read.is_unique());
+    ch.write_inbound(read);
+    let f: Frame = ch.read_inbound().expect("the frame");
+    assert_eq!(f.payload[..], payload[..]);
+    assert!(
+        range.contains(&f.payload.as_ptr()),
+        "the payload was copied out of the read"
+    );
+    // The same frame in a shared read is copied: the read is never written.
+    let read = Bytes::from(client_frame(true, 0x2, &payload));
+    let kept = read.clone();
+    ch.write_inbound(read);
+    let f: Frame = ch.read_inbound().expect("the frame");
+    assert_eq!(f.payload[..], payload[..]);
+    assert!(!kept.as_ptr_range().contains(&f.payload.as_ptr()));
+    assert_eq!(kept[..], client_frame(true, 0x2, &payload)[..]);
+}

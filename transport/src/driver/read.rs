@@ -3,10 +3,11 @@
 //!
 //! Contract:
 //! - a burst reads up to `max_reads_per_wakeup` times; each read is handed
-//!   on as one `Bytes` split off the buffer (no copy), and the burst ends
-//!   with `channel_read_complete` if anything was read;
-//! - the buffer comes from the per-thread pool and goes back when the burst
-//!   ends, so an idle connection holds no read buffer;
+//!   on as one `Bytes` (no copy), split off the buffer or, when it filled
+//!   half the room offered or more, the whole buffer (see `goes_whole`), and
+//!   the burst ends with `channel_read_complete` if anything was read;
+//! - the buffer comes from the per-thread pool and what is left of it goes
+//!   back when the burst ends, so an idle connection holds no read buffer;
 //! - the burst stops early when the socket is drained (a short read), a
 //!   handler closed the channel, auto-read is off, or (with
 //!   `pause_read_when_unwritable`) the handlers' writes made the channel
@@ -125,7 +126,12 @@ impl Reader {
                     got_any = true;
                     self.strategy.record(n, offered);
                     let mut t = pipeline.transport();
-                    t.fire_read(buf.split().freeze());
+                    let data = if goes_whole(&buf, n, offered) {
+                        std::mem::take(&mut buf).freeze()
+                    } else {
+                        buf.split().freeze()
+                    };
+                    t.fire_read(data);
                     if t.close_requested() || t.is_closed() || n < offered {
                         break Ok(()); // closing, or drained: the next read would block
                     }
@@ -155,6 +161,24 @@ impl Reader {
         }
         Ok(())
     }
+}
+
+/// Reads of at least this many bytes that fill half the room offered go on
+/// as the whole buffer (see [`goes_whole`]).
+const WHOLE_MIN: usize = 4096;
+
+/// Whether the `n` bytes just read into `buf`, which offered `offered`
+/// bytes of room, go on as the whole buffer rather than split off it. A
+/// large read ([`WHOLE_MIN`] bytes or more) that filled at least half of
+/// that room does: the buffer is then uniquely owned when nothing else
+/// shares it (what the next read would have had left is too little to
+/// keep), so a handler can take it over in place, as the WebSocket decoder
+/// unmasks a large frame's payload where it lies (`Bytes::try_into_mut`)
+/// instead of copying it out of a shared buffer. Any other read is split
+/// off, and the rest of the buffer stays for the next read and, after the
+/// burst, for the pool: small reads, the common case, allocate nothing.
+fn goes_whole(buf: &bytes::BytesMut, n: usize, offered: usize) -> bool {
+    n >= WHOLE_MIN && n >= offered / 2 && buf.len() == n
 }
 
 #[cfg(test)]
