@@ -1,11 +1,13 @@
 //! Masking (RFC 6455 §5.3): every byte of a client's payload is XORed with
 //! a byte of a 4-byte key, in turn.
 //!
-//! Contract: [`apply_mask`] works eight bytes at a time after the first
-//! unaligned ones; [`unmask`] unmasks in place when the payload's buffer is
-//! uniquely owned, and otherwise writes the unmasked copy in the same pass
-//! (a shared read buffer is never written), a short one (up to 1 KiB) into
-//! the thread's small-bytes chunk ([`small_bytes`]).
+//! Contract: [`apply_mask`] works eight bytes at a time, then byte by byte
+//! for the last few; [`unmask`] unmasks in place when the payload's buffer
+//! is uniquely owned (the readiness transport hands a large read on as a
+//! buffer of its own, so a large frame alone in a read is unmasked where
+//! it lies), and otherwise unmasks a copy (a shared read buffer is never
+//! written), a short one (up to 1 KiB) in the thread's small-bytes chunk
+//! ([`small_bytes`]).
 
 use bytes::{Bytes, BytesMut};
 use weft_core::small_bytes;
