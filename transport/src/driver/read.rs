@@ -3,9 +3,10 @@
 //!
 //! Contract:
 //! - a burst reads up to `max_reads_per_wakeup` times; each read is handed
-//!   on as one `Bytes` (no copy), split off the buffer or, when it filled
-//!   half the room offered or more, the whole buffer (see `goes_whole`), and
-//!   the burst ends with `channel_read_complete` if anything was read;
+//!   on as one `Bytes` (no copy), split off the buffer or, when it is large
+//!   (4 KiB or more) and filled half the room offered, the whole buffer
+//!   (see `goes_whole`), and the burst ends with `channel_read_complete` if
+//!   anything was read;
 //! - the buffer comes from the per-thread pool and what is left of it goes
 //!   back when the burst ends, so an idle connection holds no read buffer;
 //! - the burst stops early when the socket is drained (a short read), a
