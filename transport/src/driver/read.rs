@@ -127,7 +127,7 @@ impl Reader {
                     got_any = true;
                     self.strategy.record(n, offered);
                     let mut t = pipeline.transport();
-                    let data = if goes_whole(&buf, n, offered) {
+                    let data = if goes_whole(n, offered) {
                         std::mem::take(&mut buf).freeze()
                     } else {
                         buf.split().freeze()
@@ -168,18 +168,20 @@ impl Reader {
 /// as the whole buffer (see [`goes_whole`]).
 const WHOLE_MIN: usize = 4096;
 
-/// Whether the `n` bytes just read into `buf`, which offered `offered`
-/// bytes of room, go on as the whole buffer rather than split off it. A
-/// large read ([`WHOLE_MIN`] bytes or more) that filled at least half of
-/// that room does: the buffer is then uniquely owned when nothing else
+/// Whether the `n` bytes just read into the buffer, which offered
+/// `offered` bytes of room, go on as the whole buffer rather than split
+/// off it. A large read ([`WHOLE_MIN`] bytes or more) that filled at least
+/// half of that room does: the buffer is then uniquely owned when nothing else
 /// shares it (what the next read would have had left is too little to
 /// keep), so a handler can take it over in place, as the WebSocket decoder
 /// unmasks a large frame's payload where it lies (`Bytes::try_into_mut`)
 /// instead of copying it out of a shared buffer. Any other read is split
 /// off, and the rest of the buffer stays for the next read and, after the
 /// burst, for the pool: small reads, the common case, allocate nothing.
-fn goes_whole(buf: &bytes::BytesMut, n: usize, offered: usize) -> bool {
-    n >= WHOLE_MIN && n >= offered / 2 && buf.len() == n
+/// (Every read lands in an empty buffer: each one is handed on whole or
+/// split off before the next, so the buffer holds just these `n` bytes.)
+fn goes_whole(n: usize, offered: usize) -> bool {
+    n >= WHOLE_MIN && n >= offered / 2
 }
 
 #[cfg(test)]
