@@ -198,3 +198,72 @@ async fn a_string_needs_a_string_encoder() {
     })
     .await;
 }
+
+/// One message in flight at a time, to a server on a current-thread
+/// runtime (the shape of a request/response client): 2,000 sequential
+/// round trips, each waiting for its answer, must take well under 10 s on
+/// either transport. A liveness bound, not a speed test: a wake-up that
+/// comes late or never fails it, while the suite's other tests, which count
+/// work and not time, pass regardless. The io_uring transport's came a
+/// grace period (~16 ms) late on Linux 6.18 with deferred task work, 32 s
+/// for these 2,000 — but only for data from another process: a client
+/// thread of the server's own process did not see it. So the client is
+/// this test binary again, run as a child process.
+#[test]
+fn sequential_round_trips_on_one_thread_are_not_delayed() {
+    if let Ok(addr) = std::env::var("WEFT_ROUND_TRIP_CLIENT") {
+        return round_trip_client(&addr);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(round_trips_against_a_child_client());
+}
+
+async fn round_trips_against_a_child_client() {
+    let server = common::echo_server().await;
+    let addr = server.tcp_addr().unwrap();
+    let child = tokio::task::spawn_blocking(move || {
+        common::run_test_in_child(
+            "sequential_round_trips_on_one_thread_are_not_delayed",
+            "WEFT_ROUND_TRIP_CLIENT",
+            &addr.to_string(),
+        )
+    });
+    let (ok, text) = bounded(child).await.unwrap();
+    assert!(ok, "the client failed:\n{text}");
+    assert!(text.contains("ROUND-TRIPS-OK"), "{text}");
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The child's side: round trips from a tokio client, failing past the
+/// bound.
+fn round_trip_client(addr: &str) {
+    const ROUND_TRIPS: u32 = 2_000;
+    const BOUND: Duration = Duration::from_secs(10);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        let start = std::time::Instant::now();
+        let mut got = [0u8; 4];
+        for i in 0..ROUND_TRIPS {
+            s.write_all(&i.to_be_bytes()).await.unwrap();
+            tokio::time::timeout(BOUND, s.read_exact(&mut got))
+                .await
+                .unwrap_or_else(|_| panic!("round trip {i} never came back"))
+                .unwrap();
+            assert_eq!(got, i.to_be_bytes());
+            assert!(
+                start.elapsed() < BOUND,
+                "{i} of {ROUND_TRIPS} sequential round trips in {BOUND:?}: \
+                 answers wait for a late wake-up"
+            );
+        }
+        println!("ROUND-TRIPS-OK {ROUND_TRIPS} in {:?}", start.elapsed());
+    });
+}

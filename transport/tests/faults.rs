@@ -493,23 +493,12 @@ fn descriptor_exhaustion_backs_off_and_recovers() {
     if std::env::var("WEFT_EMFILE_CHILD").is_ok() {
         return emfile_child();
     }
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(exe)
-        .args([
-            "descriptor_exhaustion_backs_off_and_recovers",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("WEFT_EMFILE_CHILD", "1")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, text) = common::run_test_in_child(
+        "descriptor_exhaustion_backs_off_and_recovers",
+        "WEFT_EMFILE_CHILD",
+        "1",
     );
-    assert!(out.status.success(), "child failed:\n{text}");
+    assert!(ok, "child failed:\n{text}");
     assert!(text.contains("EMFILE-CHILD-OK"), "{text}");
 }
 

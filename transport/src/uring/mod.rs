@@ -16,13 +16,16 @@
 //!   `send`/`sendmsg` of the outbound slices, `SEND_ZC` for one large
 //!   `Bytes`, and `sendfile` after a poll for writability for a
 //!   `FileRegion` (`splice` through a pipe when sendfile is off) (`conn`);
-//! - a kernel or sandbox that refuses io_uring makes `bind` and `connect`
-//!   fail with the kernel's error when the options asked for io_uring, and
-//!   fall back to the readiness transport (logged) when only the
-//!   environment did.
+//! - a kernel or sandbox that refuses io_uring, or whose completions do
+//!   not reach the reactor at once (the start-up check, `probe`), makes
+//!   `bind` and `connect` fail with that error when the options asked for
+//!   io_uring, and fall back to the readiness transport (a `warn` naming
+//!   the reason) when only the environment did.
 
 #[cfg(feature = "uring")]
 mod conn;
+#[cfg(feature = "uring")]
+mod probe;
 #[cfg(feature = "uring")]
 mod ring;
 
@@ -62,7 +65,7 @@ pub(crate) fn ring_for(
             Transport::Uring { explicit } => match ring::Ring::start(count) {
                 Ok(r) => Ok(Some(r)),
                 Err(e) if !explicit => {
-                    tracing::warn!(error = %e, "io_uring refused; using the readiness transport");
+                    tracing::warn!(error = %e, "io_uring unusable here; using the readiness transport");
                     Ok(None)
                 }
                 Err(e) => Err(e),

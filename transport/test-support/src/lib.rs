@@ -94,6 +94,27 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Runs the test `test` of this test binary again, alone, in a child
+/// process with the environment variable `var` set to `value` (the test
+/// sees it and plays the child's part); returns whether the child passed
+/// and what it printed. For what must happen in another process: limits
+/// that would starve the rest of the suite, a peer that is not this
+/// process's thread.
+pub fn run_test_in_child(test: &str, var: &str, value: &str) -> (bool, String) {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(var, value)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// Open descriptors of this process.
 pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
