@@ -68,6 +68,7 @@ mod driver;
 mod group;
 #[cfg(feature = "http")]
 pub mod http_client;
+mod linger;
 mod options;
 mod recv_pool;
 mod server;

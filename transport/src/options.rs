@@ -43,6 +43,8 @@ pub struct ChannelOptions {
     pub(crate) sendfile: bool,
     /// `None`: as the environment says (`WEFT_TRANSPORT`).
     pub(crate) io_uring: Option<bool>,
+    pub(crate) linger_time: std::time::Duration,
+    pub(crate) linger_bytes: u64,
 }
 
 /// Which transport drives a channel.
@@ -81,6 +83,8 @@ impl Default for ChannelOptions {
             pause_read_when_unwritable: true,
             sendfile: true,
             io_uring: None,
+            linger_time: crate::linger::DEFAULT_LINGER_TIME,
+            linger_bytes: crate::linger::DEFAULT_LINGER_BYTES,
         }
     }
 }
@@ -152,6 +156,31 @@ impl ChannelOptions {
     /// Write-buffer watermarks (default 32 KiB / 64 KiB).
     pub fn write_buffer_watermark(mut self, wm: weft_core::WriteBufferWaterMark) -> Self {
         self.watermark = wm;
+        self
+    }
+
+    /// How long, and for how many bytes, a channel without half-closure
+    /// goes on reading after its output was shut down (the HTTP codec does
+    /// so after a connection's last answer) before it closes (default
+    /// 5 s and 1 MiB, checked between reads, so the last read may pass
+    /// the bytes; RFC 9112 §9.6's lingering close). The peer's end of
+    /// input closes it earlier. Reading on keeps the peer's late requests
+    /// from turning the close into a reset that destroys the answer; the
+    /// bounds keep a peer that never stops sending from holding the
+    /// channel. With half-closure on, the application owns the input and
+    /// this does not apply.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft_transport::ChannelOptions;
+    ///
+    /// let opts = ChannelOptions::new().linger(Duration::from_secs(2), 256 * 1024);
+    /// assert!(opts.validate().is_ok());
+    /// assert!(opts.linger(Duration::ZERO, 0).validate().is_ok(), "close at once");
+    /// ```
+    pub fn linger(mut self, time: std::time::Duration, bytes: u64) -> Self {
+        self.linger_time = time;
+        self.linger_bytes = bytes;
         self
     }
 

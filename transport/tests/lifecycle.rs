@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -373,6 +375,143 @@ async fn connections_over_the_limit_are_closed_at_once() {
         assert_eq!(server.connections(), 2);
         drop(kept);
         server.shutdown(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+/// Answers the first read with `bye`, then shuts its output down; counts
+/// every byte it reads, and says when the channel closed.
+struct ByeThenShutdown {
+    answered: bool,
+    read: Arc<AtomicU64>,
+    closed: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Handler for ByeThenShutdown {
+    fn interest(&self) -> Events {
+        Events::READ | Events::INACTIVE
+    }
+    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+        self.read
+            .fetch_add(msg.buffered_len() as u64, Ordering::Relaxed);
+        if !std::mem::replace(&mut self.answered, true) {
+            ctx.write_and_flush(Bytes::from_static(b"bye"));
+            drop(ctx.shutdown_output());
+        }
+    }
+    fn channel_inactive(&mut self, _ctx: &mut Context<'_>) {
+        if let Some(tx) = self.closed.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A server of one [`ByeThenShutdown`] connection: the bytes it read, and
+/// its close.
+async fn bye_server(
+    opts: ChannelOptions,
+) -> (
+    weft_transport::Server,
+    Arc<AtomicU64>,
+    tokio::sync::oneshot::Receiver<()>,
+) {
+    let read = Arc::new(AtomicU64::new(0));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let r = read.clone();
+    let server = ServerBootstrap::new()
+        .child_options(opts)
+        .child_handler(move |p| {
+            p.add_last(
+                "bye",
+                ByeThenShutdown {
+                    answered: false,
+                    read: r.clone(),
+                    closed: tx.lock().unwrap().take(),
+                },
+            )
+        })
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    (server, read, rx)
+}
+
+/// A peer that keeps sending after the server's last answer (the shape of
+/// a client flooding after a 400) is read for the linger's bytes at most,
+/// then the channel closes: the server does not swallow for ever.
+#[tokio::test]
+async fn after_its_output_shut_down_a_channel_reads_a_bounded_number_of_bytes() {
+    bounded(async {
+        // Reads of at most 16 KiB here: the linger stops between two.
+        let linger = ChannelOptions::new()
+            .linger(Duration::from_secs(60), 256 * 1024)
+            .read_buffer_sizes(64, 2048, 16 * 1024)
+            .max_reads_per_wakeup(4);
+        let (server, read, closed) = bye_server(linger).await;
+        let mut s = tokio::net::TcpStream::connect(server.tcp_addr().unwrap())
+            .await
+            .unwrap();
+        s.write_all(b"hello").await.unwrap();
+        let mut bye = [0u8; 3];
+        s.read_exact(&mut bye).await.unwrap();
+        assert_eq!(
+            s.read(&mut [0u8; 1]).await.unwrap(),
+            0,
+            "the output shutdown"
+        );
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0u64;
+        // Ends with an error (reset or broken pipe) once the server closed.
+        while sent < 1 << 30 {
+            match s.write_all(&chunk).await {
+                Ok(()) => sent += chunk.len() as u64,
+                Err(_) => break,
+            }
+        }
+        assert!(
+            sent < 1 << 30,
+            "the server took 1 GiB after its output shut down"
+        );
+        closed.await.unwrap();
+        let read = read.load(Ordering::Relaxed);
+        // What the burst that asked for the shutdown read after the
+        // request, the linger's bytes, and one read beyond.
+        assert!(
+            read <= 256 * 1024 + 4 * 16 * 1024 + 16 * 1024,
+            "read {read} bytes"
+        );
+        server.shutdown(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+/// A silent peer is not waited for beyond the linger's time; with
+/// half-closure on, the application owns the input and nothing closes.
+#[tokio::test]
+async fn after_its_output_shut_down_a_channel_waits_a_bounded_time() {
+    bounded(async {
+        for half_closure in [false, true] {
+            let opts = ChannelOptions::new()
+                .allow_half_closure(half_closure)
+                .linger(Duration::from_millis(200), 1 << 20);
+            let (server, _, closed) = bye_server(opts).await;
+            let mut s = tokio::net::TcpStream::connect(server.tcp_addr().unwrap())
+                .await
+                .unwrap();
+            s.write_all(b"hello").await.unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap(); // the output shutdown
+            assert_eq!(got, b"bye");
+            let waited = tokio::time::timeout(Duration::from_secs(2), closed).await;
+            if half_closure {
+                assert!(waited.is_err(), "closed with half-closure on");
+            } else {
+                assert!(waited.is_ok(), "still open 2 s after a 200 ms linger");
+            }
+            drop(s);
+            server.shutdown(Duration::from_secs(5)).await;
+        }
     })
     .await;
 }

@@ -17,6 +17,9 @@
 //!   flushed has been written** — a peer that sends its request and shuts
 //!   its output down (`shutdown(SHUT_WR)`, `nc -N`) receives the whole
 //!   answer;
+//! - after an output shutdown the pipeline asked for, a channel without
+//!   half-closure lingers ([`crate::linger`]): it reads on for a bounded
+//!   time and number of bytes, then closes;
 //! - a server's shutdown drains the channel the same way (reading no more),
 //!   and its abort phase closes it at once;
 //! - on close, what was flushed before the close gets one non-blocking
@@ -37,6 +40,7 @@ use weft_core::transport::CommandWaiter;
 use weft_core::{Error, Pipeline};
 
 use crate::control::{Phase, ServerCtl};
+use crate::linger::Linger;
 use crate::options::ChannelOptions;
 use crate::stream::Stream;
 use read::{Input, Reader};
@@ -65,6 +69,8 @@ enum Wake {
     Commands,
     Readable(io::Result<()>),
     Writable(io::Result<()>),
+    /// The linger after the output shutdown is over.
+    Lingered,
 }
 
 /// What the loop does after a step.
@@ -88,6 +94,7 @@ struct Conn<S> {
     writer: Writer,
     output: Output,
     mode: Mode,
+    linger: Option<Linger>,
 }
 
 /// Runs a connection until it closes.
@@ -106,6 +113,7 @@ pub(crate) async fn drive<S: Stream>(
         ctl,
         output: Output::Ready,
         mode: Mode::Serving,
+        linger: None,
     };
     tracing::debug!("channel active");
     conn.pipeline.transport().fire_active();
@@ -121,6 +129,9 @@ pub(crate) async fn drive<S: Stream>(
             Next::Wait => {}
         }
         let wake = conn.wait(&mut waiter).await;
+        if matches!(wake, Wake::Lingered) {
+            break;
+        }
         if let Err(e) = conn.on_wake(wake) {
             fail(&mut conn.pipeline, e);
             break;
@@ -169,9 +180,20 @@ impl<S: Stream> Conn<S> {
             )
             .map_err(|e| Error::io(io::Error::from(e)));
             tracing::debug!("output shut down");
+            if r.is_ok() {
+                self.linger = Linger::start(&self.opts, self.reader.bytes);
+                if let Some(l) = &self.linger {
+                    self.reader.limit = l.limit();
+                }
+            }
             shutdown.complete(r);
         }
-        if t.close_requested() {
+        if t.close_requested()
+            || self
+                .linger
+                .as_ref()
+                .is_some_and(|l| l.spent(self.reader.bytes))
+        {
             return Next::Close;
         }
         let flushed_out = t.outbound().flushed_is_empty();
@@ -199,9 +221,16 @@ impl<S: Stream> Conn<S> {
             && (!self.opts.pause_read_when_unwritable || ch.is_writable());
         let want_write = self.output == Output::Blocked;
         let (stream, mut t) = (&self.stream, self.pipeline.transport());
+        let linger = &mut self.linger;
         poll_fn(|cx| {
             if t.poll_commands(cx, waiter).is_ready() {
                 return Poll::Ready(Wake::Commands);
+            }
+            if linger
+                .as_mut()
+                .is_some_and(|l| l.poll_expired(cx).is_ready())
+            {
+                return Poll::Ready(Wake::Lingered);
             }
             if want_write {
                 if let Poll::Ready(r) = stream.poll_write_ready(cx) {
@@ -220,7 +249,7 @@ impl<S: Stream> Conn<S> {
 
     fn on_wake(&mut self, wake: Wake) -> Result<(), Error> {
         match wake {
-            Wake::Commands => Ok(()),
+            Wake::Commands | Wake::Lingered => Ok(()),
             Wake::Writable(r) => {
                 r?;
                 self.output = Output::Ready;

@@ -88,6 +88,10 @@ pub(crate) struct Reader {
     pub(crate) input: Input,
     /// A handler asked for a read (auto-read off).
     pub(crate) requested: bool,
+    /// Bytes read since the channel opened.
+    pub(crate) bytes: u64,
+    /// A burst stops once `bytes` passes this (the linger's limit).
+    pub(crate) limit: u64,
 }
 
 impl Reader {
@@ -96,6 +100,8 @@ impl Reader {
             strategy: ReadStrategy::new(opts.read_min, opts.read_initial, opts.read_max),
             input: Input::Open,
             requested: false,
+            bytes: 0,
+            limit: u64::MAX,
         }
     }
 
@@ -125,6 +131,7 @@ impl Reader {
                 Ok(n) => {
                     reads += 1;
                     got_any = true;
+                    self.bytes = self.bytes.saturating_add(n as u64);
                     self.strategy.record(n, offered);
                     let mut t = pipeline.transport();
                     let data = if goes_whole(n, offered) {
@@ -133,7 +140,11 @@ impl Reader {
                         buf.split().freeze()
                     };
                     t.fire_read(data);
-                    if t.close_requested() || t.is_closed() || n < offered {
+                    if t.close_requested()
+                        || t.is_closed()
+                        || n < offered
+                        || self.bytes > self.limit
+                    {
                         break Ok(()); // closing, or drained: the next read would block
                     }
                     let ch = t.channel();

@@ -84,6 +84,8 @@ enum Write {
 enum Wake {
     Commands,
     Completions,
+    /// The linger after the output shutdown is over.
+    Lingered,
 }
 
 /// The connection's pipe, made at its first `FileRegion`.
@@ -120,6 +122,9 @@ struct Conn {
     /// kernel refuses).
     zc: bool,
     mode: Mode,
+    /// Bytes handed on since the channel opened.
+    bytes_read: u64,
+    linger: Option<crate::linger::Linger>,
     cqes: Vec<Cqe>,
     /// Cancels and stashes are done (by `close` or on drop).
     finished: bool,
@@ -165,6 +170,8 @@ pub(crate) async fn drive(
         sendfile: true,
         zc: corks && !loopback,
         mode: Mode::Serving,
+        bytes_read: 0,
+        linger: None,
         cqes: Vec::new(),
         finished: false,
     };
@@ -183,6 +190,7 @@ pub(crate) async fn drive(
         conn.ring.submit_soon();
         match conn.wait(&mut waiter).await {
             Wake::Commands => {}
+            Wake::Lingered => break,
             Wake::Completions => {
                 if let Err(e) = conn.on_completions() {
                     conn.fail(e);
@@ -240,9 +248,17 @@ impl Conn {
                 nix::sys::socket::shutdown(self.fd.as_raw_fd(), nix::sys::socket::Shutdown::Write)
                     .map_err(|e| Error::io(io::Error::from(e)));
             tracing::debug!("output shut down");
+            if r.is_ok() {
+                self.linger = crate::linger::Linger::start(&self.opts, self.bytes_read);
+            }
             shutdown.complete(r);
         }
-        if t.close_requested() {
+        if t.close_requested()
+            || self
+                .linger
+                .as_ref()
+                .is_some_and(|l| l.spent(self.bytes_read))
+        {
             return Ok(true);
         }
         let ending =
@@ -293,11 +309,19 @@ impl Conn {
             } else {
                 self.inbox.pop_front().expect("a front")
             };
+            self.bytes_read = self.bytes_read.saturating_add(b.len() as u64);
             let mut t = self.pipeline.transport();
             t.fire_read(b);
             fired = true;
             if t.close_requested() || t.is_closed() {
                 break;
+            }
+            if self
+                .linger
+                .as_ref()
+                .is_some_and(|l| l.spent(self.bytes_read))
+            {
+                break; // run_due closes the channel
             }
         }
         if fired {
@@ -317,10 +341,17 @@ impl Conn {
     async fn wait(&mut self, waiter: &mut CommandWaiter) -> Wake {
         let sink = self.sink.clone();
         let cqes = &mut self.cqes;
+        let linger = &mut self.linger;
         let mut t = self.pipeline.transport();
         poll_fn(|cx| {
             if t.poll_commands(cx, waiter).is_ready() {
                 return Poll::Ready(Wake::Commands);
+            }
+            if linger
+                .as_mut()
+                .is_some_and(|l| l.poll_expired(cx).is_ready())
+            {
+                return Poll::Ready(Wake::Lingered);
             }
             if sink.poll_take(cx, cqes).is_ready() {
                 return Poll::Ready(Wake::Completions);
