@@ -61,7 +61,7 @@ impl Cumulation {
                 let mut m = match old.try_into_mut() {
                     Ok(m) => m,
                     Err(old) => {
-                        let mut m = BytesMut::with_capacity(old.len() + data.len());
+                        let mut m = BytesMut::with_capacity(old.len().saturating_add(data.len()));
                         m.extend_from_slice(&old);
                         m
                     }

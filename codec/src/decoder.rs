@@ -175,7 +175,8 @@ impl<D: Decoder> DecoderHandler<D> {
             }
             let before = self.cum.len();
             let r = self.decoder.decode_msg(&mut self.cum, eof);
-            let consumed = before - self.cum.len();
+            // Decoding only takes bytes away.
+            let consumed = before.saturating_sub(self.cum.len());
             match r {
                 Ok(Some(item)) => {
                     if consumed == 0 && std::mem::take(&mut free_at_eof) {

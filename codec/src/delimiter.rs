@@ -110,7 +110,7 @@ impl Decoder for DelimiterBasedFrameDecoder {
             Some((len, dlen)) => {
                 if self.discarding {
                     self.discarding = false;
-                    src.advance(len + dlen);
+                    src.advance(len.saturating_add(dlen));
                     let total = self.too_long_length;
                     self.too_long_length = 0;
                     if !self.fail_fast {
@@ -119,7 +119,7 @@ impl Decoder for DelimiterBasedFrameDecoder {
                     return Ok(None);
                 }
                 if len > self.max_frame_length {
-                    src.advance(len + dlen);
+                    src.advance(len.saturating_add(dlen));
                     return Err(self.too_long(len));
                 }
                 if self.strip {
@@ -127,7 +127,7 @@ impl Decoder for DelimiterBasedFrameDecoder {
                     src.advance(dlen);
                     Ok(Some(f))
                 } else {
-                    Ok(Some(src.split_to(len + dlen)))
+                    Ok(Some(src.split_to(len.saturating_add(dlen))))
                 }
             }
             None => {
@@ -142,7 +142,7 @@ impl Decoder for DelimiterBasedFrameDecoder {
                         }
                     }
                 } else {
-                    self.too_long_length += n;
+                    self.too_long_length = self.too_long_length.saturating_add(n);
                     src.advance(n);
                 }
                 Ok(None)

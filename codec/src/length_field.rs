@@ -68,10 +68,12 @@ impl Field {
 
     /// Largest value the field holds (8-byte fields are signed in Netty).
     fn max(self) -> u64 {
-        if self.len == 8 {
-            i64::MAX as u64
-        } else {
-            (1u64 << (8 * self.len)) - 1
+        match self.len {
+            1 => 0xff,
+            2 => 0xffff,
+            3 => 0xff_ffff,
+            4 => 0xffff_ffff,
+            _ => i64::MAX as u64, // 8: `validate` allows nothing else
         }
     }
 
@@ -168,13 +170,14 @@ impl LengthFieldBasedFrameDecoder {
     }
 
     fn header_len(&self) -> usize {
-        self.offset + self.field.len
+        // At most `max_frame_length`: checked when the decoder was built.
+        self.offset.saturating_add(self.field.len)
     }
 
     fn discard(&mut self, src: &mut Cumulation) -> Result<(), Error> {
         let n = (self.bytes_to_discard.min(src.len() as u64)) as usize;
         src.advance(n);
-        self.bytes_to_discard -= n as u64;
+        self.bytes_to_discard = self.bytes_to_discard.saturating_sub(n as u64);
         self.finish_discarding(false)
     }
 
@@ -245,7 +248,11 @@ impl LengthFieldBasedFrameDecoderBuilder {
         if self.max_frame_length == 0 {
             return Err(Error::invalid_argument("max_frame_length must be positive"));
         }
-        if self.offset + field.len > self.max_frame_length {
+        if self
+            .offset
+            .checked_add(field.len)
+            .is_none_or(|h| h > self.max_frame_length)
+        {
             return Err(Error::invalid_argument(format!(
                 "max_frame_length ({}) must be at least length_field_offset ({}) + length_field_length ({})",
                 self.max_frame_length, self.offset, field.len
@@ -287,7 +294,10 @@ impl Decoder for LengthFieldBasedFrameDecoder {
                 raw as i64
             )));
         }
-        let total = raw as i128 + self.adjustment as i128 + header as i128;
+        // Three values of at most 64 bits: an i128 holds their sum.
+        let total = i128::from(raw)
+            .saturating_add(i128::from(self.adjustment))
+            .saturating_add(header as i128);
         if total < header as i128 {
             src.advance(header);
             return Err(Error::corrupted_frame(format!(
@@ -302,7 +312,7 @@ impl Decoder for LengthFieldBasedFrameDecoder {
             }
             self.discarding = true;
             self.too_long_frame_length = total;
-            self.bytes_to_discard = total - src.len() as u64;
+            self.bytes_to_discard = total.saturating_sub(src.len() as u64);
             src.advance(src.len());
             self.finish_discarding(true)?;
             return Ok(None);
@@ -319,7 +329,7 @@ impl Decoder for LengthFieldBasedFrameDecoder {
             )));
         }
         src.advance(self.strip);
-        Ok(Some(src.split_to(total - self.strip)))
+        Ok(Some(src.split_to(total.saturating_sub(self.strip))))
     }
 }
 
@@ -384,9 +394,9 @@ impl LengthFieldPrepender {
 
     /// The header for a payload of `len` bytes.
     pub fn header(&self, len: usize) -> Result<Bytes, Error> {
-        let mut v = len as i128 + self.adjustment as i128;
+        let mut v = (len as i128).saturating_add(i128::from(self.adjustment));
         if self.includes_itself {
-            v += self.field.len as i128;
+            v = v.saturating_add(self.field.len as i128);
         }
         if v < 0 || v > self.field.max() as i128 {
             return Err(Error::encode(format!(

@@ -25,6 +25,12 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![deny(unsafe_code)]
+// Sizes, limits and offsets here come from peers: no arithmetic on them may
+// wrap (a wrapped room once made the chunked decoder wait for ever, keeping
+// every byte after an 8 KiB trailer line). Every `+`, `-` and `*` is
+// checked, saturating or shown not to overflow by its type; tests may
+// compute freely.
+#![cfg_attr(not(test), warn(clippy::arithmetic_side_effects))]
 
 mod cumulation;
 mod decoder;

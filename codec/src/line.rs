@@ -75,12 +75,11 @@ impl LineBasedFrameDecoder {
         let from = self.scanned.min(buf.len());
         match buf[from..].iter().position(|&b| b == b'\n') {
             Some(i) => {
-                let i = from + i;
+                let i = from.saturating_add(i);
                 self.scanned = 0;
-                if i > 0 && buf[i - 1] == b'\r' {
-                    Some((i - 1, 2))
-                } else {
-                    Some((i, 1))
+                match i.checked_sub(1) {
+                    Some(cr) if buf[cr] == b'\r' => Some((cr, 2)),
+                    _ => Some((i, 1)),
                 }
             }
             None => {
@@ -107,7 +106,7 @@ impl Decoder for LineBasedFrameDecoder {
             match eol {
                 Some((at, dlen)) => {
                     if at > self.max_length {
-                        src.advance(at + dlen);
+                        src.advance(at.saturating_add(dlen));
                         return Err(self.too_long(at));
                     }
                     if self.strip {
@@ -115,7 +114,7 @@ impl Decoder for LineBasedFrameDecoder {
                         src.advance(dlen);
                         Ok(Some(frame))
                     } else {
-                        Ok(Some(src.split_to(at + dlen)))
+                        Ok(Some(src.split_to(at.saturating_add(dlen))))
                     }
                 }
                 None => {
@@ -138,8 +137,8 @@ impl Decoder for LineBasedFrameDecoder {
         } else {
             match eol {
                 Some((at, dlen)) => {
-                    let len = self.discarded + at;
-                    src.advance(at + dlen);
+                    let len = self.discarded.saturating_add(at);
+                    src.advance(at.saturating_add(dlen));
                     self.discarded = 0;
                     self.discarding = false;
                     if !self.fail_fast {
@@ -148,7 +147,7 @@ impl Decoder for LineBasedFrameDecoder {
                     Ok(None)
                 }
                 None => {
-                    self.discarded += src.len();
+                    self.discarded = self.discarded.saturating_add(src.len());
                     src.advance(src.len());
                     self.scanned = 0;
                     Ok(None)

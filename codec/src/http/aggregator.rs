@@ -59,7 +59,8 @@ impl Body {
         *self = match std::mem::replace(self, Body::Empty) {
             Body::Empty => Body::One(data),
             Body::One(first) => {
-                let mut all = BytesMut::with_capacity(hint.max(first.len() + data.len()));
+                let mut all =
+                    BytesMut::with_capacity(hint.max(first.len().saturating_add(data.len())));
                 all.extend_from_slice(&first);
                 all.extend_from_slice(&data);
                 Body::Many(all)
@@ -175,7 +176,7 @@ impl HttpObjectAggregator {
         let State::Gathering { body, hint, .. } = &mut self.state else {
             return false;
         };
-        if body.len() + data.len() > self.max_content_length {
+        if body.len().saturating_add(data.len()) > self.max_content_length {
             self.refuse(ctx, StatusCode::PAYLOAD_TOO_LARGE);
             return false;
         }

@@ -64,7 +64,7 @@ impl BodyDecoder {
             BodyDecoder::Length(left) => {
                 let n = (*left).min(src.len() as u64) as usize;
                 let data = src.split_to(n);
-                *left -= n as u64;
+                *left = left.saturating_sub(n as u64);
                 Ok(Some(if *left == 0 {
                     // The last bytes end the body (as Netty's
                     // LastHttpContent): every item consumes input.

@@ -60,22 +60,30 @@ fn chunked_error(detail: impl Into<String>) -> HttpError {
 }
 
 /// The position of the first LF in `b`, checking that it is preceded by CR
-/// and that no other CR comes before it; `Ok(None)` if no LF yet.
+/// and that no other CR comes before it; `Ok(None)` if no LF yet. A line
+/// holds at most `limit` bytes before its CRLF (any `limit`, even
+/// `usize::MAX`: nothing here can wrap).
 fn find_crlf(b: &[u8], limit: usize) -> Result<Option<usize>, HttpError> {
-    let window = &b[..b.len().min(limit + 2)];
-    match window.iter().position(|&c| c == b'\n') {
-        Some(i) => {
-            if i == 0 || window[i - 1] != b'\r' {
+    let window = &b[..b.len().min(limit.saturating_add(2))];
+    match memchr::memchr(b'\n', window) {
+        Some(0) => Err(chunked_error("a line ends with a lone LF")),
+        Some(lf) => {
+            let (line, cr) = window[..lf].split_at(lf.saturating_sub(1));
+            if cr != b"\r" {
                 return Err(chunked_error("a line ends with a lone LF"));
             }
-            if window[..i - 1].contains(&b'\r') {
+            if line.contains(&b'\r') {
                 return Err(chunked_error("a CR not followed by LF"));
             }
-            Ok(Some(i - 1))
+            Ok(Some(line.len()))
         }
-        None if window.len() > limit + 1 => Err(chunked_error("a line is longer than the limit")),
+        None if window.len() > limit.saturating_add(1) => {
+            Err(chunked_error("a line is longer than the limit"))
+        }
         None => {
-            if window[..window.len().saturating_sub(1)].contains(&b'\r') {
+            // A CR as the last byte may yet be followed by its LF.
+            let before_last = window.split_last().map_or(&[][..], |(_, rest)| rest);
+            if before_last.contains(&b'\r') {
                 return Err(chunked_error("a CR not followed by LF"));
             }
             Ok(None)
@@ -99,6 +107,12 @@ fn check_extensions(ext: &[u8]) -> Result<(), HttpError> {
         return Err(chunked_error("malformed chunk extensions"));
     }
     Ok(())
+}
+
+/// A line's length with its CRLF: a line found in a buffer is shorter than
+/// the buffer, so this cannot saturate in practice, and cannot wrap at all.
+fn with_crlf(len: usize) -> usize {
+    len.saturating_add(2)
 }
 
 impl ChunkedDecoder {
@@ -132,11 +146,11 @@ impl ChunkedDecoder {
                     }
                     check_extensions(&line[digits..])?;
                     let size = line[..digits].iter().try_fold(0u64, |n, &c| {
-                        let d = (c as char).to_digit(16)? as u64;
+                        let d = u64::from((c as char).to_digit(16)?);
                         n.checked_mul(16)?.checked_add(d)
                     });
                     let size = size.ok_or_else(|| chunked_error("a chunk size overflows"))?;
-                    src.advance(end + 2);
+                    src.advance(with_crlf(end));
                     self.state = if size == 0 {
                         State::Trailers
                     } else {
@@ -147,13 +161,12 @@ impl ChunkedDecoder {
                     if src.is_empty() {
                         return Ok(None);
                     }
-                    let n = left.min(src.len() as u64) as usize;
+                    // At most what is buffered, so it fits a usize.
+                    let n = usize::try_from(left).map_or(src.len(), |l| l.min(src.len()));
                     let data = src.split_to(n);
-                    let left = left - n as u64;
-                    self.state = if left == 0 {
-                        State::DataEnd
-                    } else {
-                        State::Data(left)
+                    self.state = match left.checked_sub(n as u64) {
+                        Some(0) | None => State::DataEnd,
+                        Some(left) => State::Data(left),
                     };
                     return Ok(Some(ChunkedItem::Data(data)));
                 }
@@ -171,8 +184,11 @@ impl ChunkedDecoder {
                     self.state = State::Size;
                 }
                 State::Trailers => {
-                    let room = self.max_trailers - self.trailer_bytes;
-                    let Some(end) = find_crlf(src, room).map_err(|e| {
+                    // The section's lines, each with its CRLF, fit in
+                    // `max_trailers`: this line may take what is left but
+                    // its own CRLF.
+                    let room = self.max_trailers.saturating_sub(self.trailer_bytes);
+                    let Some(end) = find_crlf(src, room.saturating_sub(2)).map_err(|e| {
                         if e.detail().contains("longer") {
                             HttpError::new(
                                 HttpErrorKind::HeadersTooLarge,
@@ -191,8 +207,8 @@ impl ChunkedDecoder {
                         return Ok(Some(ChunkedItem::End(std::mem::take(&mut self.trailers))));
                     }
                     self.add_trailer(&src[..end])?;
-                    self.trailer_bytes += end + 2;
-                    src.advance(end + 2);
+                    self.trailer_bytes = self.trailer_bytes.saturating_add(with_crlf(end));
+                    src.advance(with_crlf(end));
                 }
                 State::Done => return Ok(None),
             }
@@ -203,7 +219,8 @@ impl ChunkedDecoder {
         let bad = || HttpError::new(HttpErrorKind::Field, "a malformed trailer field");
         let colon = line.iter().position(|&c| c == b':').ok_or_else(bad)?;
         // HeaderName accepts tokens only: no space, no separator.
-        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+        let (name, value) = line.split_at(colon);
+        let value = value.get(1..).unwrap_or_default().trim_ascii();
         if self.trailers.len() >= MAX_TRAILER_FIELDS {
             return Err(HttpError::new(
                 HttpErrorKind::HeadersTooLarge,
@@ -306,5 +323,98 @@ mod tests {
             run(&input, 7).map(|_| ()),
             Err(HttpErrorKind::HeadersTooLarge)
         );
+    }
+
+    /// What one decoder made of `input` fed in pieces of `step`: `Some`
+    /// verdict (the end, or an error), or `None` if it still waited after
+    /// all of it.
+    fn verdict(
+        max_line: usize,
+        max_trailers: usize,
+        input: &[u8],
+        step: usize,
+    ) -> Option<Result<(), HttpErrorKind>> {
+        let mut d = ChunkedDecoder::new(max_line, max_trailers);
+        let mut src = Cumulation::new();
+        for piece in input.chunks(step.max(1)) {
+            src.push(Bytes::copy_from_slice(piece));
+            loop {
+                match d.decode(&mut src) {
+                    Ok(Some(ChunkedItem::End(_))) => return Some(Ok(())),
+                    Ok(Some(ChunkedItem::Data(_))) => {}
+                    Ok(None) => break,
+                    Err(e) => return Some(Err(e.kind().clone())),
+                }
+            }
+        }
+        None
+    }
+
+    /// The trailer line that measured the wrap (issue 34, D1): one field
+    /// line of exactly the section's limit used to wrap the room left,
+    /// and the decoder then waited for ever, keeping every byte sent
+    /// after it.
+    #[test]
+    fn a_trailer_line_of_exactly_the_limit_is_refused_not_awaited() {
+        let limit = 8192;
+        for line in [limit - 3, limit - 2, limit - 1, limit, limit + 1, limit + 2] {
+            let mut input = b"0\r\nX-T: ".to_vec();
+            input.resize(3 + line, b'a');
+            input.extend_from_slice(b"\r\n\r\n");
+            // What a peer sends after it: never part of the verdict.
+            input.extend(std::iter::repeat_n(b'z', 3 * limit));
+            let got = verdict(4096, limit, &input, 1000);
+            let want = if line + 2 <= limit {
+                Ok(())
+            } else {
+                Err(HttpErrorKind::HeadersTooLarge)
+            };
+            assert_eq!(got, Some(want), "a trailer line of {line} bytes");
+        }
+    }
+
+    proptest::proptest! {
+        /// Lines at `limit - 1`, `limit` and `limit + 1` (a size line with
+        /// extensions, one trailer line, or a section of several), in any
+        /// pieces, with bytes after them: the decoder always reaches a
+        /// verdict, and it is the right one, before it has been given
+        /// more than the limit and a line ending beyond what it needs.
+        #[test]
+        fn lines_at_the_limit_get_a_verdict(
+            limit in 4usize..300,
+            delta in 0usize..3,
+            trailer in proptest::bool::ANY,
+            fields in 1usize..4,
+            step in 1usize..64,
+        ) {
+            let len = (limit + delta).saturating_sub(1); // limit - 1, limit, limit + 1
+            let (input, fits) = if trailer {
+                // `fields` lines sharing `len` bytes, CRLFs counted.
+                let mut input = b"0\r\n".to_vec();
+                let per = (len / fields).max(6);
+                let mut total = 0;
+                for f in 0..fields {
+                    let mut l = format!("X-{f}: ").into_bytes();
+                    l.resize(per.saturating_sub(2).max(l.len()), b'v');
+                    total += l.len() + 2;
+                    input.extend_from_slice(&l);
+                    input.extend_from_slice(b"\r\n");
+                }
+                input.extend_from_slice(b"\r\n");
+                (input, total <= limit)
+            } else {
+                let mut l = b"1;".to_vec();
+                l.resize(len.max(2), b'e');
+                let fits = l.len() <= limit;
+                let mut input = l;
+                input.extend_from_slice(b"\r\nx\r\n0\r\n\r\n");
+                (input, fits)
+            };
+            let mut fed = input.clone();
+            fed.extend(std::iter::repeat_n(b'z', limit + 3));
+            let got = verdict(limit, limit, &fed, step);
+            proptest::prop_assert!(got.is_some(), "no verdict for {} bytes", input.len());
+            proptest::prop_assert_eq!(got.unwrap().is_ok(), fits);
+        }
     }
 }

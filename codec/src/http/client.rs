@@ -143,7 +143,12 @@ fn encode_request(req: Request<Body>) -> Result<(Method, Vec<Msg>), Error> {
     } else {
         "HTTP/1.1"
     };
-    let mut head = BytesMut::with_capacity(64 + target.len() + parts.headers.len() * 32);
+    let mut head = BytesMut::with_capacity(
+        target
+            .len()
+            .saturating_add(parts.headers.len().saturating_mul(32))
+            .saturating_add(64),
+    );
     let _ = write!(head, "{} {target} {version}\r\n", parts.method);
     put_fields(&mut head, &parts.headers);
     head.put_slice(b"\r\n");

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 /// A content coding weft can produce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Coding {
     Gzip,
     Brotli,
@@ -76,16 +76,17 @@ fn parse_q(s: &str) -> u32 {
     let s = s.trim();
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     let int = match int {
-        "0" => 0,
+        "0" => 0u32,
         "1" => 1000,
         _ => return 0,
     };
-    let mut f = 0;
+    let mut f = 0u32;
     for (i, c) in frac.chars().take(3).enumerate() {
         let Some(d) = c.to_digit(10) else { return 0 };
-        f += d * [100, 10, 1][i];
+        // At most 999: three digits.
+        f = f.saturating_add(d.saturating_mul([100, 10, 1][i]));
     }
-    (int + f).min(1000)
+    int.saturating_add(f).min(1000)
 }
 
 /// Compresses a body.
@@ -143,7 +144,7 @@ pub(crate) fn compress(coding: Coding, chunks: &[&[u8]]) -> io::Result<Bytes> {
     match coding {
         Coding::Gzip => {
             let mut e = flate2::write::GzEncoder::new(
-                Vec::with_capacity(total / 3 + 64),
+                Vec::with_capacity((total / 3).saturating_add(64)),
                 flate2::Compression::new(6),
             );
             for c in chunks {
@@ -152,8 +153,12 @@ pub(crate) fn compress(coding: Coding, chunks: &[&[u8]]) -> io::Result<Bytes> {
             e.finish().map(Bytes::from)
         }
         Coding::Brotli => {
-            let mut e =
-                brotli::CompressorWriter::new(Vec::with_capacity(total / 3 + 64), 4096, 4, 22);
+            let mut e = brotli::CompressorWriter::new(
+                Vec::with_capacity((total / 3).saturating_add(64)),
+                4096,
+                4,
+                22,
+            );
             for c in chunks {
                 e.write_all(c)?;
             }
@@ -174,10 +179,11 @@ pub(crate) const TOO_LARGE: &str = "the inflated body is over its limit";
 
 impl Write for Limited {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.total + buf.len() as u64 > self.max {
+        let total = self.total.saturating_add(buf.len() as u64);
+        if total > self.max {
             return Err(io::Error::other(TOO_LARGE));
         }
-        self.total += buf.len() as u64;
+        self.total = total;
         self.out.extend_from_slice(buf);
         Ok(buf.len())
     }

@@ -139,7 +139,8 @@ pub(crate) fn parse_digits(b: &[u8]) -> Option<u64> {
     }
     b.iter().try_fold(0u64, |n, &d| {
         if d.is_ascii_digit() {
-            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+            n.checked_mul(10)?
+                .checked_add(u64::from(d.wrapping_sub(b'0')))
         } else {
             None
         }

@@ -194,7 +194,7 @@ fn fields<'b>(
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| HttpError::new(HttpErrorKind::Field, "a malformed field name"))?;
         if name == HOST {
-            scan.hosts += 1;
+            scan.hosts = scan.hosts.saturating_add(1);
             if scan.hosts == 1 {
                 scan.host = h.value;
             }
@@ -356,8 +356,9 @@ fn bytes_equal(w: u64, b: u8) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let t = w ^ (ONES * u64::from(b));
-    !(((t & LOW7) + LOW7) | t) & HIGH
+    let t = w ^ ONES.wrapping_mul(u64::from(b));
+    // Wrapping by design: no addition carries out of a byte.
+    !((t & LOW7).wrapping_add(LOW7) | t) & HIGH
 }
 
 fn bad_line_ending() -> HttpError {

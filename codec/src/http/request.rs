@@ -207,7 +207,7 @@ impl HttpRequestDecoder {
                     invalid: Some(err.status()),
                     mute: in_body,
                     last: true,
-                    seq: self.seq + 1,
+                    seq: self.seq.wrapping_add(1),
                     ..RequestInfo::unknown()
                 }),
             }
@@ -262,7 +262,9 @@ impl HttpRequestDecoder {
         } else {
             BodyFraming::Empty
         };
-        self.seq += 1;
+        // A sequence number: 2^64 requests on one connection never come,
+        // and it is only compared for equality.
+        self.seq = self.seq.wrapping_add(1);
         self.last = if scan.connection {
             !persistent(version, request.headers())
         } else {

@@ -147,7 +147,7 @@ fn date_now() -> [u8; DATE_LINE_LEN] {
         fresh[..6].copy_from_slice(b"date: ");
         let formatted = httpdate::fmt_http_date(now);
         let n = formatted.len().min(DATE_LEN);
-        fresh[6..6 + n].copy_from_slice(&formatted.as_bytes()[..n]);
+        fresh[6..][..n].copy_from_slice(&formatted.as_bytes()[..n]);
         fresh[DATE_LINE_LEN - 2..].copy_from_slice(b"\r\n");
         c.set((secs, fresh));
         fresh
@@ -237,8 +237,9 @@ impl HeadWriter {
         if self.buf.capacity() == 0 {
             self.buf = super::buffers::take();
         }
-        if self.buf.capacity() - self.buf.len() < 512 + tail.len() {
-            self.buf.reserve(ENCODE_CHUNK.max(512 + tail.len()));
+        let want = tail.len().saturating_add(512);
+        if self.buf.capacity().saturating_sub(self.buf.len()) < want {
+            self.buf.reserve(ENCODE_CHUNK.max(want));
         }
         let b = &mut self.buf;
         if status == StatusCode::OK {

@@ -249,7 +249,8 @@ impl WebSocketDecoder {
             return Ok(None);
         };
         let opcode = self.check(&h)?;
-        let total = h.size as u64 + h.len;
+        // A header is at most 14 bytes and a length at most 2^63 - 1.
+        let total = (h.size as u64).saturating_add(h.len);
         if (self.cum.len() as u64) < total {
             self.check_text_so_far(&h, opcode)?;
             return Ok(None);
@@ -318,11 +319,12 @@ impl WebSocketDecoder {
             (OpCode::Continuation, Some((kind, _))) => kind == OpCode::Text,
             _ => false,
         };
-        let here = self.cum.len() - h.size;
-        if !text || here <= self.text_checked {
+        // The payload bytes received so far (the header is whole).
+        let payload = self.cum.get(h.size..).unwrap_or_default();
+        if !text || payload.len() <= self.text_checked {
             return Ok(());
         }
-        let piece = &self.cum[h.size + self.text_checked..h.size + here];
+        let piece = &payload[self.text_checked..];
         let ok = match h.mask {
             None => self.utf8.feed(piece),
             Some(key) => {
@@ -333,13 +335,13 @@ impl WebSocketDecoder {
                 piece.chunks(scratch.len()).all(|chunk| {
                     let out = &mut scratch[..chunk.len()];
                     out.copy_from_slice(chunk);
-                    apply_mask(out, std::array::from_fn(|i| key[(at + i) & 3]));
-                    at += chunk.len();
+                    apply_mask(out, std::array::from_fn(|i| key[at.wrapping_add(i) & 3]));
+                    at = at.wrapping_add(chunk.len());
                     self.utf8.feed(out)
                 })
             }
         };
-        self.text_checked = here;
+        self.text_checked = payload.len();
         if ok {
             Ok(())
         } else {
@@ -369,7 +371,7 @@ impl WebSocketDecoder {
             (OpCode::Text, None) if f.rsv1 => (OpCode::Binary, 0),
             (op, None) => (op, 0),
         };
-        let len = so_far + f.payload.len();
+        let len = so_far.saturating_add(f.payload.len());
         if len > self.config.max_message_size {
             return Err(WebSocketError::new(
                 WebSocketErrorKind::TooBig,
@@ -487,7 +489,8 @@ fn encode(role: Role, f: &Frame) -> Msg {
     match role {
         Role::Server => {
             let small = len <= COPY_PAYLOAD_MAX;
-            let mut b = Vec::with_capacity(header::size(len, false) + if small { len } else { 0 });
+            let body = if small { len } else { 0 };
+            let mut b = Vec::with_capacity(header::size(len, false).saturating_add(body));
             header::encode(&mut b, f.fin, f.rsv1, opcode, None, len);
             if small {
                 b.extend_from_slice(&f.payload);
@@ -500,7 +503,7 @@ fn encode(role: Role, f: &Frame) -> Msg {
         }
         Role::Client => {
             let key = mask_key();
-            let mut b = Vec::with_capacity(header::size(len, true) + len);
+            let mut b = Vec::with_capacity(header::size(len, true).saturating_add(len));
             header::encode(&mut b, f.fin, f.rsv1, opcode, Some(key), len);
             let start = b.len();
             b.extend_from_slice(&f.payload);

@@ -335,7 +335,7 @@ impl PerMessageDeflate {
     /// Inflates one frame of a compressed message.
     fn inflate_frame(&mut self, f: Frame) -> Result<Frame, WebSocketError> {
         let m = self.inflating.as_mut().expect("a compressed message");
-        let limit = self.max_message_size - m.size;
+        let limit = self.max_message_size.saturating_sub(m.size);
         let too_big =
             || WebSocketError::new(WebSocketErrorKind::TooBig, "a message over the size limit");
         let corrupt = || {
@@ -344,7 +344,8 @@ impl PerMessageDeflate {
                 "a message that does not inflate",
             )
         };
-        let mut out = Vec::with_capacity((f.payload.len() * 4).clamp(64, limit.max(64)));
+        let mut out =
+            Vec::with_capacity(f.payload.len().saturating_mul(4).clamp(64, limit.max(64)));
         let pieces: [&[u8]; 2] = [&f.payload, if f.fin { &TAIL } else { &[] }];
         let mut ended = false;
         'pieces: for (i, piece) in pieces.into_iter().enumerate() {
@@ -363,7 +364,7 @@ impl PerMessageDeflate {
                     .inflate
                     .decompress_vec(input, &mut out, FlushDecompress::Sync)
                     .map_err(|_| corrupt())?;
-                input = &input[(self.inflate.total_in() - in0) as usize..];
+                input = consumed(input, self.inflate.total_in(), in0);
                 if status == Status::StreamEnd {
                     // A final block (BFINAL): nothing may follow it in the
                     // message but the tail we add.
@@ -384,7 +385,7 @@ impl PerMessageDeflate {
         if out.len() > limit {
             return Err(too_big());
         }
-        m.size += out.len();
+        m.size = m.size.saturating_add(out.len());
         if m.text && !(self.utf8.feed(&out) && (!f.fin || self.utf8.finish())) {
             return Err(WebSocketError::new(
                 WebSocketErrorKind::InvalidUtf8,
@@ -413,10 +414,10 @@ impl PerMessageDeflate {
     fn deflate_frame(&mut self, f: Frame) -> Frame {
         // `write` sends continuations here only inside a deflated message.
         let first = f.opcode != OpCode::Continuation;
-        let mut out = Vec::with_capacity(f.payload.len() / 2 + 64);
+        let mut out = Vec::with_capacity((f.payload.len() / 2).saturating_add(64));
         let mut input = &f.payload[..];
         loop {
-            if out.capacity() - out.len() < 64 {
+            if out.capacity().saturating_sub(out.len()) < 64 {
                 out.reserve(out.capacity().max(256));
             }
             let in0 = self.deflate.total_in();
@@ -431,7 +432,7 @@ impl PerMessageDeflate {
                 self.deflate.reset();
                 break;
             }
-            input = &input[(self.deflate.total_in() - in0) as usize..];
+            input = consumed(input, self.deflate.total_in(), in0);
             // The flush is complete once all input is in and it left room.
             if input.is_empty() && out.len() < out.capacity() {
                 break;
@@ -439,7 +440,7 @@ impl PerMessageDeflate {
         }
         if f.fin {
             if out.ends_with(&TAIL) {
-                out.truncate(out.len() - TAIL.len());
+                out.truncate(out.len().saturating_sub(TAIL.len()));
             } else if out.is_empty() {
                 // Nothing since the last flush (an empty last fragment):
                 // the peer appends `00 00 ff ff`, which must complete an
@@ -523,4 +524,11 @@ impl fmt::Debug for PerMessageDeflate {
             .field("deflating", &self.deflating)
             .finish()
     }
+}
+
+/// What is left of `input` after zlib took what its total-in counter moved
+/// by (from `before` to `after`); never past the end.
+fn consumed(input: &[u8], after: u64, before: u64) -> &[u8] {
+    let took = usize::try_from(after.saturating_sub(before)).unwrap_or(usize::MAX);
+    input.get(took..).unwrap_or_default()
 }

@@ -164,11 +164,13 @@ impl Frame {
     /// A close frame with a code and a reason (the reason is cut to fit the
     /// 125-byte limit of control frames, at a character boundary).
     pub fn close(code: CloseCode, reason: &str) -> Frame {
-        let mut end = reason.len().min(123);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        let mut b = BytesMut::with_capacity(2 + end);
+        // The longest prefix of at most 123 bytes that ends at a character
+        // boundary (0 always is one).
+        let end = (0..=reason.len().min(123))
+            .rev()
+            .find(|&i| reason.is_char_boundary(i))
+            .unwrap_or(0);
+        let mut b = BytesMut::with_capacity(end.saturating_add(2));
         b.put_u16(code.0);
         b.put_slice(&reason.as_bytes()[..end]);
         Frame::new(OpCode::Close, b.freeze())

@@ -35,8 +35,9 @@ pub(crate) fn parse(buf: &[u8]) -> Option<Header> {
         n => (u64::from(n), 2),
     };
     let mask = if masked {
-        let key: [u8; 4] = buf.get(size..size + 4)?.try_into().ok()?;
-        size += 4;
+        // `size` is 2, 4 or 10 here.
+        let key: [u8; 4] = buf.get(size..)?.get(..4)?.try_into().ok()?;
+        size = size.saturating_add(4);
         Some(key)
     } else {
         None
@@ -58,7 +59,9 @@ pub(crate) fn size(len: usize, masked: bool) -> usize {
         126..=0xFFFF => 2,
         _ => 8,
     };
-    2 + length + if masked { 4 } else { 0 }
+    let key = if masked { 4 } else { 0 };
+    // At most 14: nothing to wrap.
+    2usize.saturating_add(length).saturating_add(key)
 }
 
 /// Writes a header for a payload of `len` bytes.

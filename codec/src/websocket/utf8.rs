@@ -23,7 +23,7 @@ impl Utf8Validator {
                     return valid_prefix(&self.carry[..self.carried]);
                 };
                 self.carry[self.carried] = b;
-                self.carried += 1;
+                self.carried = self.carried.saturating_add(1);
                 piece = rest;
             }
             if std::str::from_utf8(&self.carry[..want]).is_err() {

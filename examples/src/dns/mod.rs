@@ -23,6 +23,9 @@
 //!   sections emptied and the TC bit set, so that the client retries over
 //!   TCP.
 
+// Lengths and counts here come from peers: no arithmetic on them may wrap.
+#![cfg_attr(not(test), warn(clippy::arithmetic_side_effects))]
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
@@ -265,12 +268,14 @@ impl Handler for DnsHandler {
 /// deserves no answer closes the connection.
 pub fn tcp_pipeline(p: &mut weft_core::Pipeline, zone: Arc<Zone>) -> Result<(), Error> {
     use weft_codec::{DecoderHandler, LengthFieldBasedFrameDecoder, LengthFieldPrepender};
+    /// A message over TCP: its 2-byte length and up to 64 KiB.
+    const TCP_FRAME_MAX: usize = 2 + u16::MAX as usize;
     p.add_last(
         "frames",
         DecoderHandler::new(
             LengthFieldBasedFrameDecoder::builder()
                 .length_field_length(2)
-                .max_frame_length(2 + u16::MAX as usize)
+                .max_frame_length(TCP_FRAME_MAX)
                 .initial_bytes_to_strip(2)
                 .build()?,
         ),

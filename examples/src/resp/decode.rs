@@ -1,6 +1,9 @@
 //! [`RespDecoder`]: RESP2 requests, multibulk or inline, as slices of the
 //! received bytes (see the module's contract in `resp/mod.rs`).
 
+// Lengths and counts here come from peers: no arithmetic on them may wrap.
+#![cfg_attr(not(test), warn(clippy::arithmetic_side_effects))]
+
 use bytes::Bytes;
 use weft_codec::{Cumulation, Decoder};
 use weft_core::Error;
@@ -57,14 +60,14 @@ impl RespDecoder {
     fn hold(&mut self, now: usize) -> bool {
         use std::sync::atomic::Ordering;
         if now > self.held {
-            let more = now - self.held;
+            let more = now.saturating_sub(self.held);
             let before = PARTIAL_HELD.fetch_add(more, Ordering::AcqRel);
-            if before + more > PARTIAL_BUDGET {
+            if before.saturating_add(more) > PARTIAL_BUDGET {
                 PARTIAL_HELD.fetch_sub(more, Ordering::AcqRel);
                 return false;
             }
         } else {
-            PARTIAL_HELD.fetch_sub(self.held - now, Ordering::AcqRel);
+            PARTIAL_HELD.fetch_sub(self.held.saturating_sub(now), Ordering::AcqRel);
         }
         self.held = now;
         true
@@ -78,10 +81,11 @@ impl Drop for RespDecoder {
 }
 
 fn find_crlf(buf: &[u8], from: usize, limit: usize) -> Result<Option<usize>, ()> {
-    let end = buf.len().min(from + limit + 2);
-    match buf[from..end].windows(2).position(|w| w == b"\r\n") {
-        Some(i) => Ok(Some(from + i)),
-        None if buf.len() - from > limit => Err(()),
+    let rest = buf.get(from..).unwrap_or_default();
+    let window = &rest[..rest.len().min(limit.saturating_add(2))];
+    match window.windows(2).position(|w| w == b"\r\n") {
+        Some(i) => Ok(Some(from.saturating_add(i))),
+        None if rest.len() > limit => Err(()),
         None => Ok(None),
     }
 }
@@ -104,20 +108,22 @@ fn parse(buf: &[u8], partial: &mut Option<Partial>) -> Parse {
         let line = &buf[..nl];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let mut args = Vec::new();
-        let mut i = 0;
-        while i < line.len() {
-            while i < line.len() && line[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            let start = i;
-            while i < line.len() && !line[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            if i > start {
-                args.push((start, i));
+        let mut start = None;
+        for (i, c) in line.iter().enumerate() {
+            match (start, c.is_ascii_whitespace()) {
+                (None, false) => start = Some(i),
+                (Some(s), true) => {
+                    args.push((s, i));
+                    start = None;
+                }
+                _ => {}
             }
         }
-        return Parse::Done(nl + 1, args);
+        if let Some(s) = start {
+            args.push((s, line.len()));
+        }
+        // `nl` is an index into `buf`: one more is at most its length.
+        return Parse::Done(nl.saturating_add(1), args);
     }
     let Ok(first) = find_crlf(buf, 1, MAX_INLINE) else {
         return Parse::Bad("too big mbulk count string".into());
@@ -132,7 +138,7 @@ fn parse(buf: &[u8], partial: &mut Option<Partial>) -> Parse {
     let p = Partial {
         n: n.max(0) as usize,
         args: Vec::with_capacity(n.clamp(0, 64) as usize),
-        pos: first + 2,
+        pos: first.saturating_add(2),
     };
     parse_args(buf, p, partial)
 }
@@ -149,27 +155,32 @@ fn parse_args(buf: &[u8], mut p: Partial, partial: &mut Option<Partial>) -> Pars
         if buf[pos] != b'$' {
             return Parse::Bad(format!("expected '$', got '{}'", buf[pos] as char));
         }
-        let Ok(end) = find_crlf(buf, pos + 1, MAX_INLINE) else {
+        let count = pos.saturating_add(1);
+        let Ok(end) = find_crlf(buf, count, MAX_INLINE) else {
             return Parse::Bad("too big bulk count string".into());
         };
         let Some(end) = end else {
             *partial = Some(p);
             return Parse::Incomplete;
         };
-        let len = match parse_int(&buf[pos + 1..end]) {
+        let len = match parse_int(&buf[count..end]) {
             Some(l) if (0..=MAX_BULK as i64).contains(&l) => l as usize,
             _ => return Parse::Bad("invalid bulk length".into()),
         };
-        let start = end + 2;
-        if buf.len() < start + len + 2 {
+        // Positions in `buf` and a length of at most MAX_BULK: these
+        // saturate only past any buffer, where the length check stops.
+        let start = end.saturating_add(2);
+        let stop = start.saturating_add(len);
+        let next = stop.saturating_add(2);
+        if buf.len() < next {
             *partial = Some(p);
             return Parse::Incomplete;
         }
-        if &buf[start + len..start + len + 2] != b"\r\n" {
+        if &buf[stop..next] != b"\r\n" {
             return Parse::Bad("bulk string not terminated by CRLF".into());
         }
-        p.args.push((start, start + len));
-        p.pos = start + len + 2;
+        p.args.push((start, stop));
+        p.pos = next;
     }
     Parse::Done(p.pos, p.args)
 }

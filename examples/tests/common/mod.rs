@@ -119,3 +119,13 @@ pub fn run_bounded(cmd: &mut Command, secs: u64) -> (bool, String) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The resident memory of process `pid` (VmRSS), 0 once it is gone.
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
