@@ -18,7 +18,11 @@
 //!   decoded; the end of the connection inside a head or a delimited body
 //!   is an [`Incomplete`](super::HttpErrorKind::Incomplete) error;
 //! - a response with `Connection: close` (or HTTP/1.0 without keep-alive)
-//!   is the last decoded.
+//!   is the last decoded; bytes after the last response, or after an
+//!   invalid one, are dropped as they come (a server that floods after
+//!   its answer costs the client nothing), while bytes after a tunnel's
+//!   head (101, a successful CONNECT) stay for the next protocol's
+//!   handler.
 
 use std::collections::VecDeque;
 
@@ -65,7 +69,13 @@ pub enum HttpResponseIn {
 enum State {
     Head,
     Body(BodyDecoder),
+    /// After the connection's last response, or an invalid one: what
+    /// follows is discarded (never kept: a server flooding after its last
+    /// answer must not grow the client).
     Stopped,
+    /// After a tunnel's head (101, a successful CONNECT): the bytes are
+    /// the other protocol's and stay for whoever replaces this decoder.
+    Tunnel,
 }
 
 /// Whether the connection may carry another exchange after `response`,
@@ -178,8 +188,11 @@ impl HttpResponseDecoder {
             let (decoder, body) =
                 BodyDecoder::new(framing, DEFAULT_MAX_CHUNK_LINE, DEFAULT_MAX_TRAILERS);
             self.last = !response_keeps_alive(&method, &response, body);
+            let tunnel = status == StatusCode::SWITCHING_PROTOCOLS
+                || (method == Method::CONNECT && status.is_success());
             match decoder {
                 Some(d) => self.state = State::Body(d),
+                None if tunnel => self.state = State::Tunnel,
                 None => self.end_of_response(),
             }
             return Ok(Some(HttpResponseIn::Head { response, body }));
@@ -192,9 +205,12 @@ impl Decoder for HttpResponseDecoder {
 
     fn decode(&mut self, src: &mut Cumulation) -> Result<Option<HttpResponseIn>, Error> {
         let r = match &mut self.state {
+            State::Tunnel => return Ok(None),
             State::Stopped => {
-                // After a tunnel's head the bytes are the other protocol's:
-                // they stay for whoever replaces this decoder.
+                if !src.is_empty() {
+                    tracing::debug!(bytes = src.len(), "bytes after the last response dropped");
+                    src.advance(src.len());
+                }
                 return Ok(None);
             }
             State::Head if src.is_empty() => return Ok(None),
@@ -242,6 +258,51 @@ impl Decoder for HttpResponseDecoder {
                 ),
             )),
             _ => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(d: &mut HttpResponseDecoder, src: &mut Cumulation, bytes: &[u8]) -> Vec<String> {
+        src.push(Bytes::copy_from_slice(bytes));
+        let mut out = Vec::new();
+        while let Some(item) = d.decode(src).unwrap() {
+            out.push(format!("{item:?}").chars().take(12).collect());
+        }
+        out
+    }
+
+    /// Bytes after an invalid or a last response are dropped as they come
+    /// (issue 34: a server flooding after its answer grew http-get by
+    /// ~18 MB per 20 ms until it exited); after a tunnel's head they stay.
+    #[test]
+    fn what_follows_the_end_is_dropped_unless_it_is_a_tunnel() {
+        for (method, head, kept) in [
+            (
+                Method::GET,
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"[..],
+                false,
+            ),
+            (Method::GET, b"HTTP/1.1 2000 OK\r\n\r\n", false),
+            (Method::CONNECT, b"HTTP/1.1 200 OK\r\n\r\n", true),
+            (
+                Method::GET,
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+                true,
+            ),
+        ] {
+            let mut d = HttpResponseDecoder::new();
+            d.expect_response_to(method);
+            let mut src = Cumulation::new();
+            assert!(!feed(&mut d, &mut src, head).is_empty());
+            for _ in 0..16 {
+                assert!(feed(&mut d, &mut src, &[b'z'; 65536]).is_empty());
+            }
+            let want = if kept { 16 * 65536 } else { 0 };
+            assert_eq!(src.len(), want, "{:?}", String::from_utf8_lossy(head));
         }
     }
 }
