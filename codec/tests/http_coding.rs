@@ -91,7 +91,7 @@ fn brotli_or_gzip_as_the_client_accepts() {
 }
 
 #[test]
-fn small_precompressed_head_and_unasked_answers_pass_untouched() {
+fn small_precompressed_and_unasked_answers_pass_untouched() {
     let cases: Vec<(&str, &str, Response<Bytes>)> = vec![
         ("GET", "gzip", Response::new(Bytes::from_static(b"tiny"))),
         ("GET", "gzip", {
@@ -101,7 +101,6 @@ fn small_precompressed_head_and_unasked_answers_pass_untouched() {
             r
         }),
         ("GET", "identity", Response::new(text())),
-        ("HEAD", "gzip", Response::new(text())),
     ];
     for (method, accept, resp) in cases {
         let mut ch = server(HttpContentCompressor::new());
@@ -118,6 +117,107 @@ fn small_precompressed_head_and_unasked_answers_pass_untouched() {
             "{head}"
         );
     }
+}
+
+/// The head of an answer, without its date (which may tick between two).
+fn head_of(ch: &mut EmbeddedChannel) -> String {
+    let (head, _) = split(&ch.read_outbound_bytes());
+    head.lines()
+        .filter(|l| !l.starts_with("date:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// RFC 9110 §9.3.2: a HEAD gets the header fields its GET would — the
+/// coding and the compressed length (issue 34, D7: HEAD reported the
+/// identity length while GET sent gzip).
+#[test]
+fn head_gets_the_fields_its_get_would() {
+    let mut heads = Vec::new();
+    for method in ["GET", "HEAD"] {
+        let mut ch = server(HttpContentCompressor::new());
+        ask(&mut ch, method, "gzip");
+        ch.write_outbound(Msg::user(Response::new(text())));
+        heads.push(head_of(&mut ch));
+    }
+    assert!(heads[0].contains("content-encoding: gzip"), "{}", heads[0]);
+    assert_eq!(heads[0], heads[1]);
+}
+
+/// Every answer for a resource that could be compressed varies on
+/// `Accept-Encoding` — the identity one, a 206, a 304 — so a cache never
+/// hands a gzip body to a client that did not ask for it (D7). A type that
+/// is never compressed does not vary.
+#[test]
+fn every_answer_of_a_negotiable_resource_varies_on_accept_encoding() {
+    for (accept, status) in [("identity", 200), ("gzip", 206), ("gzip", 304), ("", 200)] {
+        let mut ch = server(HttpContentCompressor::new());
+        ask(&mut ch, "GET", accept);
+        let mut r = Response::new(if status == 304 { Bytes::new() } else { text() });
+        *r.status_mut() = weft_codec::http::http::StatusCode::from_u16(status).unwrap();
+        ch.write_outbound(Msg::user(r));
+        let head = head_of(&mut ch);
+        assert!(
+            !head.contains("content-encoding"),
+            "{accept} {status}: {head}"
+        );
+        assert_eq!(
+            head.matches("vary: accept-encoding").count(),
+            1,
+            "{accept} {status}: {head}"
+        );
+    }
+    let mut ch = server(HttpContentCompressor::new());
+    ask(&mut ch, "GET", "gzip");
+    let mut r = Response::new(text());
+    r.headers_mut()
+        .insert("content-type", "image/png".parse().unwrap());
+    ch.write_outbound(Msg::user(r));
+    assert!(!head_of(&mut ch).contains("vary"));
+}
+
+/// Compressing costs the event loop, so it has a budget (issue 34, D5:
+/// 27-42 ms of CPU per request for a 1 MiB file, nothing cached): bodies
+/// past the connection's bytes per second leave uncompressed, and a file
+/// compressed once is served from the cache, costing nothing.
+#[test]
+fn compression_has_a_budget_and_files_are_compressed_once() {
+    let big = || Bytes::from("compressible text, over and over. ".repeat(30_000)); // ~1 MiB
+    let mut ch = server(HttpContentCompressor::new().budget(1 << 20, 1 << 30));
+    let mut coded = 0;
+    for _ in 0..5 {
+        ask(&mut ch, "GET", "br");
+        ch.write_outbound(Msg::user(Response::new(big())));
+        if head_of(&mut ch).contains("content-encoding: br") {
+            coded += 1;
+        }
+    }
+    assert_eq!(
+        coded, 1,
+        "one 1 MiB body fits a 1 MiB/s budget at once, not five"
+    );
+
+    let dir = std::env::temp_dir().join(format!("weft-budget-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("big.txt");
+    std::fs::write(&path, big()).unwrap();
+    let mut ch = server(
+        HttpContentCompressor::new()
+            .compress_files(2 << 20)
+            .budget(1 << 20, 1 << 30),
+    );
+    let mut bodies = Vec::new();
+    for _ in 0..5 {
+        ask(&mut ch, "GET", "br");
+        let region = weft_core::FileRegion::open(&path).unwrap();
+        ch.write_outbound(Msg::user(Response::new(region)));
+        let (head, body) = split(&ch.read_outbound_bytes());
+        assert!(head.contains("content-encoding: br"), "{head}");
+        bodies.push(body);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(unbrotli(&bodies[0]), big());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -114,7 +114,11 @@ fn http_get_refuses_a_trailer_line_of_exactly_the_limit() {
     let t0 = Instant::now();
     let mut peak = 0;
     let status = loop {
-        peak = peak.max(rss_bytes(child.id()));
+        // (Before its exec the child is a copy of this test process.)
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", child.id()));
+        if comm.is_ok_and(|c| c.trim() == "http-get") {
+            peak = peak.max(rss_bytes(child.id()));
+        }
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
@@ -141,4 +145,131 @@ fn http_get_refuses_a_trailer_line_of_exactly_the_limit() {
     assert!(err.contains("trailer"), "{err}");
     assert!(peak < 64 * MIB, "http-get's RSS reached {peak} bytes");
     let _ = server.join();
+}
+
+/// Compressible text that takes real work to compress: seeded random words.
+fn prose(seed: u64, len: usize) -> Vec<u8> {
+    const WORDS: [&str; 16] = [
+        "weft", "warp", "loom", "thread", "shuttle", "pattern", "fabric", "needle", "spindle",
+        "yarn", "bobbin", "heddle", "reed", "selvage", "twill", "satin",
+    ];
+    let r = common::random_bytes(seed, len / 4 + 1);
+    let mut out = Vec::with_capacity(len + 16);
+    for b in r {
+        out.extend_from_slice(WORDS[usize::from(b & 15)].as_bytes());
+        out.push(if b & 0x30 == 0 { b'\n' } else { b' ' });
+        if out.len() >= len {
+            break;
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// One GET on its own connection; its time.
+fn timed_get(addr: &str, path: &str) -> Duration {
+    let t0 = Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    t0.elapsed()
+}
+
+/// D5, CPU work on the event loop: `--compress` compressed each answer
+/// (files up to 1 MiB) on the event loop, per request, nothing cached —
+/// one client pipelining GETs of compressible files starved the others on
+/// its worker (a bystander's 12-byte GET took 11.1 s). Now compressed
+/// files are cached and compressing has a budget per connection and per
+/// process: the bystander is answered promptly.
+#[test]
+fn compression_cannot_starve_a_bystander() {
+    let root = common::TempDir::new("hostile-compress");
+    for i in 0..16 {
+        std::fs::write(root.0.join(format!("f{i}.txt")), prose(i, 900 * 1024)).unwrap();
+    }
+    std::fs::write(root.0.join("small.txt"), b"hello there\n").unwrap();
+    let server = start(
+        env!("CARGO_BIN_EXE_http-file-server"),
+        &[
+            "--root",
+            root.0.to_str().unwrap(),
+            "--compress",
+            "--threads",
+            "1",
+        ],
+    );
+    let mut attacker = TcpStream::connect(&server.addr).unwrap();
+    let mut sink = attacker.try_clone().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let g2 = got.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 20];
+        while let Ok(n) = sink.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            g2.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let s2 = stop.clone();
+    let writer = std::thread::spawn(move || {
+        let mut i = 0u64;
+        attacker
+            .set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut batch = String::new();
+            for _ in 0..16 {
+                batch.push_str(&format!(
+                    "GET /f{}.txt HTTP/1.1\r\nHost: t\r\nAccept-Encoding: br\r\n\r\n",
+                    i % 16
+                ));
+                i += 1;
+            }
+            if let Err(e) = attacker.write_all(batch.as_bytes()) {
+                if e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut
+                {
+                    break;
+                }
+            }
+        }
+        let _ = attacker.shutdown(std::net::Shutdown::Both);
+    });
+    // The attack under way: its first answers are coming back.
+    let t0 = Instant::now();
+    while got.load(std::sync::atomic::Ordering::Relaxed) < MIB {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the attacker got no answers"
+        );
+        std::thread::sleep(Duration::from_millis(10)); // polling period
+    }
+    let mut worst = Duration::ZERO;
+    for _ in 0..20 {
+        worst = worst.max(timed_get(&server.addr, "/small.txt"));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    reader.join().unwrap();
+    println!(
+        "bystander: worst of 20 GETs {worst:?} while the attacker read {:.1} MiB",
+        got.load(std::sync::atomic::Ordering::Relaxed) as f64 / MIB as f64
+    );
+    assert!(
+        worst < Duration::from_secs(2),
+        "a bystander's GET took {worst:?}"
+    );
 }

@@ -14,20 +14,34 @@
 //!   no `Content-Length` (the codec sets the new one, or uses the chunked
 //!   coding for a stream), and a weak `ETag`; streamed pieces are
 //!   compressed and flushed one by one;
+//! - every other answer whose body could have been compressed for another
+//!   `Accept-Encoding` — identity, 206, 304 — still gets `Vary:
+//!   accept-encoding` (RFC 9110 §12.5.5), so caches keep the variants
+//!   apart;
+//! - a `HEAD` request gets the header fields its `GET` would (RFC 9110
+//!   §9.3.2): the same coding, and the compressed length;
 //! - `FileRegion` bodies leave uncompressed by `sendfile` unless
 //!   [`compress_files`](HttpContentCompressor::compress_files) allows files
-//!   up to a size: those are then read and compressed;
-//! - HEAD requests and answers the client did not ask to compress pass
-//!   untouched.
+//!   up to a size: those are then read and compressed, once — the result
+//!   is cached for the process (`compress_budget.rs`, keyed by the file's
+//!   identity, size and modification time);
+//! - compressing costs the event loop: a full body not in the cache is
+//!   compressed only while the connection's and the process's budgets of
+//!   bytes per second allow it ([`budget`](HttpContentCompressor::budget)),
+//!   and leaves uncompressed otherwise; a body of at most 16 KiB always
+//!   may be;
+//! - answers the client did not ask to compress pass untouched (with
+//!   `Vary` as above).
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, VARY};
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use weft_core::{Context, Events, Handler, Msg, Promise};
 
 use super::coding::{choose, compress, Coding, Encoder};
+use super::compress_budget::{self, Bucket, FileKey};
 use super::request::HttpRequestPart;
 use super::response::{FullBody, HttpResponsePart};
 
@@ -57,6 +71,9 @@ pub const DEFAULT_COMPRESSION_THRESHOLD: usize = 1024;
 pub struct HttpContentCompressor {
     threshold: usize,
     max_file: u64,
+    file_cache: usize,
+    /// This connection's budget.
+    bucket: Bucket,
     /// Each unanswered request's chosen coding.
     pending: VecDeque<Option<Coding>>,
     /// The streamed answer being written: its encoder, if compressed.
@@ -102,21 +119,41 @@ fn precompressed(headers: &HeaderMap) -> bool {
         .any(|p| ct.starts_with(p))
 }
 
-/// Whether an answer with `status` and `headers` may be compressed at all.
-fn compressible(status: StatusCode, headers: &HeaderMap) -> bool {
+/// Whether the resource an answer carries could be compressed for some
+/// `Accept-Encoding`: then every answer for it varies on that field.
+fn negotiable(status: StatusCode, headers: &HeaderMap) -> bool {
     !(status.is_informational()
         || status == StatusCode::NO_CONTENT
-        || status == StatusCode::PARTIAL_CONTENT
-        || status == StatusCode::NOT_MODIFIED
         || headers.contains_key(CONTENT_ENCODING)
         || precompressed(headers))
+}
+
+/// Whether an answer with `status` and `headers` may be compressed itself.
+fn compressible(status: StatusCode, headers: &HeaderMap) -> bool {
+    negotiable(status, headers)
+        && status != StatusCode::PARTIAL_CONTENT
+        && status != StatusCode::NOT_MODIFIED
+}
+
+/// Adds `Vary: accept-encoding` unless a `Vary` field already names it
+/// (or is `*`).
+fn vary(headers: &mut HeaderMap) {
+    let named = headers.get_all(VARY).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("accept-encoding"))
+        })
+    });
+    if !named {
+        headers.append(VARY, HeaderValue::from_static("accept-encoding"));
+    }
 }
 
 /// Marks the headers of a compressed answer.
 fn mark(headers: &mut HeaderMap, coding: Coding) {
     headers.insert(CONTENT_ENCODING, HeaderValue::from_static(coding.token()));
     headers.remove(CONTENT_LENGTH);
-    headers.append(VARY, HeaderValue::from_static("accept-encoding"));
+    vary(headers);
     if let Some(tag) = headers.get(ETAG).and_then(|v| v.to_str().ok()) {
         if !tag.starts_with("W/") {
             if let Ok(weak) = HeaderValue::from_str(&format!("W/{tag}")) {
@@ -132,6 +169,8 @@ impl HttpContentCompressor {
         HttpContentCompressor {
             threshold: DEFAULT_COMPRESSION_THRESHOLD,
             max_file: 0,
+            file_cache: compress_budget::DEFAULT_FILE_CACHE_BYTES,
+            bucket: Bucket::new(compress_budget::DEFAULT_CONNECTION_RATE),
             pending: VecDeque::new(),
             streaming: None,
         }
@@ -150,6 +189,29 @@ impl HttpContentCompressor {
         self
     }
 
+    /// How much compressing may cost: at most `connection` bytes of input
+    /// per second for this connection and `process` for the whole process
+    /// (the last compressor built sets the process's; defaults
+    /// [`DEFAULT_COMPRESSION_CONNECTION_RATE`](super::DEFAULT_COMPRESSION_CONNECTION_RATE),
+    /// 2 MiB, and
+    /// [`DEFAULT_COMPRESSION_PROCESS_RATE`](super::DEFAULT_COMPRESSION_PROCESS_RATE),
+    /// 16 MiB), each with a burst of one second's worth. Past either a
+    /// body leaves uncompressed; cached files and bodies of at most
+    /// 16 KiB cost nothing.
+    pub fn budget(mut self, connection: u64, process: u64) -> Self {
+        self.bucket = Bucket::new(connection);
+        compress_budget::set_process_rate(process);
+        self
+    }
+
+    /// Most bytes of compressed files the process keeps (default
+    /// [`DEFAULT_COMPRESSION_FILE_CACHE`](super::DEFAULT_COMPRESSION_FILE_CACHE),
+    /// 32 MiB; 0: none).
+    pub fn file_cache(mut self, bytes: usize) -> Self {
+        self.file_cache = bytes;
+        self
+    }
+
     /// A full answer: compressed if it qualifies.
     fn full(&mut self, resp: Response<FullBody>, coding: Option<Coding>) -> Msg {
         let len = resp.body().len();
@@ -157,10 +219,25 @@ impl HttpContentCompressor {
             && compressible(resp.status(), resp.headers())
             && len >= self.threshold as u64
             && !matches!(resp.body(), FullBody::File(_) if len > self.max_file);
-        let Some(coding) = coding.filter(|_| qualifies) else {
-            return FullBody::into_msg(resp);
-        };
         let (mut parts, body) = resp.into_parts();
+        if negotiable(parts.status, &parts.headers) {
+            vary(&mut parts.headers);
+        }
+        let Some(coding) = coding.filter(|_| qualifies) else {
+            return FullBody::into_msg(Response::from_parts(parts, body));
+        };
+        let key = match &body {
+            FullBody::File(f) => FileKey::of(f.file(), f.position(), len, coding),
+            _ => None,
+        };
+        if let Some(hit) = key.as_ref().and_then(compress_budget::cached) {
+            mark(&mut parts.headers, coding);
+            return Msg::user(Response::from_parts(parts, hit));
+        }
+        if !compress_budget::spend(&mut self.bucket, len) {
+            tracing::debug!(bytes = len, "compression budget spent; sending as it is");
+            return FullBody::into_msg(Response::from_parts(parts, body));
+        }
         let packed = match body {
             FullBody::Empty => {
                 return FullBody::into_msg(Response::from_parts(parts, FullBody::Empty))
@@ -175,6 +252,9 @@ impl HttpContentCompressor {
                 Err(e) => Err(std::io::Error::other(e)),
             },
         };
+        if let (Some(key), Ok(packed)) = (key, &packed) {
+            compress_budget::keep(key, packed.clone(), self.file_cache);
+        }
         match packed {
             Ok(packed) => {
                 mark(&mut parts.headers, coding);
@@ -232,12 +312,8 @@ impl Handler for HttpContentCompressor {
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         if let Some(HttpRequestPart::Head { request, .. }) = msg.downcast_ref::<HttpRequestPart>() {
-            let coding = if request.method() == Method::HEAD {
-                None
-            } else {
-                choose(request.headers())
-            };
-            self.pending.push_back(coding);
+            // A HEAD gets what its GET would: the codec leaves the body out.
+            self.pending.push_back(choose(request.headers()));
         }
         ctx.fire_read(msg);
     }
@@ -280,8 +356,12 @@ impl Handler for HttpContentCompressor {
                         .is_some_and(|n| n < self.threshold as u64);
                     let coding = coding
                         .filter(|_| compressible(head.status(), head.headers()) && !known_small);
-                    if let Some(c) = coding {
-                        mark(head.headers_mut(), c);
+                    match coding {
+                        Some(c) => mark(head.headers_mut(), c),
+                        None if negotiable(head.status(), head.headers()) => {
+                            vary(head.headers_mut())
+                        }
+                        None => {}
                     }
                     self.streaming = Some(coding.map(|c| EncoderBox(Encoder::new(c))));
                 }

@@ -73,6 +73,7 @@ mod chunked;
 mod client;
 mod coding;
 mod compress;
+mod compress_budget;
 mod decompress;
 mod error;
 mod expect;
@@ -96,6 +97,11 @@ pub use request::{
 
 pub use client::HttpClientCodec;
 pub use compress::{HttpContentCompressor, DEFAULT_COMPRESSION_THRESHOLD};
+pub use compress_budget::{
+    DEFAULT_CONNECTION_RATE as DEFAULT_COMPRESSION_CONNECTION_RATE,
+    DEFAULT_FILE_CACHE_BYTES as DEFAULT_COMPRESSION_FILE_CACHE,
+    DEFAULT_PROCESS_RATE as DEFAULT_COMPRESSION_PROCESS_RATE,
+};
 pub use decompress::{HttpContentDecompressor, DEFAULT_MAX_INFLATED};
 pub use response::HttpResponsePart;
 pub use response_decoder::{
