@@ -185,3 +185,45 @@ fn the_expect_handler_continues_streamed_bodies_and_refuses_the_rest() {
     assert_eq!(*parts.lock().unwrap(), 2, "the refused request is not seen");
     assert!(ch.pipeline_mut().transport().take_due_shutdown().is_some());
 }
+
+/// Bodies being aggregated, all connections together, count in one budget
+/// (issue 34, item 3): the request whose piece would pass it gets 503 with
+/// Retry-After and the connection ends; a whole request gives its bytes
+/// back.
+#[test]
+fn bodies_being_aggregated_share_one_budget() {
+    let budget = Arc::new(weft_core::MemoryBudget::new("test bodies", 1000));
+    let channel = || {
+        EmbeddedChannel::builder()
+            .add_last("http", HttpServerCodec::new())
+            .add_last(
+                "whole",
+                HttpObjectAggregator::new(100_000).memory_budget(budget.clone()),
+            )
+            .add_last(
+                "app",
+                from_fn(|ctx: &mut Context<'_>, _req: Request<Bytes>| {
+                    ctx.write_and_flush(Msg::user(Response::new(Bytes::from_static(b"ok"))));
+                }),
+            )
+            .build()
+    };
+    let head = &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n"[..];
+    let mut a = channel();
+    a.write_inbound(head);
+    a.write_inbound(vec![b'a'; 700]);
+    assert_eq!(budget.used(), 700);
+    let mut b = channel();
+    b.write_inbound(head);
+    b.write_inbound(vec![b'b'; 400]);
+    let out = text(&mut b);
+    assert_eq!(statuses(&out), ["503"], "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains("retry-after: 1\r\n"),
+        "{out}"
+    );
+    assert_eq!(budget.used(), 700, "the refused body holds nothing");
+    a.write_inbound(vec![b'a'; 200]);
+    assert_eq!(statuses(&text(&mut a)), ["200"]);
+    assert_eq!(budget.used(), 0, "a whole request gives its bytes back");
+}

@@ -365,6 +365,60 @@ fn an_oversized_frame_is_refused_from_its_header_alone() {
     assert!(!ch.is_open());
 }
 
+/// Partial frames of all connections count in one budget (issue 34, R1:
+/// each connection could hold a 16 MiB partial frame, and 50 of them took
+/// +800 MB): the connection whose bytes would pass it is closed with 1009;
+/// its share comes back, so a new one fits again. A partial fragmented
+/// message held by the aggregator counts the same way.
+#[test]
+fn partial_frames_of_all_connections_share_one_budget() {
+    let budget = std::sync::Arc::new(weft_core::MemoryBudget::new("test frames", 9_999));
+    let config = || WebSocketConfig::new().memory_budget(budget.clone());
+    // Each announces a 6,000-byte frame and sends 5,000 bytes of it.
+    let partial = || {
+        let mut f = client_frame(true, 0x2, &[7u8; 6000]);
+        f.truncate(5000);
+        f
+    };
+    let mut a = upgraded(config());
+    a.write_inbound(partial());
+    assert!(a.is_open());
+    assert_eq!(budget.used(), 5000);
+    let mut b = upgraded(config());
+    b.write_inbound(partial());
+    assert_eq!(
+        server_close(&mut b),
+        Some(1009),
+        "10,000 bytes would pass the budget of 9,999"
+    );
+    assert!(!b.is_open());
+    drop(b);
+    assert_eq!(budget.used(), 5000, "the refused connection holds nothing");
+    drop(a);
+    assert_eq!(
+        budget.used(),
+        0,
+        "a dropped connection gives its share back"
+    );
+
+    let mut agg = EmbeddedChannel::with_handler(
+        weft_codec::websocket::WebSocketMessageAggregator::new().memory_budget(budget.clone()),
+    );
+    let fragment = |fin, op| weft_codec::websocket::Frame {
+        fin,
+        ..weft_codec::websocket::Frame::new(op, vec![1u8; 4000])
+    };
+    agg.write_inbound(Msg::user(fragment(false, OpCode::Binary)));
+    agg.write_inbound(Msg::user(fragment(false, OpCode::Continuation)));
+    assert_eq!(budget.used(), 8000);
+    agg.write_inbound(Msg::user(fragment(false, OpCode::Continuation)));
+    assert!(
+        !agg.is_open(),
+        "12,000 bytes would pass the budget of 9,999"
+    );
+    assert_eq!(budget.used(), 0);
+}
+
 #[test]
 fn pings_are_answered_between_fragments_and_text_may_split_a_character() {
     let mut ch = upgraded(WebSocketConfig::new());

@@ -68,6 +68,7 @@ mod file_region;
 mod handler;
 mod handlers;
 mod mailbox;
+mod memory_budget;
 mod msg;
 mod outbound;
 mod pipeline;
@@ -96,6 +97,7 @@ pub use handlers::{
     CorrelationHandler, Correlator, FlushConsolidationHandler, LoggingHandler, ResponseFuture,
     DEFAULT_MAX_IN_FLIGHT,
 };
+pub use memory_budget::{BudgetShare, MemoryBudget};
 pub use msg::{AnyMsg, Msg};
 pub use outbound::WriteBufferWaterMark;
 pub use pipeline::{Context, Pipeline};

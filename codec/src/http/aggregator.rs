@@ -13,6 +13,12 @@
 //!   otherwise as soon as the limit is passed — and never held: memory
 //!   stays under the limit plus one read; nothing after a refused request
 //!   reaches the application;
+//! - the bodies being gathered also count in a budget of all connections
+//!   together ([`memory_budget`](HttpObjectAggregator::memory_budget),
+//!   default one of [`DEFAULT_AGGREGATION_BUDGET`] for the process): a
+//!   piece that would pass it is refused with `503`, `Retry-After` and
+//!   `Connection: close`, never held (a thousand clients each sending a
+//!   body just under the limit cannot hold a thousand times it);
 //! - `Expect: 100-continue` is answered as [`HttpExpectContinue`] does:
 //!   `100` only for a body that will be read (within the limit), `413`
 //!   for one over it, `417` for another expectation;
@@ -21,15 +27,24 @@
 //!
 //! [`HttpExpectContinue`]: super::HttpExpectContinue
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Request, StatusCode};
-use weft_core::{Context, Events, Handler, Msg};
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
+use weft_core::{BudgetShare, Context, Events, Handler, MemoryBudget, Msg};
 
 use super::expect::{answer_expect, status_response};
 use super::request::{BodyKind, HttpRequestPart};
 
 /// Default largest aggregated body: 1 MiB.
 pub const DEFAULT_MAX_CONTENT_LENGTH: usize = 1024 * 1024;
+/// Default bound on the bodies being aggregated, all connections of the
+/// process together: 512 MiB.
+pub const DEFAULT_AGGREGATION_BUDGET: usize = 512 << 20;
+
+/// The budget of every aggregator not given one.
+static GATHERING: MemoryBudget =
+    MemoryBudget::new("HTTP bodies being aggregated", DEFAULT_AGGREGATION_BUDGET);
 
 /// The trailer fields of an aggregated chunked request, in its extensions.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -118,6 +133,8 @@ enum State {
 pub struct HttpObjectAggregator {
     max_content_length: usize,
     state: State,
+    /// What the body being gathered holds, in the budget.
+    held: BudgetShare,
 }
 
 impl Default for HttpObjectAggregator {
@@ -132,13 +149,28 @@ impl HttpObjectAggregator {
         HttpObjectAggregator {
             max_content_length,
             state: State::Idle,
+            held: MemoryBudget::share_static(&GATHERING),
         }
+    }
+
+    /// Counts the bodies it gathers in `budget` (shared with whoever else
+    /// is given it) instead of the process's default one.
+    pub fn memory_budget(mut self, budget: Arc<MemoryBudget>) -> Self {
+        self.held = MemoryBudget::share(&budget);
+        self
     }
 
     fn refuse(&mut self, ctx: &mut Context<'_>, status: StatusCode) {
         tracing::debug!(%status, "request refused by the aggregator");
-        ctx.write_and_flush(Msg::user(status_response(status, true)));
+        let mut answer = status_response(status, true);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            answer
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        ctx.write_and_flush(Msg::user(answer));
         self.state = State::Refused;
+        self.held.resize(0);
     }
 
     fn head(&mut self, ctx: &mut Context<'_>, head: Request<()>, body: BodyKind) {
@@ -176,8 +208,13 @@ impl HttpObjectAggregator {
         let State::Gathering { body, hint, .. } = &mut self.state else {
             return false;
         };
-        if body.len().saturating_add(data.len()) > self.max_content_length {
+        let len = body.len().saturating_add(data.len());
+        if len > self.max_content_length {
             self.refuse(ctx, StatusCode::PAYLOAD_TOO_LARGE);
+            return false;
+        }
+        if !self.held.resize(len) {
+            self.refuse(ctx, StatusCode::SERVICE_UNAVAILABLE);
             return false;
         }
         body.push(data, *hint);
@@ -212,6 +249,7 @@ impl Handler for HttpObjectAggregator {
                 else {
                     return;
                 };
+                self.held.resize(0);
                 let mut req = (*head).map(|()| body.into_bytes());
                 if !trailers.is_empty() {
                     req.extensions_mut().insert(Trailers(trailers));
@@ -220,6 +258,7 @@ impl Handler for HttpObjectAggregator {
             }
             invalid @ HttpRequestPart::Invalid(_) => {
                 self.state = State::Idle;
+                self.held.resize(0);
                 ctx.fire_read(Msg::user(invalid));
             }
         }

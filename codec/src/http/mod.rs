@@ -87,7 +87,9 @@ mod response_decoder;
 mod server;
 mod server_encoder;
 
-pub use aggregator::{HttpObjectAggregator, Trailers, DEFAULT_MAX_CONTENT_LENGTH};
+pub use aggregator::{
+    HttpObjectAggregator, Trailers, DEFAULT_AGGREGATION_BUDGET, DEFAULT_MAX_CONTENT_LENGTH,
+};
 pub use error::{HttpError, HttpErrorKind};
 pub use expect::HttpExpectContinue;
 pub use request::{

@@ -4,13 +4,19 @@
 //! payload (no copy); a fragmented one is joined once its last fragment
 //! arrives (one copy). Sizes are the codec's business (its
 //! `max_message_size` already bounds what can arrive) and so is UTF-8 (a
-//! text message reaching this handler is valid). Control frames pass on as
-//! [`Frame`]s, between or inside messages.
+//! text message reaching this handler is valid); but the fragments held
+//! also count in a budget of all connections together (the codec's
+//! default one, or [`memory_budget`](WebSocketMessageAggregator::memory_budget)),
+//! and a fragment that would pass it closes the connection with 1009.
+//! Control frames pass on as [`Frame`]s, between or inside messages.
+
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use weft_core::{Context, Events, Handler, Msg};
+use weft_core::{BudgetShare, Context, Error, ErrorKind, Events, Handler, MemoryBudget, Msg};
 
-use super::frame::{Frame, OpCode};
+use super::codec::share_of;
+use super::frame::{CloseCode, Frame, OpCode};
 
 /// A whole WebSocket message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,16 +73,47 @@ impl From<Message> for Msg {
 /// let m: Message = ch.read_inbound().unwrap();
 /// assert_eq!(m.as_text(), Some("hello"));
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WebSocketMessageAggregator {
     /// The kind of the message being joined, and its fragments so far.
     pending: Option<(OpCode, BytesMut)>,
+    /// What `pending` holds, in the budget.
+    held: BudgetShare,
+    failed: bool,
+}
+
+impl Default for WebSocketMessageAggregator {
+    fn default() -> Self {
+        WebSocketMessageAggregator::new()
+    }
 }
 
 impl WebSocketMessageAggregator {
-    /// An aggregator with nothing pending.
+    /// An aggregator with nothing pending, counting in the process's
+    /// default budget for partial frames and messages.
     pub fn new() -> WebSocketMessageAggregator {
-        WebSocketMessageAggregator::default()
+        WebSocketMessageAggregator {
+            pending: None,
+            held: share_of(&None),
+            failed: false,
+        }
+    }
+
+    /// Counts the fragments it holds in `budget` instead.
+    pub fn memory_budget(mut self, budget: Arc<MemoryBudget>) -> Self {
+        self.held = share_of(&Some(budget));
+        self
+    }
+
+    /// The fragments would pass the budget: 1009, the error, the close.
+    fn refuse(&mut self, ctx: &mut Context<'_>) {
+        self.failed = true;
+        self.pending = None;
+        self.held.resize(0);
+        let why = "partial messages are over the server's memory budget";
+        ctx.write_and_flush(Msg::user(Frame::close(CloseCode::TOO_BIG, why)));
+        ctx.fire_exception(Error::new(ErrorKind::TooLongFrame, why));
+        ctx.close();
     }
 }
 
@@ -97,11 +134,17 @@ impl Handler for WebSocketMessageAggregator {
             Ok(f) => f,
             Err(other) => return ctx.fire_read(other),
         };
+        if self.failed {
+            return;
+        }
         match f.opcode {
             OpCode::Text | OpCode::Binary if f.fin => {
                 ctx.fire_read(Msg::user(message(f.opcode, f.payload)));
             }
             OpCode::Text | OpCode::Binary => {
+                if !self.held.resize(f.payload.len()) {
+                    return self.refuse(ctx);
+                }
                 self.pending = Some((f.opcode, BytesMut::from(&f.payload[..])));
             }
             OpCode::Continuation => {
@@ -109,8 +152,16 @@ impl Handler for WebSocketMessageAggregator {
                 let Some((kind, mut joined)) = self.pending.take() else {
                     return;
                 };
+                if !f.fin
+                    && !self
+                        .held
+                        .resize(joined.len().saturating_add(f.payload.len()))
+                {
+                    return self.refuse(ctx);
+                }
                 joined.extend_from_slice(&f.payload);
                 if f.fin {
+                    self.held.resize(0);
                     ctx.fire_read(Msg::user(message(kind, joined.freeze())));
                 } else {
                     self.pending = Some((kind, joined));

@@ -8,7 +8,11 @@
 //!   bytes, the mask (a server requires it, a client refuses it), a 64-bit
 //!   length with its top bit set — 1002; a frame over `max_frame_size` or a
 //!   message over `max_message_size` — 1009 (so no more than a frame's
-//!   limit is ever buffered); fragments must follow their message, and a
+//!   limit is ever buffered); a partial frame also counts in a budget of
+//!   all connections together
+//!   ([`WebSocketConfig::memory_budget`], default
+//!   [`DEFAULT_PARTIAL_FRAME_BUDGET`]), and bytes that would pass it are
+//!   refused with 1009 too, never buffered; fragments must follow their message, and a
 //!   new message may not start inside one — 1002; text is checked as UTF-8
 //!   as it arrives, across fragments and within a frame not yet whole (the
 //!   first bad byte fails the connection) — 1007; a close frame's payload is one of: empty,
@@ -52,7 +56,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use weft_core::{CompositeBytes, Context, Error, Events, Handler, Msg, Promise};
+use weft_core::{
+    BudgetShare, CompositeBytes, Context, Error, Events, Handler, MemoryBudget, Msg, Promise,
+};
 
 use super::boxes;
 use super::error::{WebSocketError, WebSocketErrorKind};
@@ -68,6 +74,24 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// Default wait for the peer's close after ours: 10 s.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default bound on what partial frames and partial messages hold, all
+/// connections of the process together: 256 MiB (sixteen frames at the
+/// default frame limit; 50 connections each holding one took 800 MB).
+pub const DEFAULT_PARTIAL_FRAME_BUDGET: usize = 256 << 20;
+
+/// The default budget of every codec and aggregator not given one.
+static PARTIAL: MemoryBudget = MemoryBudget::new(
+    "WebSocket partial frames and messages",
+    DEFAULT_PARTIAL_FRAME_BUDGET,
+);
+
+/// A share of `budget`, or of the process's default one.
+pub(crate) fn share_of(budget: &Option<Arc<MemoryBudget>>) -> BudgetShare {
+    match budget {
+        Some(b) => MemoryBudget::share(b),
+        None => MemoryBudget::share_static(&PARTIAL),
+    }
+}
 
 /// Payloads up to this size are copied after their header (cheaper than
 /// joining two pieces). Unmasked payloads are small-bytes pieces up to the
@@ -92,6 +116,8 @@ pub struct WebSocketConfig {
     pub(crate) close_timeout: Duration,
     /// permessage-deflate was agreed: RSV1 may mark a message compressed.
     pub(crate) compressed: bool,
+    /// `None`: the process's default budget.
+    pub(crate) budget: Option<Arc<MemoryBudget>>,
 }
 
 impl Default for WebSocketConfig {
@@ -102,6 +128,7 @@ impl Default for WebSocketConfig {
             auto_pong: true,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             compressed: false,
+            budget: None,
         }
     }
 }
@@ -130,6 +157,25 @@ impl WebSocketConfig {
     /// Whether pings are answered by the codec (the default) or passed on.
     pub fn auto_pong(mut self, on: bool) -> Self {
         self.auto_pong = on;
+        self
+    }
+
+    /// The budget partial frames count in, shared with every codec given
+    /// the same one (default: one process-wide budget of
+    /// [`DEFAULT_PARTIAL_FRAME_BUDGET`]). A frame whose bytes would pass it
+    /// is refused with 1009, as one over the frame limit is.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use weft_codec::websocket::WebSocketConfig;
+    /// use weft_core::MemoryBudget;
+    ///
+    /// let rooms = Arc::new(MemoryBudget::new("chat partial frames", 32 << 20));
+    /// let config = WebSocketConfig::new().memory_budget(rooms);
+    /// # drop(config);
+    /// ```
+    pub fn memory_budget(mut self, budget: Arc<MemoryBudget>) -> Self {
+        self.budget = Some(budget);
         self
     }
 
@@ -190,6 +236,8 @@ pub struct WebSocketDecoder {
     text_checked: usize,
     close_received: bool,
     shared: Arc<Shared>,
+    /// What `cum` holds, in the partial-frame budget.
+    held: BudgetShare,
 }
 
 /// The outbound half of a [`WebSocketCodec`]: [`Frame`]s to bytes, and the
@@ -212,6 +260,7 @@ impl WebSocketCodec {
             },
             dec: WebSocketDecoder {
                 role,
+                held: share_of(&config.budget),
                 config,
                 cum: Cumulation::new(),
                 message: None,
@@ -462,6 +511,7 @@ impl WebSocketDecoder {
         tracing::debug!(error = %err, "failing the WebSocket connection");
         self.end();
         self.cum = Cumulation::new();
+        self.held.resize(0);
         let close = (!self.shared.close_sent()).then(|| Frame::close(err.code(), err.detail()));
         end_later(ctx, close, Some(err.into_exception()), true);
     }
@@ -602,6 +652,10 @@ impl Handler for WebSocketDecoder {
         }
         if self.shared.done() {
             self.cum = Cumulation::new();
+        }
+        if !self.held.resize(self.cum.len()) {
+            let why = "partial frames are over the server's memory budget";
+            self.fail(ctx, WebSocketError::new(WebSocketErrorKind::TooBig, why));
         }
     }
 }

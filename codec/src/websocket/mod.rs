@@ -58,6 +58,7 @@ pub use client::{ClientHandshakeComplete, WebSocketClientHandshake};
 pub use codec::{
     Role, WebSocketCodec, WebSocketConfig, WebSocketDecoder, WebSocketEncoder,
     DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_PARTIAL_FRAME_BUDGET,
 };
 pub use deflate::{DeflateConfig, PerMessageDeflate};
 pub use error::{WebSocketError, WebSocketErrorKind};

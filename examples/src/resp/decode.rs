@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use weft_codec::{Cumulation, Decoder};
-use weft_core::Error;
+use weft_core::{BudgetShare, Error, MemoryBudget};
 
 /// Most arguments in one command.
 pub const MAX_ARGS: usize = 1024 * 1024;
@@ -18,7 +18,7 @@ pub const MAX_INLINE: usize = 64 * 1024;
 pub const PARTIAL_BUDGET: usize = 1 << 30;
 
 /// Bytes of incomplete requests held by every decoder of the process.
-static PARTIAL_HELD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static PARTIAL_HELD: MemoryBudget = MemoryBudget::new("RESP partial requests", PARTIAL_BUDGET);
 
 /// What the decoder yields.
 #[derive(Debug, Clone)]
@@ -30,13 +30,23 @@ pub enum RespFrame {
 }
 
 /// Decodes RESP2 requests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RespDecoder {
     failed: bool,
     /// Where parsing of an incomplete multibulk request stopped.
     partial: Option<Partial>,
-    /// Bytes of the incomplete request counted in [`PARTIAL_HELD`].
-    held: usize,
+    /// Bytes of the incomplete request, counted in [`PARTIAL_HELD`].
+    held: BudgetShare,
+}
+
+impl Default for RespDecoder {
+    fn default() -> Self {
+        RespDecoder {
+            failed: false,
+            partial: None,
+            held: MemoryBudget::share_static(&PARTIAL_HELD),
+        }
+    }
 }
 
 /// An incomplete multibulk request: its argument count, the arguments
@@ -52,32 +62,6 @@ enum Parse {
     Incomplete,
     Done(usize, Vec<(usize, usize)>),
     Bad(String),
-}
-
-impl RespDecoder {
-    /// Counts `now` bytes of incomplete request as this decoder's share of
-    /// the process-wide budget; false when the budget would be passed.
-    fn hold(&mut self, now: usize) -> bool {
-        use std::sync::atomic::Ordering;
-        if now > self.held {
-            let more = now.saturating_sub(self.held);
-            let before = PARTIAL_HELD.fetch_add(more, Ordering::AcqRel);
-            if before.saturating_add(more) > PARTIAL_BUDGET {
-                PARTIAL_HELD.fetch_sub(more, Ordering::AcqRel);
-                return false;
-            }
-        } else {
-            PARTIAL_HELD.fetch_sub(self.held.saturating_sub(now), Ordering::AcqRel);
-        }
-        self.held = now;
-        true
-    }
-}
-
-impl Drop for RespDecoder {
-    fn drop(&mut self) {
-        self.hold(0);
-    }
 }
 
 fn find_crlf(buf: &[u8], from: usize, limit: usize) -> Result<Option<usize>, ()> {
@@ -198,12 +182,12 @@ impl Decoder for RespDecoder {
             }
             match parse(src, &mut self.partial) {
                 Parse::Incomplete => {
-                    if self.hold(src.len()) {
+                    if self.held.resize(src.len()) {
                         return Ok(None);
                     }
                     self.failed = true;
                     self.partial = None;
-                    self.hold(0);
+                    self.held.resize(0);
                     src.advance(src.len());
                     return Ok(Some(RespFrame::ProtocolError(
                         "the server's budget for incomplete requests is spent".into(),
@@ -212,12 +196,12 @@ impl Decoder for RespDecoder {
                 Parse::Bad(why) => {
                     self.failed = true;
                     self.partial = None;
-                    self.hold(0);
+                    self.held.resize(0);
                     src.advance(src.len());
                     return Ok(Some(RespFrame::ProtocolError(why)));
                 }
                 Parse::Done(used, args) => {
-                    self.hold(0);
+                    self.held.resize(0);
                     // One slice of the read for the whole request; the
                     // arguments are slices of it.
                     let all = src.split_to(used);
