@@ -273,3 +273,229 @@ fn compression_cannot_starve_a_bystander() {
         "a bystander's GET took {worst:?}"
     );
 }
+
+/// The threads of process `pid`.
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Sends `head` (a PUT announcing a body) and one byte of the body, then
+/// stalls: an upload that holds whatever it holds for ever.
+fn stalled_upload(addr: &str, name: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "PUT /{name} HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\nx"
+    )
+    .unwrap();
+    s
+}
+
+/// The status line of the answer to `request` on a new connection, within
+/// `secs` seconds (`None`: no answer in time).
+fn status_of(addr: &str, request: &[u8], secs: u64) -> Option<String> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
+    s.write_all(request).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(2).any(|w| w == b"\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let line = String::from_utf8_lossy(&got);
+    Some(line.lines().next().unwrap_or("").to_string())
+}
+
+/// D3, a shared pool without a budget: each upload's writer held a thread
+/// of tokio's blocking pool while it waited for the client: 520 stalled
+/// uploads held all 512, the server went from 4 to 515 threads, and no
+/// later upload was answered. Now a writer holds a thread only while it
+/// writes, uploads are limited (`--max-uploads`), and one more is answered
+/// 503 with Retry-After at once.
+#[test]
+fn stalled_uploads_hold_no_threads_and_later_uploads_are_answered() {
+    let root = common::TempDir::new("hostile-uploads");
+    let up = common::TempDir::new("hostile-uploads-dir");
+    let server = start(
+        env!("CARGO_BIN_EXE_http-file-server"),
+        &[
+            "--root",
+            root.0.to_str().unwrap(),
+            "--upload",
+            up.0.to_str().unwrap(),
+            "--threads",
+            "2",
+        ],
+    );
+    let pid = server.child.id();
+    let before = threads(pid);
+    let stalled: Vec<_> = (0..520)
+        .map(|i| stalled_upload(&server.addr, &format!("stalled-{i}")))
+        .collect();
+    let put = b"PUT /late.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello";
+    let answer = status_of(&server.addr, put, 5);
+    let during = threads(pid);
+    println!(
+        "threads: {before} before, {during} with 520 stalled uploads; a later upload: {answer:?}"
+    );
+    let answer = answer.expect("a later upload got no answer within 5 s");
+    assert!(answer.contains(" 503 "), "{answer}");
+    // Blocking-pool threads may open the admitted uploads' files at once;
+    // none is held while an upload waits.
+    let most = before + weft_examples::http::DEFAULT_MAX_UPLOADS + 8;
+    assert!(during < most, "{during} threads (from {before})");
+    // Only the admitted uploads hold a temporary file.
+    let temps = std::fs::read_dir(&up.0).unwrap().count();
+    assert!(
+        temps <= weft_examples::http::DEFAULT_MAX_UPLOADS,
+        "{temps} temporaries"
+    );
+    drop(stalled);
+    // The slots come back: an upload is accepted again.
+    let t0 = Instant::now();
+    loop {
+        let answer = status_of(&server.addr, put, 5).expect("no answer");
+        if answer.contains(" 201 ") || answer.contains(" 204 ") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "still {answer} after the stalls ended"
+        );
+        std::thread::sleep(Duration::from_millis(50)); // polling period
+    }
+    assert_eq!(std::fs::read(up.0.join("late.txt")).unwrap(), b"hello");
+}
+
+/// D8: a name of 223-255 bytes is valid on disk but made the temporary
+/// name (`.{name}.weft-upload-{19 digits}`) pass 255 bytes: 500. The
+/// temporary's name is now short whatever the name; a name no file can
+/// carry (256 bytes) is 400, not 500. R7: a temporary left by a server
+/// killed mid-upload is removed when the next one starts. R8: `Expect:
+/// 100-continue` got 100 for a body that would be discarded (a GET with a
+/// body, a PUT to a refused name); it now gets its final answer only.
+#[test]
+fn long_names_stale_temporaries_and_continues_for_discarded_bodies() {
+    let root = common::TempDir::new("hostile-names");
+    let up = common::TempDir::new("hostile-names-dir");
+    let stale = up.0.join(".weft-upload-999999999-1");
+    std::fs::write(&stale, b"left by a killed server").unwrap();
+    let server = start(
+        env!("CARGO_BIN_EXE_http-file-server"),
+        &[
+            "--root",
+            root.0.to_str().unwrap(),
+            "--upload",
+            up.0.to_str().unwrap(),
+        ],
+    );
+    assert!(!stale.exists(), "the stale temporary is still there");
+    for (len, want) in [(223, " 201 "), (255, " 201 "), (256, " 400 ")] {
+        let name = "n".repeat(len);
+        let put = format!("PUT /{name} HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok");
+        let answer = status_of(&server.addr, put.as_bytes(), 10).expect("no answer");
+        assert!(answer.contains(want), "a {len}-byte name: {answer}");
+    }
+    for request in [
+        &b"GET / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"[..],
+        b"PUT / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        b"POST /x HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    ] {
+        let answer = status_of(&server.addr, request, 10).expect("no answer");
+        assert!(
+            !answer.contains(" 100 "),
+            "{answer} to {:?}",
+            String::from_utf8_lossy(request)
+        );
+    }
+    let put =
+        b"PUT /c.txt HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+    let answer = status_of(&server.addr, put, 10).expect("no answer");
+    assert!(
+        answer.contains(" 100 "),
+        "a body that will be read is continued: {answer}"
+    );
+}
+
+/// Opens a WebSocket on `path` with a raw socket; returns it after the 101.
+fn websocket(addr: &str, path: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+/// R1, a per-connection bound with no global one: each WebSocket
+/// connection may hold a 16 MiB partial frame, so 50 of them took +800 MB.
+/// Now partial frames count in one process-wide budget (256 MiB): past
+/// it, the connection whose bytes would pass it is closed with 1009.
+#[test]
+fn partial_websocket_frames_share_one_budget() {
+    let server = start(env!("CARGO_BIN_EXE_websocket-chat"), &["--threads", "1"]);
+    let pid = server.child.id();
+    let base = rss_bytes(pid);
+    let mut conns = Vec::new();
+    let piece = vec![0u8; 1 << 20];
+    for _ in 0..40 {
+        let mut s = websocket(&server.addr, "/echo");
+        // A binary frame announcing 16 MiB - 1, masked; 12 MiB of it sent.
+        let mut header = vec![0x82, 0x80 | 127];
+        header.extend(((16u64 << 20) - 1).to_be_bytes());
+        header.extend([1, 2, 3, 4]);
+        s.write_all(&header).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        for _ in 0..12 {
+            if s.write_all(&piece).is_err() {
+                break; // refused: the server closed
+            }
+        }
+        conns.push(s);
+    }
+    // Each connection's state, all looked at together: closed with 1009,
+    // or (no close within 5 s) still open, holding its part.
+    let grew_at_peak = rss_bytes(pid).saturating_sub(base);
+    let lookers: Vec<_> = conns
+        .into_iter()
+        .map(|mut s| {
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut b = [0u8; 4];
+                matches!(s.read(&mut b), Ok(4))
+                    && b[0] == 0x88
+                    && u16::from_be_bytes([b[2], b[3]]) == 1009
+            })
+        })
+        .collect();
+    let refused = lookers
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|&r| r)
+        .count();
+    let grew = grew_at_peak.max(rss_bytes(pid).saturating_sub(base));
+    println!(
+        "40 partial 12 MiB frames: {refused} refused with 1009, RSS +{:.0} MiB",
+        grew as f64 / MIB as f64
+    );
+    assert!(refused >= 15, "only {refused} of 40 refused");
+    assert!(grew < 360 * MIB, "RSS grew by {grew} bytes");
+}

@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use weft_codec::http::{HttpContentCompressor, HttpExpectContinue, HttpServerCodec};
+use weft_codec::http::{HttpContentCompressor, HttpServerCodec};
 use weft_examples::http::FileHandler;
 use weft_transport::{tls, ReadTimeoutHandler, ServerBootstrap, TlsHandler};
 
@@ -37,6 +37,9 @@ struct Args {
     /// Accept `PUT` uploads into this directory.
     #[arg(long)]
     upload: Option<PathBuf>,
+    /// Most uploads at once; one more is answered 503 with Retry-After.
+    #[arg(long, default_value_t = weft_examples::http::DEFAULT_MAX_UPLOADS)]
+    max_uploads: usize,
     /// Seconds allowed for each complete request head (and for idling
     /// between keep-alive requests).
     #[arg(long, default_value_t = 30.0)]
@@ -67,7 +70,7 @@ fn main() {
     let files = match &args.upload {
         None => files,
         Some(dir) => match files.with_uploads(dir) {
-            Ok(f) => f,
+            Ok(f) => f.max_uploads(args.max_uploads),
             Err(e) => {
                 eprintln!("error: cannot upload into {}: {e}", dir.display());
                 std::process::exit(1);
@@ -103,9 +106,8 @@ fn main() {
                             HttpContentCompressor::new().compress_files(1 << 20),
                         )?;
                     }
-                    // `Expect: 100-continue` (curl's uploads): 100 when the
-                    // head reaches the handler that reads the body.
-                    p.add_last("expect", HttpExpectContinue::new())?;
+                    // (`Expect: 100-continue` is the file handler's: it
+                    // knows whether a body will be read.)
                     // After the codec, a "read" is a complete request head
                     // or a piece of a body.
                     p.add_last("head-timeout", ReadTimeoutHandler::new(head_timeout))?;

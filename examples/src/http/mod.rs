@@ -21,6 +21,9 @@ mod files;
 mod response;
 mod upload;
 
-pub use files::{spawn_cache_purger, FileHandler, INDEX_MAX_ENTRIES};
+pub use files::{spawn_cache_purger, FileHandler, HELD_BUDGET, HELD_HIGH, INDEX_MAX_ENTRIES};
 pub use response::{content_type, parse_range, percent_decode};
-pub use upload::{UploadDone, HIGH_WATER as UPLOAD_HIGH_WATER, LOW_WATER as UPLOAD_LOW_WATER};
+pub use upload::{
+    remove_stale_temporaries, UploadDone, DEFAULT_MAX_UPLOADS, HIGH_WATER as UPLOAD_HIGH_WATER,
+    LOW_WATER as UPLOAD_LOW_WATER,
+};
