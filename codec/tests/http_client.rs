@@ -86,11 +86,28 @@ fn interim_answers_are_skipped_but_101_ends_decoding() {
     );
     assert_eq!(summary(&mut ch), ["H 204 Empty"]);
 
-    send(&mut ch, Method::GET, "http://h/ws");
+    let upgrade = Request::builder()
+        .uri("http://h/ws")
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .body(())
+        .unwrap();
+    assert!(ch.write_outbound(Msg::user(upgrade)));
+    ch.read_outbound_bytes();
     ch.write_inbound(
         &b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi"[..],
     );
     assert_eq!(summary(&mut ch), ["H 101 Empty"]);
+}
+
+/// A 101 to a request that asked for no upgrade is an invalid answer, not
+/// a switch (issue 34, D9).
+#[test]
+fn an_unasked_101_is_invalid() {
+    let mut ch = client();
+    send(&mut ch, Method::GET, "http://h/");
+    ch.write_inbound(&b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"[..]);
+    assert_eq!(summary(&mut ch), ["X StatusLine"]);
 }
 
 #[test]

@@ -499,3 +499,84 @@ fn partial_websocket_frames_share_one_budget() {
     assert!(refused >= 15, "only {refused} of 40 refused");
     assert!(grew < 360 * MIB, "RSS grew by {grew} bytes");
 }
+
+/// Runs http-get on `url` with `args`, bounded; its exit code and stderr.
+fn http_get(url: &str, args: &[&str], bound: Duration) -> (Option<i32>, String, Duration) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_http-get"))
+        .arg(url)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if t0.elapsed() > bound {
+            let _ = child.kill();
+            panic!("http-get {url} {args:?} still running after {bound:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20)); // polling period
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code(), err, t0.elapsed())
+}
+
+/// A one-connection server: reads the request, then runs `answer`.
+fn one_answer(
+    answer: impl FnOnce(&mut TcpStream) + Send + 'static,
+) -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut head = [0u8; 1024];
+        let _ = s.read(&mut head);
+        answer(&mut s);
+    });
+    (url, t)
+}
+
+/// D9: http-get took a `101 Switching Protocols` to its plain GET as
+/// success (exit 0, empty output, the bytes behind it dropped); it is an
+/// invalid answer now. R6: `--timeout` is per piece, so a 10 GB body
+/// trickled a byte at a time kept http-get running; `--max-time` bounds
+/// the whole transfer (exit 28, as curl).
+#[test]
+fn http_get_refuses_an_unasked_101_and_has_a_total_deadline() {
+    let (url, t) = one_answer(|s| {
+        let _ =
+            s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nother protocol");
+    });
+    let (code, err, _) = http_get(&url, &[], Duration::from_secs(10));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no upgrade"), "{err}");
+    t.join().unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let (url, t) = one_answer(move |s| {
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n");
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) && s.write_all(b"x").is_ok() {
+            std::thread::sleep(Duration::from_millis(100)); // the trickle itself
+        }
+    });
+    let (code, err, took) = http_get(
+        &url,
+        &["--timeout", "5", "--max-time", "2"],
+        Duration::from_secs(20),
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    println!("a trickled 10 GB body: http-get exit {code:?} after {took:?}");
+    assert_eq!(code, Some(28), "{err}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    t.join().unwrap();
+}

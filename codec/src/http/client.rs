@@ -199,9 +199,15 @@ impl Handler for HttpClientCodec {
             Ok(r) => r,
             Err(other) => return ctx.write_with(other, promise),
         };
+        let upgrade = req.headers().contains_key(http::header::UPGRADE);
         match encode_request(req) {
             Ok((method, msgs)) => {
-                self.inbound.decoder_mut().expect_response_to(method);
+                let d = self.inbound.decoder_mut();
+                if upgrade {
+                    d.expect_upgrade_response_to(method);
+                } else {
+                    d.expect_response_to(method);
+                }
                 crate::encoder::write_parts(ctx, msgs, promise);
             }
             Err(e) => crate::encoder::fail_write(ctx, e, promise),

@@ -114,7 +114,9 @@ pub struct HttpResponseDecoder {
     max_headers: usize,
     state: State,
     /// The methods of the requests sent and not yet answered, in order.
-    pending: VecDeque<Method>,
+    /// The requests sent and not yet answered: method, and whether it
+    /// asked to switch protocols.
+    pending: VecDeque<(Method, bool)>,
     last: bool,
 }
 
@@ -151,7 +153,15 @@ impl HttpResponseDecoder {
     /// A request with `method` was sent: the next unanswered response
     /// answers it (the client codec calls this for every request).
     pub fn expect_response_to(&mut self, method: Method) {
-        self.pending.push_back(method);
+        self.pending.push_back((method, false));
+    }
+
+    /// A request with `method` that asked to switch protocols (an
+    /// `Upgrade` field) was sent: its answer may be `101 Switching
+    /// Protocols`. A 101 to any other request is invalid (a `StatusLine`
+    /// error): taking it as an answer would drop the bytes behind it.
+    pub fn expect_upgrade_response_to(&mut self, method: Method) {
+        self.pending.push_back((method, true));
     }
 
     fn fail(&mut self, src: &mut Cumulation, err: HttpError) -> Option<HttpResponseIn> {
@@ -182,7 +192,13 @@ impl HttpResponseDecoder {
                 }
                 continue;
             }
-            let method = self.pending.pop_front().unwrap_or(Method::GET);
+            let (method, upgrade) = self.pending.pop_front().unwrap_or((Method::GET, false));
+            if status == StatusCode::SWITCHING_PROTOCOLS && !upgrade {
+                return Err(HttpError::new(
+                    HttpErrorKind::StatusLine,
+                    "101 Switching Protocols to a request that asked for no upgrade",
+                ));
+            }
             let framing =
                 response_framing(&method, status, response.version(), response.headers())?;
             let (decoder, body) =
@@ -295,7 +311,11 @@ mod tests {
             ),
         ] {
             let mut d = HttpResponseDecoder::new();
-            d.expect_response_to(method);
+            if head.starts_with(b"HTTP/1.1 101") {
+                d.expect_upgrade_response_to(method);
+            } else {
+                d.expect_response_to(method);
+            }
             let mut src = Cumulation::new();
             assert!(!feed(&mut d, &mut src, head).is_empty());
             for _ in 0..16 {
@@ -304,5 +324,23 @@ mod tests {
             let want = if kept { 16 * 65536 } else { 0 };
             assert_eq!(src.len(), want, "{:?}", String::from_utf8_lossy(head));
         }
+    }
+
+    /// A 101 to a request that asked for no upgrade is invalid (issue 34,
+    /// D9: http-get took it as success, exit 0, empty output, the bytes
+    /// behind it dropped).
+    #[test]
+    fn an_unasked_101_is_invalid() {
+        let mut d = HttpResponseDecoder::new();
+        d.expect_response_to(Method::GET);
+        let mut src = Cumulation::new();
+        src.push(Bytes::from_static(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+        ));
+        let item = d.decode(&mut src).unwrap();
+        assert!(
+            matches!(&item, Some(HttpResponseIn::Invalid(e)) if e.detail().contains("no upgrade")),
+            "{item:?}"
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! standard output or a file (`-o FILE`), streamed as it arrives.
 //!
 //! Exits 0 on a 2xx or 3xx answer, 22 on a 4xx or 5xx one (as `curl -f`),
-//! 1 on an error (connection, timeout, malformed answer), with the reason
+//! 28 when `--max-time` passed (as curl), 1 on another error (connection,
+//! timeout, malformed answer, a `101` it did not ask for), with the reason
 //! on standard error.
 
 use std::io::Write;
@@ -29,6 +30,10 @@ struct Args {
     /// Seconds to wait for the answer and for each piece of the body.
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
+    /// Seconds the whole transfer may take, however the server trickles
+    /// (0: no limit).
+    #[arg(long, default_value_t = 0.0)]
+    max_time: f64,
 }
 
 /// Prints the error with its causes, then exits 1.
@@ -55,7 +60,9 @@ fn main() {
     let req = Request::get(args.url.as_str())
         .body(Bytes::new())
         .unwrap_or_else(|e| fail("bad URL", e));
-    let code = weft_examples::runtime(1).block_on(async move {
+    let max_time = (args.max_time > 0.0).then(|| Duration::from_secs_f64(args.max_time));
+    let url = args.url.clone();
+    let transfer = async move {
         let resp = client
             .send(req)
             .await
@@ -84,6 +91,15 @@ fn main() {
             22
         } else {
             0
+        }
+    };
+    let code = weft_examples::runtime(1).block_on(async move {
+        match max_time {
+            None => transfer.await,
+            Some(t) => tokio::time::timeout(t, transfer).await.unwrap_or_else(|_| {
+                eprintln!("http-get: {url}: the transfer took more than --max-time ({t:?})");
+                28
+            }),
         }
     });
     std::process::exit(code);
