@@ -66,18 +66,16 @@ impl ServeOptions {
         (self.idle_timeout > 0.0).then(|| Duration::from_secs_f64(self.idle_timeout))
     }
 
-    /// Adds the idle guard (a [`ReadTimeoutHandler`] that observes output
-    /// and watches the transport's reads, so it is not in the read path)
-    /// at the head of a pipeline, when an idle timeout is set.
+    /// A server bootstrap with this idle timeout (the bootstrap's own
+    /// guard: a [`ReadTimeoutHandler`] that observes output and watches the
+    /// transport's reads, so it is not in the read path), or none for 0.
     ///
     /// [`ReadTimeoutHandler`]: weft_transport::ReadTimeoutHandler
-    pub fn add_idle_guard(&self, p: &mut weft_core::Pipeline) -> Result<(), Error> {
+    pub fn bootstrap(&self) -> weft_transport::ServerBootstrap {
+        let b = weft_transport::ServerBootstrap::new();
         match self.idle() {
-            Some(d) => p.add_first(
-                "idle",
-                weft_transport::ReadTimeoutHandler::new(d).watch_transport_reads(),
-            ),
-            None => Ok(()),
+            Some(d) => b.idle_timeout(d),
+            None => b.no_idle_timeout(),
         }
     }
 }

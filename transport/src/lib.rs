@@ -84,7 +84,9 @@ pub use group::{ChannelGroup, SlowMembers};
 #[cfg(feature = "http")]
 pub use http_client::{Body, HttpClient, HttpClientBuilder};
 pub use options::ChannelOptions;
-pub use server::{Server, ServerBootstrap};
+pub use server::{
+    Server, ServerBootstrap, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, IDLE_TIMEOUT_HANDLER,
+};
 pub use timeout::{
     IdleState, IdleStateEvent, IdleStateHandler, ReadTimeoutHandler, WriteTimeoutHandler,
 };

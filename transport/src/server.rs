@@ -9,8 +9,17 @@
 //! - accept errors never end the server: running out of descriptors
 //!   (`EMFILE`, `ENFILE`) or memory makes it back off (10 ms, doubling to
 //!   1 s) and try again; per-connection errors are logged and skipped;
-//! - with a connection limit, connections over it are accepted and closed at
-//!   once (so the peer learns at once instead of waiting in the backlog);
+//! - bounded by default: at most [`DEFAULT_MAX_CONNECTIONS`] connections at
+//!   once (connections over the limit are accepted and closed at once, so
+//!   the peer learns at once instead of waiting in the backlog), and a
+//!   connection that has sent nothing and taken none of its answers for
+//!   [`DEFAULT_IDLE_TIMEOUT`] is closed (a [`ReadTimeoutHandler`] that
+//!   watches the transport's reads and output, first in every child
+//!   pipeline as `"weft-idle-timeout"`); both are settings
+//!   ([`max_connections`](ServerBootstrap::max_connections),
+//!   [`idle_timeout`](ServerBootstrap::idle_timeout)) with a way out for
+//!   those who mean it ([`no_connection_limit`](ServerBootstrap::no_connection_limit),
+//!   [`no_idle_timeout`](ServerBootstrap::no_idle_timeout));
 //! - [`Server::shutdown`] stops accepting, lets every channel finish writing
 //!   what it had flushed (reading no more), and after the timeout closes
 //!   whatever is left — also channels whose peer never reads; it returns
@@ -32,7 +41,17 @@ use crate::connection::{spawn_connection, Configure, Initializer};
 use crate::control::{Phase, ServerCtl};
 use crate::options::ChannelOptions;
 use crate::stream::Stream;
+use crate::timeout::ReadTimeoutHandler;
 use crate::uring::RingRef;
+
+/// Default most connections a server holds at once: 10,000.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default time a connection may send nothing and take none of its
+/// answers before it is closed: 300 s (a response still being written
+/// keeps it open).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// The name the idle timeout's handler has in every child pipeline.
+pub const IDLE_TIMEOUT_HANDLER: &str = "weft-idle-timeout";
 
 /// Configures and binds a server.
 ///
@@ -61,6 +80,7 @@ pub struct ServerBootstrap {
     reuse_port: bool,
     backlog: u32,
     max_connections: Option<usize>,
+    idle_timeout: Option<Duration>,
 }
 
 impl Default for ServerBootstrap {
@@ -78,7 +98,8 @@ impl ServerBootstrap {
             reuse_address: true,
             reuse_port: false,
             backlog: 1024,
-            max_connections: None,
+            max_connections: Some(DEFAULT_MAX_CONNECTIONS),
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
         }
     }
 
@@ -111,9 +132,34 @@ impl ServerBootstrap {
     }
 
     /// Most connections open at once; connections over it are accepted and
-    /// closed at once (default: no limit).
+    /// closed at once (default [`DEFAULT_MAX_CONNECTIONS`], 10,000).
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = Some(n);
+        self
+    }
+
+    /// No limit on the connections open at once: the process's descriptor
+    /// limit is then the only one.
+    pub fn no_connection_limit(mut self) -> Self {
+        self.max_connections = None;
+        self
+    }
+
+    /// Closes a connection that has sent nothing and taken none of its
+    /// answers for `t` (default [`DEFAULT_IDLE_TIMEOUT`], 300 s): a
+    /// [`ReadTimeoutHandler`] watching the transport's reads and observing
+    /// output, first in each child pipeline as [`IDLE_TIMEOUT_HANDLER`].
+    /// Protocols with shorter idle rules set theirs (dns-server's TCP
+    /// listener: 10 s).
+    pub fn idle_timeout(mut self, t: Duration) -> Self {
+        self.idle_timeout = Some(t);
+        self
+    }
+
+    /// No idle timeout: connections stay open for as long as their peers
+    /// keep them.
+    pub fn no_idle_timeout(mut self) -> Self {
+        self.idle_timeout = None;
         self
     }
 
@@ -133,9 +179,25 @@ impl ServerBootstrap {
 
     fn check(&self) -> Result<Initializer, Error> {
         self.opts.validate()?;
-        self.init
+        if self.idle_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::invalid_argument(
+                "the idle timeout must be positive (no_idle_timeout() turns it off)",
+            ));
+        }
+        let init = self
+            .init
             .clone()
-            .ok_or_else(|| Error::invalid_argument("ServerBootstrap needs a child_handler"))
+            .ok_or_else(|| Error::invalid_argument("ServerBootstrap needs a child_handler"))?;
+        Ok(match self.idle_timeout {
+            None => init,
+            Some(t) => Arc::new(move |p: &mut Pipeline| {
+                init(p)?;
+                p.add_first(
+                    IDLE_TIMEOUT_HANDLER,
+                    ReadTimeoutHandler::new(t).watch_transport_reads(),
+                )
+            }),
+        })
     }
 
     /// Binds a TCP listener (IPv4 or IPv6) and starts accepting.
@@ -208,6 +270,7 @@ impl fmt::Debug for ServerBootstrap {
             .field("opts", &self.opts)
             .field("backlog", &self.backlog)
             .field("max_connections", &self.max_connections)
+            .field("idle_timeout", &self.idle_timeout)
             .finish_non_exhaustive()
     }
 }

@@ -515,3 +515,35 @@ async fn after_its_output_shut_down_a_channel_waits_a_bounded_time() {
     })
     .await;
 }
+
+/// Every server is bounded by default (issue 34, item 4): a connection
+/// that says nothing and takes nothing is closed after the default idle
+/// timeout (300 s; the clock is tokio's, paused here and advanced to it),
+/// and `no_idle_timeout` is the way out.
+#[tokio::test(start_paused = true)]
+async fn a_silent_connection_is_closed_by_the_default_idle_timeout() {
+    for idle in [true, false] {
+        let b = ServerBootstrap::new().child_handler(|p| p.add_last("echo", Echo));
+        let b = if idle { b } else { b.no_idle_timeout() };
+        let server = b.bind("127.0.0.1:0").await.unwrap();
+        let mut s = tokio::net::TcpStream::connect(server.tcp_addr().unwrap())
+            .await
+            .unwrap();
+        let t0 = tokio::time::Instant::now();
+        let bound = weft_transport::DEFAULT_IDLE_TIMEOUT + Duration::from_secs(100);
+        let r = tokio::time::timeout(bound, s.read(&mut [0u8; 1])).await;
+        if idle {
+            assert!(matches!(r, Ok(Ok(0))), "{r:?}");
+            let took = t0.elapsed();
+            assert!(
+                took >= weft_transport::DEFAULT_IDLE_TIMEOUT
+                    && took <= weft_transport::DEFAULT_IDLE_TIMEOUT * 9 / 8,
+                "closed after {took:?}"
+            );
+        } else {
+            assert!(r.is_err(), "closed without an idle timeout: {r:?}");
+        }
+        drop(s);
+        server.shutdown(Duration::from_secs(5)).await;
+    }
+}

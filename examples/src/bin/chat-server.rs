@@ -95,6 +95,8 @@ fn main() {
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
             ServerBootstrap::new()
+                // Idle members are told before they go (the handler below).
+                .no_idle_timeout()
                 // A member's send queue (IRC's "sendq"): a member that falls
                 // that far behind is disconnected rather than held in memory.
                 .child_options(ChannelOptions::new().max_outbound_bytes(args.sendq as usize))

@@ -33,6 +33,14 @@ struct Args {
     /// UDP channels on the port (SO_REUSEPORT), one per worker thread.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Seconds a TCP connection may stay silent before it is closed (RFC
+    /// 7766 section 6.2.3 suggests a few seconds; BIND's default is 30).
+    #[arg(long, default_value_t = 10.0)]
+    tcp_idle_timeout: f64,
+    /// Most TCP connections at once (BIND's tcp-clients: 150); more are
+    /// accepted and closed at once.
+    #[arg(long, default_value_t = 150)]
+    tcp_clients: usize,
 }
 
 fn main() {
@@ -78,6 +86,10 @@ fn main() {
         let (channels, tcp) = loop {
             let channels = weft_examples::bind_datagram_channels(&udp, &args.addr, threads).await;
             let bound = ServerBootstrap::new()
+                .idle_timeout(std::time::Duration::from_secs_f64(
+                    args.tcp_idle_timeout.clamp(0.001, 86_400.0),
+                ))
+                .max_connections(args.tcp_clients.max(1))
                 .child_handler({
                     let zone = zone.clone();
                     move |p| dns::tcp_pipeline(p, zone.clone())

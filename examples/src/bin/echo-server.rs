@@ -8,7 +8,7 @@
 
 use clap::Parser;
 use weft_core::{Context, Events, Handler, Msg};
-use weft_transport::{tls, ServerBootstrap, TlsHandler};
+use weft_transport::{tls, TlsHandler};
 
 /// A TCP echo server.
 #[derive(Parser, Debug)]
@@ -63,9 +63,9 @@ fn main() {
     let serve = args.serve.clone();
     weft_examples::runtime(args.threads).block_on(async {
         let server = weft_examples::exit_on_error(
-            ServerBootstrap::new()
+            serve
+                .bootstrap()
                 .child_handler(move |p| {
-                    serve.add_idle_guard(p)?;
                     if let Some(cfg) = &tls_config {
                         p.add_last("tls", TlsHandler::server(cfg.clone())?)?;
                     }

@@ -14,7 +14,6 @@ use clap::Parser;
 use weft_codec::{DecoderHandler, LineBasedFrameDecoder};
 use weft_core::{Context, Error, FileRegion, Typed, TypedInbound};
 use weft_examples::confined::Root;
-use weft_transport::ServerBootstrap;
 
 /// A file server speaking the peers' file protocol.
 #[derive(Parser, Debug)]
@@ -89,9 +88,9 @@ fn main() {
     let serve = args.serve.clone();
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
-            ServerBootstrap::new()
+            serve
+                .bootstrap()
                 .child_handler(move |p| {
-                    serve.add_idle_guard(p)?;
                     p.add_last(
                         "lines",
                         DecoderHandler::new(LineBasedFrameDecoder::new(4096)),

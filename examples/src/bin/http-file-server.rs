@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use weft_codec::http::{HttpContentCompressor, HttpServerCodec};
 use weft_examples::http::FileHandler;
-use weft_transport::{tls, ReadTimeoutHandler, ServerBootstrap, TlsHandler};
+use weft_transport::{tls, ReadTimeoutHandler, TlsHandler};
 
 /// A static-file HTTP server.
 #[derive(Parser, Debug)]
@@ -92,7 +92,8 @@ fn main() {
         // are closed even when no request comes.
         weft_examples::http::spawn_cache_purger();
         let server = weft_examples::exit_on_error(
-            ServerBootstrap::new()
+            args.serve
+                .bootstrap()
                 .child_handler(move |p| {
                     if let Some(cfg) = &tls_config {
                         // Bodies are still FileRegions: through TLS they are

@@ -11,7 +11,6 @@ use clap::Parser;
 use weft_codec::http::http::{header, HeaderValue, Method, Response, StatusCode};
 use weft_codec::http::{HttpRequestPart, HttpServerCodec};
 use weft_core::{Context, Events, Handler, Msg};
-use weft_transport::ServerBootstrap;
 
 /// TechEmpower-style plaintext and JSON server.
 #[derive(Parser, Debug)]
@@ -92,9 +91,9 @@ fn main() {
     let serve = args.serve.clone();
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
-            ServerBootstrap::new()
+            serve
+                .bootstrap()
                 .child_handler(move |p| {
-                    serve.add_idle_guard(p)?;
                     p.add_last("http", HttpServerCodec::new())?;
                     p.add_last("hello", Hello)
                 })

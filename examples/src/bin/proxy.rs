@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use weft_core::{Channel, Context, Error, Events, Handler, InputShutdown, Msg, UserEvent};
-use weft_transport::{Bootstrap, ChannelOptions, ServerBootstrap};
+use weft_transport::{Bootstrap, ChannelOptions};
 
 /// A TCP relay with backpressure.
 #[derive(Parser, Debug)]
@@ -170,10 +170,10 @@ fn main() {
     let serve = args.serve.clone();
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
-            ServerBootstrap::new()
+            serve
+                .bootstrap()
                 .child_options(relay_options())
                 .child_handler(move |p| {
-                    serve.add_idle_guard(p)?;
                     p.add_last(
                         "inbound",
                         Inbound {

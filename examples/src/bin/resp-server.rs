@@ -12,7 +12,6 @@
 use clap::Parser;
 use weft_codec::DecoderHandler;
 use weft_examples::resp::{RespDecoder, RespHandler, Store};
-use weft_transport::ServerBootstrap;
 
 /// A Redis-protocol key-value server.
 #[derive(Parser, Debug)]
@@ -37,9 +36,9 @@ fn main() {
         // Keys with a time to live go when it runs out, read or not.
         store.spawn_expiry();
         let server = weft_examples::exit_on_error(
-            ServerBootstrap::new()
+            serve
+                .bootstrap()
                 .child_handler(move |p| {
-                    serve.add_idle_guard(p)?;
                     p.add_last("resp", DecoderHandler::new(RespDecoder::default()))?;
                     p.add_last("store", RespHandler::new(store.clone()))
                 })

@@ -6,7 +6,6 @@
 use clap::Parser;
 use weft_core::{Context, Error, Msg, Typed, TypedInbound};
 use weft_examples::rpc::{call, server_codecs, Request, Response};
-use weft_transport::ServerBootstrap;
 
 /// A tiny RPC server.
 #[derive(Parser, Debug)]
@@ -45,9 +44,9 @@ fn main() {
     let serve = args.serve.clone();
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
-            ServerBootstrap::new()
+            serve
+                .bootstrap()
                 .child_handler(move |p| {
-                    serve.add_idle_guard(p)?;
                     server_codecs(p)?;
                     p.add_last("service", Typed(Service))
                 })

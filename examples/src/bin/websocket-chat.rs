@@ -20,7 +20,7 @@ use weft_codec::websocket::{
     DeflateConfig, Frame, HandshakeComplete, OpCode, WebSocketConfig, WebSocketUpgrade,
 };
 use weft_core::{Context, Error, Events, Handler, Msg, UserEvent};
-use weft_transport::{ChannelGroup, ChannelOptions, ServerBootstrap};
+use weft_transport::{ChannelGroup, ChannelOptions};
 
 /// A chat room over WebSocket, with an echo endpoint.
 #[derive(Parser, Debug)]
@@ -133,11 +133,11 @@ fn main() {
     let serve = args.serve.clone();
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
-            ServerBootstrap::new()
+            serve
+                .bootstrap()
                 // Room members get a smaller cap when they join.
                 .child_options(ChannelOptions::new().max_outbound_bytes(ECHO_OUTBOUND_CAP))
                 .child_handler(move |p| {
-                    serve.add_idle_guard(p)?;
                     p.add_last("http", HttpServerCodec::new())?;
                     // Chat messages are small; the echo endpoint takes what
                     // conformance suites send.
