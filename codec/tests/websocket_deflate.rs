@@ -329,3 +329,29 @@ fn bad_compressed_messages_fail_with_their_close_codes() {
     ch.write_inbound(frame(true, true, 0x1, b"abc"));
     assert_eq!(close_code(&mut ch), Some(1002));
 }
+
+/// Inflating is paced per connection (issue 34, R2: a 61 KB frame
+/// inflated to 60 MiB and deflated again for the echo, 46 ms of CPU per
+/// frame, one connection a core): past the rate the connection stops being
+/// read until it is back within it.
+#[test]
+fn inflating_past_its_rate_stops_the_reads() {
+    let (mut ch, ext) = upgrade(
+        DeflateConfig::new().max_inflate_rate(64 * 1024),
+        "permessage-deflate",
+    );
+    assert!(ext.is_some());
+    let mut c = Compress::new_with_window_bits(Compression::new(6), false, 15);
+    let mut pending = 0;
+    while ch.channel().is_auto_read() && pending < 20 {
+        // 60 KiB of zeros: a few dozen bytes on the wire.
+        let packed = deflate_message(&mut c, &[0u8; 60 * 1024]);
+        ch.write_inbound(frame(true, true, 0x2, &packed));
+        pending += 1;
+    }
+    assert!(
+        !ch.channel().is_auto_read(),
+        "{pending} messages of 60 KiB inflated at 64 KiB/s and reads still on"
+    );
+    assert!(pending <= 3, "reads stopped only after {pending} messages");
+}

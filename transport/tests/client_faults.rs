@@ -247,6 +247,11 @@ async fn server_that_stops_reading_fails_writes_past_the_cap() {
             .unwrap()
             .unwrap_err();
         assert!(err.is_closed() && err.to_string().contains("cap"), "{err}");
+        // The error reaches the handlers (and so the call) before the
+        // transport has closed the socket: wait for the close itself.
+        tokio::time::timeout(STALL, ch.closed())
+            .await
+            .expect("the channel never closed");
         assert!(!ch.is_open());
         drop(hold_tx);
         server.join().unwrap();

@@ -22,10 +22,19 @@
 //! - with `no_context_takeover` agreed for a direction, that direction's
 //!   compressor starts afresh for every message; otherwise the window
 //!   carries over from message to message;
+//! - inflating is paced per connection: the bytes it produces are charged
+//!   to a budget of [`DeflateConfig::max_inflate_rate`] bytes per second
+//!   (default [`DEFAULT_MAX_INFLATE_RATE`], a burst of one second's
+//!   worth); a connection in debt stops being read until the debt is paid
+//!   (auto-read off, back on after the time the rate gives), so a peer
+//!   whose 61 KB frames inflate to 60 MiB gets one of them through per
+//!   second or so instead of a core (and the echo that deflates them again
+//!   is paced with it);
 //! - a failure sends its close frame after the writes already queued
 //!   behind this handler, then closes the connection.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
@@ -41,6 +50,9 @@ use super::utf8::Utf8Validator;
 pub(crate) const EXTENSION: &str = "permessage-deflate";
 /// What every flushed deflate block ends with, removed on the wire.
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+/// Default most inflated bytes per second per connection: 64 MiB (a fifth
+/// of a core or so for zlib-rs here).
+pub const DEFAULT_MAX_INFLATE_RATE: u64 = 64 << 20;
 
 /// Whether and how to offer or accept permessage-deflate.
 ///
@@ -53,6 +65,7 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 pub struct DeflateConfig {
     level: u32,
     no_context_takeover: bool,
+    max_inflate_rate: u64,
 }
 
 impl Default for DeflateConfig {
@@ -60,6 +73,7 @@ impl Default for DeflateConfig {
         DeflateConfig {
             level: 1,
             no_context_takeover: false,
+            max_inflate_rate: DEFAULT_MAX_INFLATE_RATE,
         }
     }
 }
@@ -84,6 +98,54 @@ impl DeflateConfig {
     pub fn no_context_takeover(mut self, on: bool) -> Self {
         self.no_context_takeover = on;
         self
+    }
+
+    /// Most bytes a connection's inflating may produce per second (default
+    /// [`DEFAULT_MAX_INFLATE_RATE`], at least 64 KiB); past it the
+    /// connection is not read until it is back within the rate.
+    pub fn max_inflate_rate(mut self, bytes_per_second: u64) -> Self {
+        self.max_inflate_rate = bytes_per_second.max(64 * 1024);
+        self
+    }
+}
+
+/// A token bucket that may go into debt: the work is done first (a frame
+/// cannot be half inflated), and the debt says how long to stop reading.
+#[derive(Debug)]
+struct Pace {
+    rate: u64,
+    /// Bytes that may still be produced now; negative: the debt.
+    tokens: i128,
+    last: Instant,
+}
+
+impl Pace {
+    fn new(rate: u64) -> Pace {
+        Pace {
+            rate,
+            tokens: i128::from(rate),
+            last: Instant::now(),
+        }
+    }
+
+    /// Charges `n` bytes of work; how long to pause for, if in debt.
+    fn charge(&mut self, n: usize) -> Option<Duration> {
+        let now = Instant::now();
+        let ns = now.saturating_duration_since(self.last).as_nanos();
+        self.last = now;
+        let rate = i128::from(self.rate);
+        let earned = i128::try_from(ns.saturating_mul(u128::from(self.rate)) / 1_000_000_000)
+            .unwrap_or(i128::MAX);
+        self.tokens = self
+            .tokens
+            .saturating_add(earned)
+            .min(rate)
+            .saturating_sub(n as i128);
+        if self.tokens >= 0 {
+            return None;
+        }
+        let debt = u64::try_from(self.tokens.saturating_neg()).unwrap_or(u64::MAX);
+        Some(Duration::from_secs_f64(debt as f64 / self.rate as f64))
     }
 }
 
@@ -300,6 +362,8 @@ pub struct PerMessageDeflate {
     /// An outbound message is being sent in fragments.
     deflating: bool,
     failed: bool,
+    /// The inflating budget.
+    pace: Pace,
 }
 
 impl PerMessageDeflate {
@@ -329,6 +393,7 @@ impl PerMessageDeflate {
             utf8: Utf8Validator::default(),
             deflating: false,
             failed: false,
+            pace: Pace::new(config.max_inflate_rate),
         }
     }
 
@@ -497,7 +562,12 @@ impl Handler for PerMessageDeflate {
             _ => return ctx.fire_read(Msg::user(f)),
         }
         match self.inflate_frame(f) {
-            Ok(f) => ctx.fire_read(Msg::user(f)),
+            Ok(f) => {
+                if let Some(pause) = self.pace.charge(f.payload.len()) {
+                    pause_reads(ctx, pause);
+                }
+                ctx.fire_read(Msg::user(f))
+            }
             Err(e) => self.fail(ctx, e),
         }
     }
@@ -531,4 +601,25 @@ impl fmt::Debug for PerMessageDeflate {
 fn consumed(input: &[u8], after: u64, before: u64) -> &[u8] {
     let took = usize::try_from(after.saturating_sub(before)).unwrap_or(usize::MAX);
     input.get(took..).unwrap_or_default()
+}
+
+/// Stops reading `ctx`'s channel for `pause`: inflating spent its budget.
+/// Needs a runtime with timers to resume; without one (an
+/// `EmbeddedChannel` test) reads stay off until someone turns them on.
+fn pause_reads(ctx: &mut Context<'_>, pause: Duration) {
+    let ch = ctx.channel().clone();
+    if !ch.is_auto_read() {
+        return;
+    }
+    tracing::debug!(?pause, "inflating over its rate: reads paused");
+    ch.set_auto_read(false);
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    tokio::spawn(async move {
+        tokio::time::sleep(pause).await;
+        if ch.is_open() {
+            ch.set_auto_read(true);
+        }
+    });
 }

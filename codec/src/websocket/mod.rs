@@ -60,7 +60,7 @@ pub use codec::{
     DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PARTIAL_FRAME_BUDGET,
 };
-pub use deflate::{DeflateConfig, PerMessageDeflate};
+pub use deflate::{DeflateConfig, PerMessageDeflate, DEFAULT_MAX_INFLATE_RATE};
 pub use error::{WebSocketError, WebSocketErrorKind};
 pub use frame::{CloseCode, Frame, OpCode};
 pub use handshake::{accept_key, HandshakeComplete, WebSocketUpgrade, DEFAULT_HANDSHAKE_TIMEOUT};
