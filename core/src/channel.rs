@@ -173,6 +173,8 @@ struct Shared {
     /// Writes dropped so far (past the cap, with `drops` set).
     dropped: std::sync::atomic::AtomicU64,
     closed: Notify,
+    /// Woken when the handle turns writable again (and on close).
+    writable_again: Notify,
 }
 
 /// A handle to a connection. Cheap to clone; usable from any task.
@@ -213,6 +215,7 @@ impl Channel {
                 drops: AtomicBool::new(false),
                 dropped: std::sync::atomic::AtomicU64::new(0),
                 closed: Notify::new(),
+                writable_again: Notify::new(),
             }),
         }
     }
@@ -430,6 +433,27 @@ impl Channel {
         }
     }
 
+    /// Resolves once the channel is writable (at once if it is now), or
+    /// closed: what a task that produces for this channel from elsewhere
+    /// awaits instead of polling [`is_writable`](Self::is_writable).
+    /// Writable again means back below the low watermark.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let ch = weft_core::EmbeddedChannel::new();
+    /// ch.channel().writable().await; // a new channel is writable
+    /// # });
+    /// ```
+    pub async fn writable(&self) {
+        loop {
+            let notified = self.shared.writable_again.notified();
+            if self.is_writable() || !self.is_open() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     // ---- for the channel's own task ----
 
     /// Tells whether commands are waiting and, when none are, makes sure the
@@ -487,6 +511,9 @@ impl Channel {
 
     pub(crate) fn set_writable(&self, writable: bool) {
         self.shared.writable.store(writable, Ordering::Release);
+        if writable {
+            self.shared.writable_again.notify_waiters();
+        }
     }
 
     /// Marks the channel closed and returns the commands that were still
@@ -497,6 +524,7 @@ impl Channel {
         let left = self.shared.commands.close();
         self.shared.open.store(false, Ordering::Release);
         self.shared.closed.notify_waiters();
+        self.shared.writable_again.notify_waiters();
         left
     }
 }

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{rss_bytes, start};
+use common::{client_with_recv_buffer, rss_bytes, start};
 
 const MIB: u64 = 1 << 20;
 
@@ -424,7 +424,11 @@ fn long_names_stale_temporaries_and_continues_for_discarded_bodies() {
 
 /// Opens a WebSocket on `path` with a raw socket; returns it after the 101.
 fn websocket(addr: &str, path: &str) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
+    upgrade(TcpStream::connect(addr).unwrap(), path)
+}
+
+/// Upgrades the connection `s` to a WebSocket on `path`.
+fn upgrade(mut s: TcpStream, path: &str) -> TcpStream {
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -640,4 +644,137 @@ fn dns_servers_tcp_listener_closes_the_excess_and_the_idle() {
     let answer = dns_tcp_query(&server.addr).expect("no TCP answer after the idle ones");
     assert_eq!(&answer[..2], &[0x12, 0x34]);
     assert!(answer[2] & 0x80 != 0, "not a response");
+}
+
+/// A masked text frame of `payload` (a client's).
+fn masked_text(payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x81];
+    if payload.len() < 126 {
+        f.push(0x80 | payload.len() as u8);
+    } else {
+        f.push(0x80 | 126);
+        f.extend((payload.len() as u16).to_be_bytes());
+    }
+    let mask = [7u8, 1, 3, 9];
+    f.extend(mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+/// Reads server frames from `s` until `n` messages came or the connection
+/// ended, reading at most `chunk` bytes every `pause`; how many of the
+/// messages came, in order, and whether all were in order.
+fn read_room(mut s: TcpStream, n: usize, chunk: usize, pause: Duration) -> (usize, bool) {
+    let mut buf = Vec::new();
+    let mut piece = vec![0u8; chunk];
+    let (mut got, mut in_order) = (0, true);
+    while got < n {
+        match s.read(&mut piece) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => buf.extend_from_slice(&piece[..k]),
+        }
+        let mut at = 0;
+        while buf.len() - at >= 4 {
+            let (len, head) = match buf[at + 1] & 0x7f {
+                126 => (
+                    usize::from(u16::from_be_bytes([buf[at + 2], buf[at + 3]])),
+                    4,
+                ),
+                l => (usize::from(l), 2),
+            };
+            if buf.len() - at < head + len {
+                break;
+            }
+            let payload = &buf[at + head..at + head + len];
+            in_order &= payload.starts_with(format!("{got:08}").as_bytes());
+            got += 1;
+            at += head + len;
+        }
+        buf.drain(..at);
+        if !pause.is_zero() {
+            std::thread::sleep(pause); // the reader's pace, not a synchronization
+        }
+    }
+    (got, in_order)
+}
+
+/// R3, fairness: a member flooding the `/ws` room had the members who read
+/// (slower than the room's total rate) dropped at their 4 MiB cap: 15 of
+/// 20 within 0.4 s. The room now runs at the pace of its slowest reader:
+/// the sender is not read while members are behind, so every reader gets
+/// every message; a member that reads nothing holds the room back for
+/// `--room-stall-secs` only, then is dropped.
+#[test]
+fn a_flooding_room_member_is_slowed_and_readers_are_not_dropped() {
+    const READERS: usize = 20;
+    const MESSAGES: usize = 10_000; // 10 MB: far past the 4 MiB cap
+    let server = start(
+        env!("CARGO_BIN_EXE_websocket-chat"),
+        &["--threads", "1", "--room-stall-secs", "2"],
+    );
+    let pid = server.child.id();
+    let base = rss_bytes(pid);
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| {
+            // A small receive buffer: the kernel holds little for it.
+            let s = upgrade(client_with_recv_buffer(&server.addr, 16 << 10), "/ws");
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            // At most 16 KiB per 5 ms: ~3 MB/s, far below the flood.
+            std::thread::spawn(move || read_room(s, MESSAGES, 16 << 10, Duration::from_millis(5)))
+        })
+        .collect();
+    let mut silent = websocket(&server.addr, "/ws");
+    let mut flooder = websocket(&server.addr, "/ws");
+    flooder
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    flooder
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let echoes = {
+        let s = flooder.try_clone().unwrap();
+        std::thread::spawn(move || read_room(s, MESSAGES, 64 << 10, Duration::ZERO))
+    };
+    let t0 = Instant::now();
+    let mut peak = 0;
+    for i in 0..MESSAGES {
+        let mut text = format!("{i:08}").into_bytes();
+        text.resize(1024, b'x');
+        flooder.write_all(&masked_text(&text)).unwrap();
+        if i % 500 == 0 {
+            peak = peak.max(rss_bytes(pid).saturating_sub(base));
+        }
+    }
+    let sent = t0.elapsed();
+    let results: Vec<_> = readers.into_iter().map(|t| t.join().unwrap()).collect();
+    let took = t0.elapsed();
+    let grew = peak.max(rss_bytes(pid).saturating_sub(base));
+    let echoed = echoes.join().unwrap();
+    let full = results
+        .iter()
+        .filter(|&&(got, ordered)| got == MESSAGES && ordered)
+        .count();
+    println!(
+        "a 10 MB flood into a room of {READERS} readers at ~3 MB/s and one that reads nothing: \
+         {full} of {READERS} got every message; the flood took {sent:?} to send, {took:?} to \
+         deliver; server RSS +{:.1} MiB",
+        grew as f64 / MIB as f64
+    );
+    assert_eq!(full, READERS, "readers' (messages, in order): {results:?}");
+    assert_eq!(echoed, (MESSAGES, true), "the flooder's own copies");
+    assert!(grew < 64 * MIB, "server RSS grew by {grew} bytes");
+    // The member that read nothing was dropped: its socket ends (after
+    // whatever the kernel held for it).
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut sink = vec![0u8; 1 << 20];
+    let ended = loop {
+        match silent.read(&mut sink) {
+            Ok(0) => break true,
+            Ok(_) => {}
+            Err(e) => break e.kind() != std::io::ErrorKind::WouldBlock,
+        }
+    };
+    assert!(ended, "the silent member is still in the room");
 }

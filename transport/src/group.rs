@@ -11,11 +11,19 @@
 //! closed: one member that never reads cannot hold the sender's memory.
 //! With [`SlowMembers::Skip`] a member above its high watermark is skipped
 //! for that broadcast instead (lossy: for feeds where a late message is
-//! worthless), and closed only if it still reaches its cap.
+//! worthless), and closed only if it still reaches its cap. With
+//! [`SlowMembers::PauseSender`] the sender is slowed instead: a broadcast
+//! made with [`write_and_flush_from`](ChannelGroup::write_and_flush_from)
+//! that leaves members above their high watermark stops the sender's
+//! reads until each of them is writable again (below its low watermark),
+//! so a room runs at the pace of its slowest reader and nobody who reads
+//! is dropped; a member that stays above its mark for the policy's
+//! `stall` is closed (it is not reading), and the sender goes on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use weft_core::{Channel, ChannelId, Error, Msg};
 
@@ -33,6 +41,8 @@ use weft_core::{Channel, ChannelId, Error, Msg};
 pub struct ChannelGroup {
     members: Arc<Mutex<HashMap<ChannelId, Channel>>>,
     slow: SlowMembers,
+    /// Senders whose reads are paused for laggards (`PauseSender`).
+    paused: Arc<Mutex<HashSet<ChannelId>>>,
 }
 
 /// What a broadcast does with a member that is not keeping up.
@@ -46,6 +56,16 @@ pub enum SlowMembers {
     /// Skip it while it is above its high watermark (the message is lost
     /// for that member); past its cap it is still closed.
     Skip,
+    /// Slow the sender of a [`write_and_flush_from`](ChannelGroup::write_and_flush_from):
+    /// while members are above their high watermark after its broadcast,
+    /// the sender's reads are paused (auto-read off, back on once each of
+    /// them is writable again). A member still above its mark `stall`
+    /// after the pause began is closed: it is not reading. Past its cap a
+    /// member is closed, as with `Close`.
+    PauseSender {
+        /// How long a member may hold the sender back.
+        stall: Duration,
+    },
 }
 
 impl ChannelGroup {
@@ -59,6 +79,7 @@ impl ChannelGroup {
         ChannelGroup {
             members: Arc::default(),
             slow: policy,
+            paused: Arc::default(),
         }
     }
 
@@ -138,6 +159,75 @@ impl ChannelGroup {
         self.write_and_flush_except(msg, None)
     }
 
+    /// Writes and flushes `msg` to every member, as sent by `sender` (a
+    /// member or not; it gets the message too if it is one). With
+    /// [`SlowMembers::PauseSender`], members that this leaves above their
+    /// high watermark pause `sender`'s reads until they are writable again
+    /// or closed for stalling; with the other policies this is
+    /// [`write_and_flush`](Self::write_and_flush). Must be called inside
+    /// a tokio runtime when it may pause (a small task waits for the
+    /// laggards).
+    pub fn write_and_flush_from<M>(
+        &self,
+        sender: &Channel,
+        msg: M,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send + 'static
+    where
+        M: Into<Msg> + Clone,
+    {
+        let done = self.write_and_flush_except(msg, None);
+        if let SlowMembers::PauseSender { stall } = self.slow {
+            self.pause_for_laggards(sender, stall);
+        }
+        done
+    }
+
+    /// Pauses `sender`'s reads while members are above their high
+    /// watermark; closes those still there after `stall`.
+    fn pause_for_laggards(&self, sender: &Channel, stall: Duration) {
+        let laggards: Vec<Channel> = self
+            .lock()
+            .values()
+            .filter(|c| !c.is_writable() && c.is_open())
+            .cloned()
+            .collect();
+        if laggards.is_empty() || !sender.is_auto_read() {
+            return;
+        }
+        let id = sender.id();
+        if !self.paused_set().insert(id) {
+            return; // paused already, by an earlier broadcast
+        }
+        tracing::debug!(
+            channel = %id,
+            laggards = laggards.len(),
+            "members are behind: the sender's reads are paused"
+        );
+        sender.set_auto_read(false);
+        let sender = sender.clone();
+        let paused = Arc::clone(&self.paused);
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + stall;
+            for member in laggards {
+                if tokio::time::timeout_at(deadline, member.writable())
+                    .await
+                    .is_err()
+                {
+                    tracing::debug!(
+                        channel = %member.id(),
+                        ?stall,
+                        "a member held the sender back too long: closed"
+                    );
+                    drop(member.close());
+                }
+            }
+            paused.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            if sender.is_open() {
+                sender.set_auto_read(true);
+            }
+        });
+    }
+
     /// Closes every member.
     pub fn close(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let futures: Vec<_> = self.lock().values().map(|c| c.close()).collect();
@@ -148,6 +238,10 @@ impl ChannelGroup {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ChannelId, Channel>> {
         self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn paused_set(&self) -> std::sync::MutexGuard<'_, HashSet<ChannelId>> {
+        self.paused.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -5,6 +5,10 @@
 //!   the room;
 //! - `/ws` is the room: every text message a member sends goes to every
 //!   member through a `ChannelGroup`, the payload shared by all the writes;
+//!   the room runs at the pace of its slowest reader: a sender whose
+//!   message leaves members behind (above their high watermark) is not
+//!   read until they catch up, and a member that does not catch up within
+//!   `--room-stall-secs` is dropped (it is not reading);
 //! - `/echo` answers every data frame with the same frame (for conformance
 //!   runs such as Autobahn's `fuzzingclient`), with limits large enough for
 //!   its 16 MiB cases, and permessage-deflate when the client offers it.
@@ -20,7 +24,7 @@ use weft_codec::websocket::{
     DeflateConfig, Frame, HandshakeComplete, OpCode, WebSocketConfig, WebSocketUpgrade,
 };
 use weft_core::{Context, Error, Events, Handler, Msg, UserEvent};
-use weft_transport::{ChannelGroup, ChannelOptions};
+use weft_transport::{ChannelGroup, ChannelOptions, SlowMembers};
 
 /// A chat room over WebSocket, with an echo endpoint.
 #[derive(Parser, Debug)]
@@ -32,11 +36,16 @@ struct Args {
     /// Worker threads (1: a current-thread runtime; 0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Seconds a room member may hold the senders back before it is
+    /// dropped.
+    #[arg(long, default_value_t = 10)]
+    room_stall_secs: u64,
     #[command(flatten)]
     serve: weft_examples::ServeOptions,
 }
 
-/// What a room member may fall behind before it is dropped.
+/// What a room member may fall behind before it is dropped, whatever the
+/// pacing (a sender's reads stop at the next read, not at once).
 const ROOM_OUTBOUND_CAP: usize = 4 << 20;
 /// What an echo connection may hold unsent: Autobahn's largest messages
 /// are 16 MiB, echoed whole.
@@ -100,7 +109,10 @@ impl Handler for Chat {
             // The page sends whole messages; fragments are not relayed.
             (Mode::Room, OpCode::Text) if fin => {
                 if let Ok(frame) = msg.downcast::<Frame>() {
-                    drop(self.group.write_and_flush(Frame::text(frame.payload)));
+                    let sent = self
+                        .group
+                        .write_and_flush_from(ctx.channel(), Frame::text(frame.payload));
+                    drop(sent);
                 }
             }
             _ => {}
@@ -111,7 +123,8 @@ impl Handler for Chat {
         match event.downcast::<HandshakeComplete>() {
             Ok(done) if done.request.uri().path() == "/ws" => {
                 self.mode = Mode::Room;
-                // A member that falls 4 MiB behind the room is dropped.
+                // Pacing keeps members near their high watermark; one that
+                // still falls 4 MiB behind the room is dropped.
                 ctx.set_max_outbound_bytes(Some(ROOM_OUTBOUND_CAP));
                 self.group.add(ctx.channel().clone());
             }
@@ -129,7 +142,9 @@ impl Handler for Chat {
 fn main() {
     weft_examples::init_tracing();
     let args = Args::parse();
-    let group = ChannelGroup::new();
+    let group = ChannelGroup::with_slow_members(SlowMembers::PauseSender {
+        stall: std::time::Duration::from_secs(args.room_stall_secs),
+    });
     let serve = args.serve.clone();
     weft_examples::runtime(args.threads).block_on(async move {
         let server = weft_examples::exit_on_error(
