@@ -351,7 +351,7 @@ sc_udp() {
   done
   stop "$g"; stop "$w"; stop "$t"
   command -v dnsperf >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsperf >/dev/null; }
-  d=$(start_udp dns-server 19184 "$ROOT/target/release/dns-server" --addr 127.0.0.1:19184)
+  d=$(start_udp dns-server 19184 "$ROOT/target/release/dns-server" --addr 127.0.0.1:19184 --rrl-rate 0)
   printf 'www.example.test A\nwww.example.test AAAA\nalias.example.test A\ntxt.example.test TXT\nnope.example.test A\n' > "$WORK/queries.txt"
   local out qps lost
   out=$(sh "$PEERS/bench/cpu-of.sh" "$d" dnsperf -s 127.0.0.1 -p 19184 -d "$WORK/queries.txt" -l $((SECS * 3)) -c 4 2>&1)

@@ -778,3 +778,99 @@ fn a_flooding_room_member_is_slowed_and_readers_are_not_dropped() {
     };
     assert!(ended, "the silent member is still in the room");
 }
+
+/// A DNS query for `name` (type `ty`) announcing a 4,096-byte EDNS payload.
+fn edns_query(id: u16, name: &str, ty: hickory_proto::rr::RecordType) -> Vec<u8> {
+    use hickory_proto::op::{Edns, Message, Query};
+    let mut m = Message::query();
+    m.metadata.id = id;
+    m.add_query(Query::query(
+        hickory_proto::rr::Name::from_ascii(name).unwrap(),
+        ty,
+    ));
+    let mut edns = Edns::new();
+    edns.set_max_payload(4096);
+    m.set_edns(edns);
+    m.to_vec().unwrap()
+}
+
+/// R4, amplification: dns-server answered every datagram, so a flood with
+/// a forged source made it an amplifier (a 45-byte query, a 1,323-byte
+/// answer: 29.4×). Answers over UDP are now rate-limited per client
+/// prefix and answer (10 a second, as BIND's RRL): past the burst, half of
+/// the flood's answers are dropped and half slip out truncated (no larger
+/// than the query), so a real client behind the forged flood retries over
+/// TCP, which is never limited; another answer to the same network is not
+/// held back.
+#[test]
+fn dns_answers_over_udp_are_rate_limited_per_client() {
+    use hickory_proto::rr::RecordType;
+    let server = start(env!("CARGO_BIN_EXE_dns-server"), &[]);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(&server.addr).unwrap();
+    let q = edns_query(1, "big.example.test.", RecordType::TXT);
+    let (mut sent, mut got, mut full, mut truncated) = (0u64, 0u64, 0u64, 0u64);
+    let mut buf = [0u8; 4096];
+    let mut count = |n: usize, buf: &[u8]| {
+        got += n as u64;
+        if n >= 12 && buf[2] & 0x02 != 0 {
+            truncated += 1;
+        } else {
+            full += 1;
+        }
+    };
+    for _ in 0..40 {
+        for _ in 0..50 {
+            sent += sock.send(&q).unwrap() as u64;
+        }
+        // What came back so far, without waiting.
+        sock.set_nonblocking(true).unwrap();
+        while let Ok(n) = sock.recv(&mut buf) {
+            count(n, &buf);
+        }
+        sock.set_nonblocking(false).unwrap();
+    }
+    // A question of its own: answered in full, and after everything the
+    // flood got (one channel answers in order).
+    let marker = edns_query(2, "www.example.test.", RecordType::A);
+    sent += sock.send(&marker).unwrap() as u64;
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let marker_answered = loop {
+        match sock.recv(&mut buf) {
+            Ok(n) if buf[..2] == [0, 2] => break buf[2] & 0x02 == 0 && n > 12,
+            Ok(n) => count(n, &buf),
+            Err(_) => break false,
+        }
+    };
+    let factor = got as f64 / sent as f64;
+    println!(
+        "2,000 queries of {} B for a 1,323-byte answer: {full} full answers, {truncated} \
+         truncated, {got} B back for {sent} B sent: {factor:.2}x",
+        q.len()
+    );
+    assert!(
+        marker_answered,
+        "another question from the network was not answered"
+    );
+    assert!(full <= 12, "{full} full answers to one flood");
+    assert!(
+        truncated >= 900,
+        "only {truncated} truncated answers (slip 2)"
+    );
+    assert!(factor < 1.5, "amplification {factor:.2}x");
+    // The client told to retry over TCP is answered there, in full.
+    let mut tcp = TcpStream::connect(&server.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut msg = (q.len() as u16).to_be_bytes().to_vec();
+    msg.extend_from_slice(&q);
+    tcp.write_all(&msg).unwrap();
+    let mut len = [0u8; 2];
+    tcp.read_exact(&mut len).unwrap();
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    tcp.read_exact(&mut answer).unwrap();
+    assert!(
+        answer.len() > 1000 && answer[2] & 0x02 == 0,
+        "TCP answer of {} B",
+        answer.len()
+    );
+}

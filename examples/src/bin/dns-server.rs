@@ -4,7 +4,9 @@
 //! The zone is a master file (`--zone FILE`; by default a small example
 //! zone, `example.test.`, with A, AAAA, CNAME and TXT records). Queries are
 //! checked strictly and garbage is never answered with a panic: see
-//! `weft_examples::dns`. Try it:
+//! `weft_examples::dns`. Answers over UDP are rate-limited per client
+//! prefix and answer (`--rrl-rate`, 10 a second; 0 turns it off, as for a
+//! benchmark from one address). Try it:
 //!
 //! ```sh
 //! cargo run --release -p weft-examples --bin dns-server &
@@ -41,6 +43,18 @@ struct Args {
     /// accepted and closed at once.
     #[arg(long, default_value_t = 150)]
     tcp_clients: usize,
+    /// UDP answers per second per client prefix (/24, /56) and answer:
+    /// response-rate limiting, as BIND's RRL (0: off; TCP is never
+    /// limited).
+    #[arg(long, default_value_t = 10)]
+    rrl_rate: u32,
+    /// Every Nth rate-limited answer is sent truncated, so that a real
+    /// client retries over TCP (0: none).
+    #[arg(long, default_value_t = 2)]
+    rrl_slip: u32,
+    /// Seconds a flood's debt may last.
+    #[arg(long, default_value_t = 15)]
+    rrl_window: u32,
 }
 
 fn main() {
@@ -73,7 +87,13 @@ fn main() {
             )
             .handler({
                 let zone = zone.clone();
-                move |p| p.add_last("dns", DnsHandler::new(zone.clone()))
+                let rrl = dns::rrl::RrlConfig {
+                    rate: args.rrl_rate,
+                    slip: args.rrl_slip,
+                    window: args.rrl_window,
+                    ..dns::rrl::RrlConfig::default()
+                };
+                move |p| p.add_last("dns", DnsHandler::with_rate_limit(zone.clone(), rrl))
             });
         // With port 0 the kernel picks the UDP port, and the TCP listener
         // then asks for the same number, which another socket may hold:

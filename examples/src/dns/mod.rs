@@ -21,13 +21,20 @@
 //! - an answer larger than the client can take (512 bytes, or its EDNS
 //!   payload size up to 4096) is sent with its answer and authority
 //!   sections emptied and the TC bit set, so that the client retries over
-//!   TCP.
+//!   TCP;
+//! - answers over UDP are rate-limited per client prefix and answer
+//!   ([`rrl`], as BIND's response-rate limiting): a forged flood does not
+//!   make this server an amplifier.
 
 // Lengths and counts here come from peers: no arithmetic on them may wrap.
 #![cfg_attr(not(test), warn(clippy::arithmetic_side_effects))]
 
+pub mod rrl;
+
 use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::time::Instant;
 
 use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordSet, RecordType, RrKey};
@@ -108,16 +115,34 @@ impl Zone {
     /// The answer to a datagram, or `None` when it deserves none (see the
     /// module contract). Never panics, whatever `query` holds.
     pub fn answer(&self, query: &[u8]) -> Option<Vec<u8>> {
-        self.answer_within(query, true)
+        self.answer_within(query, true).map(|(a, _)| a)
     }
 
     /// The answer to a query that came over TCP: as [`answer`](Self::answer),
     /// without the datagram size limit (a message is at most 65,535 bytes).
     pub fn answer_stream(&self, query: &[u8]) -> Option<Vec<u8>> {
-        self.answer_within(query, false)
+        self.answer_within(query, false).map(|(a, _)| a)
     }
 
-    fn answer_within(&self, query: &[u8], udp: bool) -> Option<Vec<u8>> {
+    /// [`answer`](Self::answer), with what response-rate limiting counts
+    /// it as.
+    pub fn answer_counted(&self, query: &[u8]) -> Option<(Vec<u8>, rrl::Identity)> {
+        self.answer_within(query, true)
+    }
+
+    /// The truncated form of `answer` (one of ours): its header and
+    /// question with the TC bit set and no records, what a rate-limited
+    /// answer slips out as so that the client retries over TCP.
+    pub fn truncated(answer: &[u8]) -> Option<Vec<u8>> {
+        let mut m = Message::from_vec(answer).ok()?;
+        m.answers.clear();
+        m.authorities.clear();
+        m.additionals.clear();
+        m.metadata.truncation = true;
+        m.to_vec().ok()
+    }
+
+    fn answer_within(&self, query: &[u8], udp: bool) -> Option<(Vec<u8>, rrl::Identity)> {
         if query.len() < 12 || query[2] & 0x80 != 0 {
             return None;
         }
@@ -165,7 +190,7 @@ impl Zone {
         self.resolve(name, q.query_type(), &mut resp);
         let bytes = resp.to_vec().ok()?;
         if bytes.len() <= limit {
-            return Some(bytes);
+            return Some((bytes, identity_of(&resp)));
         }
         resp.answers.clear();
         resp.authorities.clear();
@@ -224,8 +249,27 @@ impl Zone {
     }
 }
 
-fn encode(m: Message) -> Option<Vec<u8>> {
-    m.to_vec().ok()
+/// The answer's bytes and what response-rate limiting counts it as.
+fn encode(m: Message) -> Option<(Vec<u8>, rrl::Identity)> {
+    let identity = identity_of(&m);
+    Some((m.to_vec().ok()?, identity))
+}
+
+/// What response-rate limiting counts answer `m` as: its question when it
+/// is positive or empty, the zone for NXDOMAIN, one identity for errors.
+fn identity_of(m: &Message) -> rrl::Identity {
+    match m.metadata.response_code {
+        ResponseCode::NoError => {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            if let Some(q) = m.queries.first() {
+                LowerName::new(q.name()).hash(&mut h);
+                u16::from(q.query_type()).hash(&mut h);
+            }
+            rrl::Identity::Question(h.finish())
+        }
+        ResponseCode::NXDomain => rrl::Identity::NxDomain,
+        _ => rrl::Identity::Error,
+    }
 }
 
 fn bad_zone(msg: String) -> Error {
@@ -233,16 +277,31 @@ fn bad_zone(msg: String) -> Error {
 }
 
 /// The datagram handler: answers each query from the zone, from the address
-/// it was asked on; a batch of answers leaves with one flush.
-#[derive(Debug, Clone)]
+/// it was asked on, rate-limited per client prefix and answer ([`rrl`]); a
+/// batch of answers leaves with one flush.
+#[derive(Debug)]
 pub struct DnsHandler {
     zone: Arc<Zone>,
+    rrl: rrl::ResponseRateLimit,
+    /// The time of the batch being read (one clock read per batch).
+    now: Option<Instant>,
 }
 
 impl DnsHandler {
-    /// A handler answering from `zone`.
+    /// A handler answering from `zone`, with the default rate limit
+    /// ([`rrl::RrlConfig::default`]).
     pub fn new(zone: Arc<Zone>) -> DnsHandler {
-        DnsHandler { zone }
+        DnsHandler::with_rate_limit(zone, rrl::RrlConfig::default())
+    }
+
+    /// A handler answering from `zone`, limited by `config` (rate 0: not
+    /// limited).
+    pub fn with_rate_limit(zone: Arc<Zone>, config: rrl::RrlConfig) -> DnsHandler {
+        DnsHandler {
+            zone,
+            rrl: rrl::ResponseRateLimit::new(config),
+            now: None,
+        }
     }
 }
 
@@ -254,11 +313,28 @@ impl Handler for DnsHandler {
         let Ok(p) = msg.downcast::<DatagramPacket>() else {
             return;
         };
-        if let Some(answer) = self.zone.answer(p.content()) {
+        let Some((answer, identity)) = self.zone.answer_counted(p.content()) else {
+            return;
+        };
+        if !self.rrl.is_on() {
             ctx.write(p.reply(answer));
+            return;
+        }
+        let now = *self.now.get_or_insert_with(Instant::now);
+        match self.rrl.check(p.remote().ip(), identity, now) {
+            rrl::Verdict::Send => ctx.write(p.reply(answer)),
+            rrl::Verdict::Slip => {
+                if let Some(small) = Zone::truncated(&answer) {
+                    ctx.write(p.reply(small));
+                }
+            }
+            rrl::Verdict::Drop => {
+                tracing::trace!(client = %p.remote(), "answer rate-limited");
+            }
         }
     }
     fn channel_read_complete(&mut self, ctx: &mut Context<'_>) {
+        self.now = None;
         ctx.flush();
     }
 }
