@@ -61,7 +61,7 @@ if python3 -c 'import ctypes,sys; sys.exit(0 if ctypes.CDLL(None).syscall(425, 1
   # tests start.
   WEFT_TRANSPORT=io_uring cargo test -p weft-examples --features uring --no-fail-fast \
     --test attacks --test half_close --test hardening --test bad_input --test timeouts \
-    --test http_file_server --test websocket_chat "$@" || status=$?
+    --test http_file_server --test websocket_chat --test hostile "$@" || status=$?
 else
   echo "test.sh: this kernel refuses io_uring; the io_uring passes (the transport suite, the examples' hostile-peer suites) are skipped" >&2
 fi

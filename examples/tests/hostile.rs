@@ -88,6 +88,37 @@ fn a_trailer_line_of_exactly_the_limit_is_refused_and_the_connection_ends() {
     }
 }
 
+/// R5, an endless sink: after a 400 the connection kept reading and
+/// discarding (http-hello swallowed 159 GB in 35 s and never closed, even
+/// with `--idle-timeout 10`: the idle guard counted those reads). Now the
+/// answer's output shutdown starts a lingering close (5 s, 1 MiB by
+/// default) whose bytes the transport drops unseen: the flood is cut
+/// after about a mebibyte (plus what the kernel buffers hold).
+#[test]
+fn a_flood_after_a_400_is_cut_short() {
+    let server = start(
+        env!("CARGO_BIN_EXE_http-hello"),
+        &["--threads", "1", "--idle-timeout", "10"],
+    );
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    let t0 = Instant::now();
+    let (closed, sent) = flood_after(&mut s, b"GET / HTTP/1.1\r\nBad header line\r\n\r\n", 20);
+    println!(
+        "a flood after a 400: closed {closed} after {:.1} MiB in {:?}",
+        sent as f64 / MIB as f64,
+        t0.elapsed()
+    );
+    assert!(closed, "still open after 20 s of flood");
+    assert!(sent < 64 * MIB, "{sent} bytes taken after the 400");
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 400"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
 /// D2, the same in the client: `http-get` against a server whose chunked
 /// answer carries a trailer line of exactly the limit, then floods (was:
 /// 4.1 GB in 5.3 s). Now it fails with an error naming the trailers, at

@@ -10,12 +10,16 @@
 //!   receive buffer) for at most [`ChannelOptions::linger`]'s time and
 //!   bytes (default [`DEFAULT_LINGER_TIME`], [`DEFAULT_LINGER_BYTES`]),
 //!   then closes; end of input closes it earlier, as always;
+//! - what it reads then is dropped by the transport: no handler sees it
+//!   (nobody could answer it), it costs no decoding, and it is not
+//!   activity to an idle guard ([`Channel::messages_read`] does not move);
 //! - so a peer that keeps sending after its connection was answered for
 //!   the last time (after a 400, say) costs a bounded time and a bounded
 //!   amount of reading, never a sink that swallows for ever (an attacking
 //!   client once made http-hello read and discard 159 GB in 35 s).
 //!
 //! [`ChannelOptions::linger`]: crate::ChannelOptions::linger
+//! [`Channel::messages_read`]: weft_core::Channel::messages_read
 
 use std::future::Future;
 use std::pin::Pin;

@@ -476,11 +476,9 @@ async fn after_its_output_shut_down_a_channel_reads_a_bounded_number_of_bytes() 
         closed.await.unwrap();
         let read = read.load(Ordering::Relaxed);
         // What the burst that asked for the shutdown read after the
-        // request, the linger's bytes, and one read beyond.
-        assert!(
-            read <= 256 * 1024 + 4 * 16 * 1024 + 16 * 1024,
-            "read {read} bytes"
-        );
+        // request, at most: the linger's bytes are dropped by the
+        // transport, unseen (and so no activity to an idle guard).
+        assert!(read <= 4 * 16 * 1024, "handlers saw {read} bytes");
         server.shutdown(Duration::from_secs(5)).await;
     })
     .await;

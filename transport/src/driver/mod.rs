@@ -184,6 +184,7 @@ impl<S: Stream> Conn<S> {
                 self.linger = Linger::start(&self.opts, self.reader.bytes);
                 if let Some(l) = &self.linger {
                     self.reader.limit = l.limit();
+                    self.reader.discard = true;
                 }
             }
             shutdown.complete(r);

@@ -92,6 +92,9 @@ pub(crate) struct Reader {
     pub(crate) bytes: u64,
     /// A burst stops once `bytes` passes this (the linger's limit).
     pub(crate) limit: u64,
+    /// Lingering: what is read is dropped, unseen by the handlers (and so
+    /// by an idle guard: it is not activity).
+    pub(crate) discard: bool,
 }
 
 impl Reader {
@@ -102,6 +105,7 @@ impl Reader {
             requested: false,
             bytes: 0,
             limit: u64::MAX,
+            discard: false,
         }
     }
 
@@ -130,9 +134,16 @@ impl Reader {
                 }
                 Ok(n) => {
                     reads += 1;
-                    got_any = true;
                     self.bytes = self.bytes.saturating_add(n as u64);
                     self.strategy.record(n, offered);
+                    if self.discard {
+                        buf.clear(); // lingering: read only to be dropped
+                        if n < offered || self.bytes > self.limit {
+                            break Ok(());
+                        }
+                        continue;
+                    }
+                    got_any = true;
                     let mut t = pipeline.transport();
                     let data = if goes_whole(n, offered) {
                         std::mem::take(&mut buf).freeze()

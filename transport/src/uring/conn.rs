@@ -310,6 +310,15 @@ impl Conn {
                 self.inbox.pop_front().expect("a front")
             };
             self.bytes_read = self.bytes_read.saturating_add(b.len() as u64);
+            if let Some(l) = &self.linger {
+                // Lingering: read only to be dropped, unseen by the
+                // handlers (and by an idle guard: it is not activity).
+                drop(b);
+                if l.spent(self.bytes_read) {
+                    break; // run_due closes the channel
+                }
+                continue;
+            }
             let mut t = self.pipeline.transport();
             t.fire_read(b);
             fired = true;
