@@ -5,7 +5,10 @@
 //! the delimiter (`strip_delimiter`, default: stripped). A frame longer
 //! than `max_frame_length` is discarded up to and including its delimiter,
 //! with a too-long-frame error: at once when `fail_fast` (default: on), after
-//! its delimiter otherwise.
+//! its delimiter otherwise. A frame of exactly `max_frame_length` bytes
+//! fits, whichever reads its delimiter is cut across: while no delimiter is
+//! found, the last bytes that could begin one (the longest delimiter's
+//! length less one) are kept, also while a too-long frame is discarded.
 
 use bytes::Bytes;
 use weft_core::Error;
@@ -34,6 +37,8 @@ pub struct DelimiterBasedFrameDecoder {
     fail_fast: bool,
     discarding: bool,
     too_long_length: usize,
+    /// Bytes at the end that may be the start of a delimiter.
+    keep: usize,
 }
 
 impl DelimiterBasedFrameDecoder {
@@ -56,7 +61,13 @@ impl DelimiterBasedFrameDecoder {
         if max_frame_length == 0 {
             return Err(Error::invalid_argument("max_frame_length must be positive"));
         }
+        let keep = delimiters
+            .iter()
+            .map(|d| d.len().saturating_sub(1))
+            .max()
+            .unwrap_or(0);
         Ok(DelimiterBasedFrameDecoder {
+            keep,
             delimiters,
             max_frame_length,
             strip: true,
@@ -131,19 +142,22 @@ impl Decoder for DelimiterBasedFrameDecoder {
                 }
             }
             None => {
+                // The frame is at least `n - keep` bytes: its delimiter may
+                // begin in the last `keep` bytes, which are kept.
                 let n = src.len();
+                let sure = n.saturating_sub(self.keep);
                 if !self.discarding {
-                    if n > self.max_frame_length {
-                        self.too_long_length = n;
-                        src.advance(n);
+                    if sure > self.max_frame_length {
+                        self.too_long_length = sure;
+                        src.advance(sure);
                         self.discarding = true;
                         if self.fail_fast {
-                            return Err(self.too_long(n));
+                            return Err(self.too_long(sure));
                         }
                     }
                 } else {
-                    self.too_long_length = self.too_long_length.saturating_add(n);
-                    src.advance(n);
+                    self.too_long_length = self.too_long_length.saturating_add(sure);
+                    src.advance(sure);
                 }
                 Ok(None)
             }

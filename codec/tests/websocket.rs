@@ -883,3 +883,67 @@ fn a_large_frame_alone_in_a_uniquely_owned_read_is_unmasked_where_it_lies() {
     assert!(!kept.as_ptr_range().contains(&f.payload.as_ptr()));
     assert_eq!(kept[..], client_frame(true, 0x2, &payload)[..]);
 }
+
+/// Feeds `input` to `ch` cut at `cuts`; the payload bytes of the frames
+/// that came out.
+fn feed_frames(ch: &mut EmbeddedChannel, input: &[u8], cuts: &[usize]) -> usize {
+    let mut cuts = cuts.to_vec();
+    cuts.sort_unstable();
+    let (mut pos, mut got) = (0, 0);
+    for &c in cuts.iter().chain(std::iter::once(&input.len())) {
+        let c = c.clamp(pos, input.len());
+        if c > pos {
+            ch.write_inbound(Bytes::copy_from_slice(&input[pos..c]));
+        }
+        pos = c;
+        while let Some(f) = ch.read_inbound::<Frame>() {
+            got += f.payload.len();
+        }
+    }
+    got
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// Limits at their boundary (issue 34): a frame of `limit - 1`,
+    /// `limit`, `limit + 1` payload bytes is delivered iff it fits, else
+    /// the connection is closed with 1009; the same for a message of as
+    /// many bytes in up to three fragments against the message limit.
+    #[test]
+    fn frames_and_messages_at_the_limit(
+        limit in 125usize..3000,
+        delta in 0usize..3,
+        fragments in 1usize..4,
+        cuts in proptest::collection::vec(0usize..3100, 0..6),
+    ) {
+        let len = limit + delta - 1;
+        let payload = vec![b'x'; len];
+        // One frame, against the frame limit.
+        let mut ch = upgraded(WebSocketConfig::new().max_frame_size(limit).max_message_size(1 << 20));
+        let got = feed_frames(&mut ch, &client_frame(true, 0x2, &payload), &cuts);
+        let code = server_close(&mut ch);
+        if len <= limit {
+            proptest::prop_assert_eq!((got, code), (len, None), "a frame of {} for {}", len, limit);
+        } else {
+            proptest::prop_assert_eq!((got, code), (0, Some(1009)), "a frame of {} for {}", len, limit);
+        }
+        // Fragments, against the message limit.
+        let mut ch = upgraded(WebSocketConfig::new().max_frame_size(1 << 20).max_message_size(limit));
+        let step = len.div_ceil(fragments).max(1);
+        let pieces: Vec<&[u8]> = payload.chunks(step).collect();
+        let mut input = Vec::new();
+        for (i, p) in pieces.iter().enumerate() {
+            let op = if i == 0 { 0x2 } else { 0x0 };
+            input.extend(client_frame(i + 1 == pieces.len(), op, p));
+        }
+        let got = feed_frames(&mut ch, &input, &cuts);
+        let code = server_close(&mut ch);
+        if len <= limit {
+            proptest::prop_assert_eq!((got, code), (len, None), "a message of {} for {}", len, limit);
+        } else {
+            proptest::prop_assert_eq!(code, Some(1009), "a message of {} for {}", len, limit);
+            proptest::prop_assert!(got <= limit, "{} bytes delivered past a limit of {}", got, limit);
+        }
+    }
+}

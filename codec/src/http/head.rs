@@ -66,8 +66,16 @@ pub(crate) fn parse_request_head(
     let buf: &[u8] = all;
     // The request line first, so that an over-long target is a 414 even
     // when the rest of the head is not there yet.
-    let line_end = memchr::memchr(b'\n', buf);
-    if line_end.unwrap_or(buf.len()) > limits.max_request_line {
+    // Its length without the line ending; one not complete yet may end in
+    // the CR of its CRLF.
+    let line_len = match memchr::memchr(b'\n', buf) {
+        Some(end) => {
+            let cr = buf[..end].last() == Some(&b'\r');
+            end.saturating_sub(usize::from(cr))
+        }
+        None => buf.len().saturating_sub(1),
+    };
+    if line_len > limits.max_request_line {
         return Err(HttpError::new(
             HttpErrorKind::UriTooLong,
             format!(

@@ -64,12 +64,15 @@ enum Parse {
     Bad(String),
 }
 
+/// Where the line of at most `limit` bytes (before its CRLF) that starts
+/// at `from` ends; `Err` once it is sure to be longer.
 fn find_crlf(buf: &[u8], from: usize, limit: usize) -> Result<Option<usize>, ()> {
     let rest = buf.get(from..).unwrap_or_default();
     let window = &rest[..rest.len().min(limit.saturating_add(2))];
     match window.windows(2).position(|w| w == b"\r\n") {
         Some(i) => Ok(Some(from.saturating_add(i))),
-        None if rest.len() > limit => Err(()),
+        // `limit` bytes and the CR may be here, waiting for the LF.
+        None if rest.len() > limit.saturating_add(1) => Err(()),
         None => Ok(None),
     }
 }
@@ -84,13 +87,18 @@ fn parse(buf: &[u8], partial: &mut Option<Partial>) -> Parse {
     }
     if buf[0] != b'*' {
         // Inline command.
-        let nl = match buf.iter().take(MAX_INLINE + 1).position(|b| *b == b'\n') {
+        // At most MAX_INLINE bytes before the line ending (CRLF or LF).
+        let room = MAX_INLINE.saturating_add(2);
+        let nl = match buf.iter().take(room).position(|b| *b == b'\n') {
             Some(i) => i,
-            None if buf.len() > MAX_INLINE => return Parse::Bad("too big inline request".into()),
+            None if buf.len() >= room => return Parse::Bad("too big inline request".into()),
             None => return Parse::Incomplete,
         };
         let line = &buf[..nl];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.len() > MAX_INLINE {
+            return Parse::Bad("too big inline request".into());
+        }
         let mut args = Vec::new();
         let mut start = None;
         for (i, c) in line.iter().enumerate() {
@@ -211,6 +219,92 @@ impl Decoder for RespDecoder {
                     let args = args.into_iter().map(|(a, b)| all.slice(a..b)).collect();
                     return Ok(Some(RespFrame::Command(args)));
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the decoder made of `input` fed in pieces cut at `cuts`: the
+    /// first frame (a command's argument count, or the error), and the
+    /// most it held.
+    fn first(input: &[u8], cuts: &[usize]) -> (Option<Result<usize, String>>, usize) {
+        let mut cuts = cuts.to_vec();
+        cuts.sort_unstable();
+        let mut dec = RespDecoder::default();
+        let mut cum = Cumulation::new();
+        let (mut pos, mut held) = (0, 0);
+        for &c in cuts.iter().chain(std::iter::once(&input.len())) {
+            let c = c.clamp(pos, input.len());
+            if c == pos {
+                continue;
+            }
+            cum.push(Bytes::copy_from_slice(&input[pos..c]));
+            pos = c;
+            match dec.decode(&mut cum).unwrap() {
+                Some(RespFrame::Command(args)) => return (Some(Ok(args.len())), held),
+                Some(RespFrame::ProtocolError(e)) => return (Some(Err(e)), held),
+                None => held = held.max(cum.len()),
+            }
+        }
+        (None, held)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Limits at their boundary (issue 34): an inline command, a
+        /// multibulk count line and a bulk count line of `MAX_INLINE - 1`,
+        /// `MAX_INLINE` and `MAX_INLINE + 1` bytes before their CRLF, in
+        /// random pieces: accepted iff they fit, else a protocol error,
+        /// decided within the limit and its CRLF.
+        #[test]
+        fn lines_at_the_limit(
+            delta in 0usize..3,
+            cuts in proptest::collection::vec(0usize..(MAX_INLINE + 40), 0..5),
+        ) {
+            let len = MAX_INLINE + delta - 1;
+            let fits = len <= MAX_INLINE;
+            // Inline: `PING` and spaces up to `len` bytes.
+            let mut inline = b"PING".to_vec();
+            inline.resize(len, b' ');
+            inline.extend_from_slice(b"\r\n");
+            let (got, held) = first(&inline, &cuts);
+            prop_assert_eq!(got.map(|r| r.is_ok()), Some(fits), "inline of {}", len);
+            prop_assert!(held <= MAX_INLINE + 1, "held {}", held);
+            // A count line of `len` bytes after `*`: zeros, then 1.
+            let mut count = b"*".to_vec();
+            count.resize(len, b'0');
+            count.extend_from_slice(b"1\r\n$4\r\nPING\r\n");
+            let (got, _) = first(&count, &cuts);
+            prop_assert_eq!(got.map(|r| r.is_ok()), Some(fits), "count line of {}", len);
+            // A bulk count line of `len` bytes after `$`.
+            let mut bulk = b"*1\r\n$".to_vec();
+            bulk.resize(bulk.len() + len - 1, b'0');
+            bulk.extend_from_slice(b"4\r\nPING\r\n");
+            let (got, _) = first(&bulk, &cuts);
+            prop_assert_eq!(got.map(|r| r.is_ok()), Some(fits), "bulk count line of {}", len);
+        }
+    }
+
+    /// Bulk lengths at the limit: `MAX_BULK` is waited for, one more is
+    /// refused at once (nothing of the payload needs to arrive).
+    #[test]
+    fn bulk_lengths_at_the_limit() {
+        for (n, ok) in [
+            (MAX_BULK - 1, true),
+            (MAX_BULK, true),
+            (MAX_BULK + 1, false),
+        ] {
+            let head = format!("*1\r\n${n}\r\n");
+            let (got, _) = first(head.as_bytes(), &[]);
+            match got {
+                None => assert!(ok, "{n}: waited for a bulk past the limit"),
+                Some(r) => assert!(!ok && r.is_err(), "{n}: {r:?}"),
             }
         }
     }
