@@ -19,8 +19,15 @@ use std::time::Duration;
 use weft_core::Error;
 use weft_transport::Server;
 
+/// Most threads of the runtime's blocking pool (tokio's default is 512):
+/// the examples run only short file operations there (an upload's create,
+/// write batch or rename), never one that waits for a peer, so a small
+/// pool is a budget that no number of clients can exhaust or grow.
+pub const MAX_BLOCKING_THREADS: usize = 64;
+
 /// Builds the tokio runtime: `threads == 1` is a current-thread runtime,
-/// `0` tokio's default (one worker per core).
+/// `0` tokio's default (one worker per core); the blocking pool has at most
+/// [`MAX_BLOCKING_THREADS`].
 pub fn runtime(threads: usize) -> tokio::runtime::Runtime {
     let mut b = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -32,6 +39,7 @@ pub fn runtime(threads: usize) -> tokio::runtime::Runtime {
         b
     };
     b.enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
         .expect("cannot build the tokio runtime")
 }

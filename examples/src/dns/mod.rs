@@ -368,7 +368,13 @@ struct DnsStream {
 
 impl Handler for DnsStream {
     fn interest(&self) -> Events {
-        Events::READ | Events::READ_COMPLETE
+        Events::READ | Events::READ_COMPLETE | Events::EXCEPTION
+    }
+    /// An idle timeout or a bad frame ends the connection: routine for a
+    /// DNS client (RFC 7766 §6.2.3), so not worth a warning each.
+    fn exception_caught(&mut self, ctx: &mut Context<'_>, err: Error) {
+        tracing::debug!(error = %err, "closing a DNS connection");
+        ctx.close();
     }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         let Ok(query) = msg.downcast::<bytes::Bytes>() else {
