@@ -13,7 +13,13 @@
 //!   [`read_outbound`](EmbeddedChannel::read_outbound); unflushed ones stay
 //!   in the buffer and count towards the watermarks;
 //! - a close reaching the head closes the channel: unflushed writes fail,
-//!   `channel_inactive` fires, and what was already readable stays readable.
+//!   `channel_inactive` fires, and what was already readable stays readable;
+//! - time is virtual: it starts when the channel is built and moves only
+//!   with [`advance_time`](EmbeddedChannel::advance_time), which fires the
+//!   handlers' timers that fall due on the way, in deadline order, each at
+//!   its own deadline (Netty's `advanceTimeBy` and
+//!   `runScheduledPendingTasks` in one); timers due at the current time
+//!   fire with the pending tasks.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -25,6 +31,11 @@ use crate::handler::UserEvent;
 use crate::{
     Address, Channel, Error, Handler, Msg, Pipeline, Promise, WriteBufferWaterMark, WriteFuture,
 };
+
+/// Most rounds of timers one call fires (a handler that re-arms a timer
+/// for the same instant from its own timer would otherwise never let the
+/// call return).
+const MAX_TIMER_ROUNDS: usize = 100_000;
 
 /// A channel for tests: a real pipeline, driven by hand.
 ///
@@ -340,8 +351,58 @@ impl EmbeddedChannel {
 
     // ---- lifecycle ----
 
-    /// Runs the operations queued through [`Channel`] handles.
+    /// Runs the operations queued through [`Channel`] handles, and the
+    /// timers due at the current (virtual) time.
     pub fn run_pending_tasks(&mut self) {
+        self.settle();
+    }
+
+    /// The channel's virtual time.
+    pub fn now(&self) -> tokio::time::Instant {
+        self.pipeline.inner().now()
+    }
+
+    /// Moves the virtual clock `by` forward, firing every timer that falls
+    /// due on the way at its own deadline, in order, with what it causes
+    /// (writes moved out, a close performed) settled after each.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft_core::{Context, EmbeddedChannel, Events, Handler, TimerId};
+    ///
+    /// /// Writes a tick every second.
+    /// struct Ticker;
+    /// impl Handler for Ticker {
+    ///     fn interest(&self) -> Events {
+    ///         Events::ACTIVE
+    ///     }
+    ///     fn channel_active(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.schedule(Duration::from_secs(1));
+    ///     }
+    ///     fn timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
+    ///         ctx.write_and_flush("tick");
+    ///         ctx.schedule(Duration::from_secs(1));
+    ///     }
+    /// }
+    ///
+    /// let mut ch = EmbeddedChannel::with_handler(Ticker);
+    /// ch.advance_time(Duration::from_millis(3500));
+    /// assert_eq!(ch.outbound_len(), 3);
+    /// ```
+    pub fn advance_time(&mut self, by: std::time::Duration) {
+        let until = self.now() + by;
+        // Bounded, for a handler that re-arms for the same instant for ever.
+        for _ in 0..MAX_TIMER_ROUNDS {
+            let next = self.pipeline.transport().next_timer();
+            match next {
+                Some(at) if at <= until => {
+                    self.pipeline.inner_mut().virtual_now = Some(at.max(self.now()));
+                    self.settle();
+                }
+                _ => break,
+            }
+        }
+        self.pipeline.inner_mut().virtual_now = Some(until);
         self.settle();
     }
 
@@ -361,9 +422,15 @@ impl EmbeddedChannel {
     /// Delivers queued commands, moves flushed writes out, performs a
     /// requested close; repeats until nothing changes.
     fn settle(&mut self) {
+        let mut timer_rounds = MAX_TIMER_ROUNDS;
         loop {
+            let now = self.now();
             let mut t = self.pipeline.transport();
             let mut progressed = t.run_commands() > 0;
+            if timer_rounds > 0 {
+                timer_rounds -= 1;
+                progressed |= t.run_timers(now) > 0;
+            }
             let ob = t.outbound();
             if !ob.flushed_is_empty() {
                 while let Some(e) = ob.pop_front() {
@@ -440,6 +507,7 @@ impl EmbeddedBuilder {
         let channel = Channel::new(Some(Address::Embedded), Some(Address::Embedded));
         let mut pipeline = Pipeline::new(channel);
         pipeline.inner_mut().tail = Some(Box::default());
+        pipeline.inner_mut().virtual_now = Some(tokio::time::Instant::now());
         if let Some(wm) = self.watermark {
             pipeline.transport().set_watermark(wm);
         }

@@ -239,6 +239,12 @@ pub trait Handler: Send + 'static {
     fn close(&mut self, ctx: &mut Context<'_>, promise: Option<Promise>) {
         ctx.close_with(promise);
     }
+
+    /// A timer this handler armed with
+    /// [`Context::schedule`](crate::Context::schedule) is due. Delivered to
+    /// this handler only, whatever [`interest`](Self::interest) says (a
+    /// handler that arms timers implements this).
+    fn timer(&mut self, ctx: &mut Context<'_>, id: crate::TimerId) {}
 }
 
 /// Any handler can be passed where a boxed one is expected, so that

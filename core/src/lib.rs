@@ -100,7 +100,7 @@ pub use handlers::{
 pub use memory_budget::{BudgetShare, MemoryBudget};
 pub use msg::{AnyMsg, Msg};
 pub use outbound::WriteBufferWaterMark;
-pub use pipeline::{Context, Pipeline};
+pub use pipeline::{Context, Pipeline, TimerId};
 pub use promise::{Promise, WriteFuture};
 pub use read_budget::ReadBudget;
 pub use small_bytes::{small_bytes, SMALL_MAX};

@@ -56,6 +56,52 @@ impl<'a> Context<'a> {
         self.inner.publish_limits();
     }
 
+    /// The channel's time: tokio's clock on a socket, the virtual clock of
+    /// an [`EmbeddedChannel`](crate::EmbeddedChannel).
+    pub fn now(&self) -> tokio::time::Instant {
+        self.inner.now()
+    }
+
+    /// Arms a timer that fires once, `after` from [`now`](Self::now), as
+    /// this handler's [`Handler::timer`] callback on the channel's own task
+    /// (see `pipeline/timers.rs` for the contract). Removing the handler
+    /// disarms it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft_core::{Context, EmbeddedChannel, Events, Handler, TimerId};
+    ///
+    /// /// Closes the channel a second after it became active.
+    /// struct CloseLater;
+    /// impl Handler for CloseLater {
+    ///     fn interest(&self) -> Events {
+    ///         Events::ACTIVE
+    ///     }
+    ///     fn channel_active(&mut self, ctx: &mut Context<'_>) {
+    ///         ctx.schedule(Duration::from_secs(1));
+    ///         ctx.fire_active();
+    ///     }
+    ///     fn timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
+    ///         ctx.close();
+    ///     }
+    /// }
+    ///
+    /// let mut ch = EmbeddedChannel::with_handler(CloseLater);
+    /// ch.advance_time(Duration::from_millis(999));
+    /// assert!(ch.is_open());
+    /// ch.advance_time(Duration::from_millis(1));
+    /// assert!(!ch.is_open());
+    /// ```
+    pub fn schedule(&mut self, after: std::time::Duration) -> super::TimerId {
+        let at = self.inner.now() + after;
+        self.inner.arm_timer(self.idx, at)
+    }
+
+    /// Disarms a timer this handler armed; whether it was still armed.
+    pub fn cancel_timer(&mut self, id: super::TimerId) -> bool {
+        self.inner.cancel_timer(self.idx, id)
+    }
+
     /// Whether this handler has been removed from the pipeline.
     pub fn is_removed(&self) -> bool {
         !self.inner.is_linked(self.idx)

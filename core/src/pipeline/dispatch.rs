@@ -16,8 +16,11 @@
 
 use std::collections::VecDeque;
 
+use tokio::time::Instant;
+
 use super::ends::{Head, Tail};
 use super::slot::{Ev, Link, Occupant, Slot, HEAD, HOP_READ, HOP_WRITE, TAIL};
+use super::timers::Timers;
 use crate::{Channel, Context, Error, Events, Handler, Msg, Promise};
 
 /// The dispatch machinery shared by [`Pipeline`](super::Pipeline) and
@@ -32,6 +35,10 @@ pub(crate) struct Inner {
     /// Collected at the tail (EmbeddedChannel only; boxed so that a socket
     /// channel pays one pointer for it).
     pub(crate) tail: Option<Box<Tail>>,
+    /// Armed timers (boxed, and only once one is armed).
+    pub(super) timers: Option<Box<Timers>>,
+    /// The time as an `EmbeddedChannel` keeps it; `None`: the clock's.
+    pub(crate) virtual_now: Option<Instant>,
 }
 
 impl Inner {
@@ -43,6 +50,8 @@ impl Inner {
             channel,
             head: Head::new(),
             tail: None,
+            timers: None,
+            virtual_now: None,
         };
         inner.rehop();
         inner
@@ -183,7 +192,8 @@ impl Inner {
     fn finish_call_slow(&mut self, idx: usize, mut h: Box<dyn Handler>) {
         while let Some(ev) = self.dequeue(idx) {
             let s = &self.slots[idx];
-            if s.link == Link::Linked && s.interest & ev.bit() != 0 {
+            let mine = s.interest & ev.bit() != 0 || matches!(ev, Ev::Timer(_));
+            if s.link == Link::Linked && mine {
                 self.call(&mut *h, idx, ev);
             } else {
                 // Queued only to keep its place behind earlier events.
@@ -213,7 +223,54 @@ impl Inner {
             Ev::ReadRequest => h.read(&mut ctx),
             Ev::Close(p) => h.close(&mut ctx, p),
             Ev::Added => h.handler_added(&mut ctx),
+            Ev::Timer(id) => h.timer(&mut ctx, id),
         }
+    }
+
+    /// The time: the virtual clock's, or tokio's.
+    pub(crate) fn now(&self) -> Instant {
+        self.virtual_now.unwrap_or_else(Instant::now)
+    }
+
+    /// Arms a timer for the handler in `slot`.
+    pub(super) fn arm_timer(&mut self, slot: usize, deadline: Instant) -> super::TimerId {
+        self.timers
+            .get_or_insert_with(Box::default)
+            .arm(slot, deadline)
+    }
+
+    /// Disarms the timer `id` of the handler in `slot`.
+    pub(super) fn cancel_timer(&mut self, slot: usize, id: super::TimerId) -> bool {
+        self.timers.as_mut().is_some_and(|t| t.cancel(slot, id))
+    }
+
+    /// The earliest armed deadline.
+    pub(super) fn next_timer(&self) -> Option<Instant> {
+        self.timers.as_ref().and_then(|t| t.next_deadline())
+    }
+
+    /// Fires the next timer due at `now`; whether there was one.
+    pub(super) fn fire_due_timer(&mut self, now: Instant) -> bool {
+        let Some((id, slot)) = self.timers.as_mut().and_then(|t| t.pop_due(now)) else {
+            return false;
+        };
+        if self.slots[slot].link == Link::Linked {
+            self.invoke_timer(slot, id);
+        }
+        true
+    }
+
+    /// Delivers a timer to its handler (queued if it is busy; dropped if it
+    /// is dead).
+    fn invoke_timer(&mut self, idx: usize, id: super::TimerId) {
+        let Some(mut h) = self.slots[idx].take() else {
+            if self.slots[idx].is_busy() {
+                self.enqueue(idx, Ev::Timer(id));
+            }
+            return;
+        };
+        self.call(&mut *h, idx, Ev::Timer(id));
+        self.finish_call(idx, h);
     }
 
     /// Calls `handler_removed`, passes on what queued behind the handler,

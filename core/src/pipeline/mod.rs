@@ -27,13 +27,15 @@
 //!
 //! Layout: `slot.rs` (slots and events), `dispatch.rs` (how an event moves),
 //! `edit.rs` (structural edits), `ends.rs` (head and tail), `context.rs`
-//! (a handler's view), `transport.rs` (the transport's view).
+//! (a handler's view), `timers.rs` (timers owned by the channel),
+//! `transport.rs` (the transport's view).
 
 mod context;
 mod dispatch;
 mod edit;
 mod ends;
 mod slot;
+mod timers;
 mod transport;
 
 use std::fmt;
@@ -43,6 +45,7 @@ pub use context::Context;
 pub(crate) use dispatch::Inner;
 pub use ends::OutputShutdown;
 pub(crate) use slot::Ev;
+pub use timers::TimerId;
 pub use transport::{Transport, WrittenCounter};
 
 use edit::{At, Target};

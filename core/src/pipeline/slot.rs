@@ -42,6 +42,8 @@ pub(crate) enum Ev {
     Close(Option<Promise>),
     /// Only ever delivered to one handler, never forwarded.
     Added,
+    /// A timer the handler armed is due; only ever delivered to it.
+    Timer(super::TimerId),
 }
 
 impl Ev {
@@ -59,7 +61,7 @@ impl Ev {
             Ev::Flush => Events::FLUSH.bits(),
             Ev::ReadRequest => Events::READ_REQUEST.bits(),
             Ev::Close(_) => Events::CLOSE.bits(),
-            Ev::Added => 0,
+            Ev::Added | Ev::Timer(_) => 0,
         }
     }
 }

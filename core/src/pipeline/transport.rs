@@ -14,6 +14,9 @@
 //!   or [`record_written`](Transport::record_written) first), so that a
 //!   task woken by a completion reads a count that includes it; then call
 //!   [`sync_writability`](Transport::sync_writability);
+//! - wake for the earliest armed timer ([`next_timer`](Transport::next_timer),
+//!   asked again after every step: handlers arm timers in any callback) and
+//!   fire what is due ([`run_timers`](Transport::run_timers) with the time);
 //! - act on a read request, a due output shutdown and a close request after
 //!   each step; once the socket is closed, call
 //!   [`finish_close`](Transport::finish_close), which fails what is pending
@@ -29,6 +32,9 @@ use crate::channel::Command;
 use crate::mailbox::CommandWaiter;
 use crate::outbound::{OutboundBuffer, WriteBufferWaterMark};
 use crate::{Channel, Msg};
+
+/// Most timers one [`Transport::run_timers`] fires.
+const MAX_TIMERS_PER_RUN: usize = 1024;
 
 /// A transport's handle on a pipeline; see [`Pipeline::transport`].
 ///
@@ -66,6 +72,28 @@ impl<'a> Transport<'a> {
         let msg = msg.into();
         self.pipeline.inner.channel.record_read();
         let _ = self.pipeline.enter(|p| p.forward_read(HEAD, msg));
+    }
+
+    /// The earliest deadline of the handlers' timers: when to wake next.
+    pub fn next_timer(&self) -> Option<tokio::time::Instant> {
+        self.pipeline.inner.next_timer()
+    }
+
+    /// Fires every timer due at `now`, in deadline order (a timer armed by
+    /// one of them runs too if it is due already); how many fired.
+    pub fn run_timers(&mut self, now: tokio::time::Instant) -> usize {
+        let mut n = 0;
+        // Bounded: a handler that re-arms for `now` from its own timer must
+        // not hold the task (the rest fire on the next wake-up, at once).
+        while n < MAX_TIMERS_PER_RUN && self.pipeline.inner.next_timer().is_some_and(|at| at <= now)
+        {
+            match self.pipeline.enter(|p| p.fire_due_timer(now)) {
+                Ok(true) => n += 1,
+                Ok(false) => break,
+                Err(_) => n += 1, // a panic: the pipeline recovered and closes
+            }
+        }
+        n
     }
 
     /// Fires `channel_read_complete`, at the end of a read burst.

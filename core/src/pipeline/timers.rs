@@ -1,0 +1,159 @@
+//! Timers owned by the channel: what [`Context::schedule`] arms and the
+//! channel's own task fires, with time as an input.
+//!
+//! Contract:
+//! - a timer belongs to the handler that armed it and fires as that
+//!   handler's [`Handler::timer`] callback, on the channel's task, never
+//!   concurrently with its other callbacks (if it is busy further up the
+//!   call stack, the firing queues behind that callback like any event);
+//! - it fires once, no earlier than its deadline, in deadline order (ties
+//!   in the order they were armed); [`Context::cancel_timer`] disarms it;
+//!   removing the handler (or closing the channel, which drops the
+//!   pipeline) disarms its timers;
+//! - nothing here reads a clock: the transport says what time it is
+//!   ([`Transport::run_timers`]) and asks for the next deadline
+//!   ([`Transport::next_timer`]) to wait for; `EmbeddedChannel` keeps a
+//!   virtual clock that only its `advance_time` moves, so handlers with
+//!   timeouts are tested without sockets or sleeping;
+//! - armed timers cost a heap entry each and nothing while none is armed.
+//!
+//! [`Context::schedule`]: crate::Context::schedule
+//! [`Context::cancel_timer`]: crate::Context::cancel_timer
+//! [`Handler::timer`]: crate::Handler::timer
+//! [`Transport::run_timers`]: crate::transport::Transport::run_timers
+//! [`Transport::next_timer`]: crate::transport::Transport::next_timer
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt;
+
+use tokio::time::Instant;
+
+/// Names one armed timer: what [`Context::schedule`](crate::Context::schedule)
+/// returns and [`Handler::timer`](crate::Handler::timer) is called with.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimerId(u64);
+
+impl fmt::Debug for TimerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TimerId({})", self.0)
+    }
+}
+
+/// The armed timers of one pipeline.
+#[derive(Default)]
+pub(crate) struct Timers {
+    /// Deadlines, earliest first; an id no longer in `armed` was cancelled.
+    heap: BinaryHeap<Reverse<(Instant, TimerId)>>,
+    /// Armed timer → the slot of the handler that armed it.
+    armed: HashMap<TimerId, usize>,
+    next: u64,
+}
+
+impl Timers {
+    /// Arms a timer for the handler in slot `slot`.
+    pub(crate) fn arm(&mut self, slot: usize, deadline: Instant) -> TimerId {
+        self.next = self.next.wrapping_add(1);
+        let id = TimerId(self.next);
+        self.heap.push(Reverse((deadline, id)));
+        self.armed.insert(id, slot);
+        id
+    }
+
+    /// Disarms `id`; whether it was armed (by the handler in `slot`).
+    pub(crate) fn cancel(&mut self, slot: usize, id: TimerId) -> bool {
+        if self.armed.get(&id) != Some(&slot) {
+            return false;
+        }
+        self.armed.remove(&id);
+        self.trim();
+        true
+    }
+
+    /// Disarms every timer of the handler in `slot` (it was removed).
+    pub(crate) fn forget_slot(&mut self, slot: usize) {
+        if self.armed.is_empty() {
+            return;
+        }
+        self.armed.retain(|_, s| *s != slot);
+        self.trim();
+    }
+
+    /// The earliest deadline armed.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Takes the earliest timer due at `now`: its id and slot.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerId, usize)> {
+        loop {
+            let Reverse((at, id)) = *self.heap.peek()?;
+            if at > now {
+                return None;
+            }
+            self.heap.pop();
+            if let Some(slot) = self.armed.remove(&id) {
+                self.trim();
+                return Some((id, slot));
+            }
+        }
+    }
+
+    /// Drops cancelled entries from the top of the heap, so that
+    /// `next_deadline` names an armed timer.
+    fn trim(&mut self) {
+        if self.armed.is_empty() {
+            self.heap.clear();
+            return;
+        }
+        while let Some(Reverse((_, id))) = self.heap.peek() {
+            if self.armed.contains_key(id) {
+                return;
+            }
+            self.heap.pop();
+        }
+    }
+
+    /// How many timers are armed.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.armed.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn due_timers_come_in_deadline_order_and_cancelled_ones_never() {
+        let t0 = Instant::now();
+        let mut t = Timers::default();
+        let a = t.arm(2, t0 + Duration::from_secs(3));
+        let b = t.arm(3, t0 + Duration::from_secs(1));
+        let c = t.arm(2, t0 + Duration::from_secs(1));
+        let d = t.arm(4, t0 + Duration::from_secs(2));
+        assert!(t.cancel(4, d));
+        assert!(!t.cancel(2, d), "cancelled already");
+        assert!(!t.cancel(3, a), "another handler's timer");
+        assert_eq!(t.next_deadline(), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(t.pop_due(t0), None);
+        let due: Vec<_> = std::iter::from_fn(|| t.pop_due(t0 + Duration::from_secs(5))).collect();
+        assert_eq!(due, [(b, 3), (c, 2), (a, 2)]);
+        assert_eq!(t.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_removed_handler_keeps_no_timer() {
+        let t0 = Instant::now();
+        let mut t = Timers::default();
+        t.arm(5, t0);
+        t.arm(6, t0 + Duration::from_secs(1));
+        t.forget_slot(5);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.next_deadline(), Some(t0 + Duration::from_secs(1)));
+        t.forget_slot(6);
+        assert_eq!(t.next_deadline(), None);
+    }
+}
