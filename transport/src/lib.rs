@@ -74,6 +74,7 @@ mod recv_pool;
 mod server;
 mod stream;
 mod timeout;
+mod timer;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod udp;

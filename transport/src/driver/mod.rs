@@ -71,6 +71,8 @@ enum Wake {
     Writable(io::Result<()>),
     /// The linger after the output shutdown is over.
     Lingered,
+    /// A handler's timer is due.
+    Timer,
 }
 
 /// What the loop does after a step.
@@ -95,6 +97,7 @@ struct Conn<S> {
     output: Output,
     mode: Mode,
     linger: Option<Linger>,
+    timer: crate::timer::ChannelTimer,
 }
 
 /// Runs a connection until it closes.
@@ -114,6 +117,7 @@ pub(crate) async fn drive<S: Stream>(
         output: Output::Ready,
         mode: Mode::Serving,
         linger: None,
+        timer: crate::timer::ChannelTimer::default(),
     };
     tracing::debug!("channel active");
     conn.pipeline.transport().fire_active();
@@ -223,9 +227,14 @@ impl<S: Stream> Conn<S> {
         let want_write = self.output == Output::Blocked;
         let (stream, mut t) = (&self.stream, self.pipeline.transport());
         let linger = &mut self.linger;
+        let timer = &mut self.timer;
+        timer.arm(t.next_timer());
         poll_fn(|cx| {
             if t.poll_commands(cx, waiter).is_ready() {
                 return Poll::Ready(Wake::Commands);
+            }
+            if timer.poll_due(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
             }
             if linger
                 .as_mut()
@@ -251,6 +260,10 @@ impl<S: Stream> Conn<S> {
     fn on_wake(&mut self, wake: Wake) -> Result<(), Error> {
         match wake {
             Wake::Commands | Wake::Lingered => Ok(()),
+            Wake::Timer => {
+                self.timer.fired(&mut self.pipeline.transport());
+                Ok(())
+            }
             Wake::Writable(r) => {
                 r?;
                 self.output = Output::Ready;

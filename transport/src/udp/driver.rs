@@ -78,6 +78,8 @@ enum Wake {
     Commands,
     Readable(io::Result<()>),
     Writable(io::Result<()>),
+    /// A handler's timer is due.
+    Timer,
 }
 
 pub(crate) struct Udp {
@@ -99,6 +101,7 @@ pub(crate) struct Udp {
     pub(crate) counts: Vec<usize>,
     pub(crate) blocked: bool,
     pub(crate) read_requested: bool,
+    pub(crate) timer: crate::timer::ChannelTimer,
 }
 
 /// Gives an emptied vector's allocation a new lifetime for its slices (an
@@ -126,6 +129,10 @@ impl Udp {
             let wake = self.wait(&mut waiter).await;
             let r = match wake {
                 Wake::Commands => Ok(()),
+                Wake::Timer => {
+                    self.timer.fired(&mut self.pipeline.transport());
+                    Ok(())
+                }
                 Wake::Writable(r) => r.map(|()| self.blocked = false),
                 Wake::Readable(r) => match r {
                     Ok(()) => self.read_burst(),
@@ -182,9 +189,14 @@ impl Udp {
         let want_read = (ch.is_auto_read() || self.read_requested) && ch.is_writable();
         let want_write = self.blocked;
         let (socket, mut t) = (&self.socket, self.pipeline.transport());
+        let timer = &mut self.timer;
+        timer.arm(t.next_timer());
         poll_fn(|cx| {
             if t.poll_commands(cx, waiter).is_ready() {
                 return Poll::Ready(Wake::Commands);
+            }
+            if timer.poll_due(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
             }
             if want_write {
                 if let Poll::Ready(r) = socket.poll_send_ready(cx) {

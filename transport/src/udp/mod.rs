@@ -207,6 +207,7 @@ impl DatagramBootstrap {
             iov_store: Vec::new(),
             msgs: Vec::with_capacity(opts.batch),
             counts: Vec::with_capacity(opts.batch),
+            timer: crate::timer::ChannelTimer::default(),
             blocked: false,
             read_requested: false,
         };

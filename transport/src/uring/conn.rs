@@ -86,6 +86,8 @@ enum Wake {
     Completions,
     /// The linger after the output shutdown is over.
     Lingered,
+    /// A handler's timer is due.
+    Timer,
 }
 
 /// The connection's pipe, made at its first `FileRegion`.
@@ -128,6 +130,7 @@ struct Conn {
     cqes: Vec<Cqe>,
     /// Cancels and stashes are done (by `close` or on drop).
     finished: bool,
+    timer: crate::timer::ChannelTimer,
 }
 
 /// Runs a connection on `ring` until it closes.
@@ -174,6 +177,7 @@ pub(crate) async fn drive(
         linger: None,
         cqes: Vec::new(),
         finished: false,
+        timer: crate::timer::ChannelTimer::default(),
     };
     tracing::debug!("channel active (io_uring)");
     conn.pipeline.transport().fire_active();
@@ -190,6 +194,7 @@ pub(crate) async fn drive(
         conn.ring.submit_soon();
         match conn.wait(&mut waiter).await {
             Wake::Commands => {}
+            Wake::Timer => conn.timer.fired(&mut conn.pipeline.transport()),
             Wake::Lingered => break,
             Wake::Completions => {
                 if let Err(e) = conn.on_completions() {
@@ -352,9 +357,14 @@ impl Conn {
         let cqes = &mut self.cqes;
         let linger = &mut self.linger;
         let mut t = self.pipeline.transport();
+        let timer = &mut self.timer;
+        timer.arm(t.next_timer());
         poll_fn(|cx| {
             if t.poll_commands(cx, waiter).is_ready() {
                 return Poll::Ready(Wake::Commands);
+            }
+            if timer.poll_due(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
             }
             if linger
                 .as_mut()
