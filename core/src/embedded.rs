@@ -9,7 +9,8 @@
 //!   [`read_inbound`](EmbeddedChannel::read_inbound); user events and errors
 //!   that reach it are kept too;
 //! - flushed outbound messages are moved out of the outbound buffer (their
-//!   promises succeed, as if a socket had taken them) and kept for
+//!   promises succeed and their bytes count in `Channel::bytes_written`, as
+//!   if a socket had taken them) and kept for
 //!   [`read_outbound`](EmbeddedChannel::read_outbound); unflushed ones stay
 //!   in the buffer and count towards the watermarks;
 //! - a close reaching the head closes the channel: unflushed writes fail,
@@ -433,12 +434,16 @@ impl EmbeddedChannel {
             }
             let ob = t.outbound();
             if !ob.flushed_is_empty() {
+                let mut written = 0usize;
                 while let Some(e) = ob.pop_front() {
+                    written = written.saturating_add(e.msg.buffered_len());
                     if let Some(p) = e.promise {
                         p.succeed();
                     }
                     self.outbound.push_back(e.msg);
                 }
+                // As a socket's transport counts them (Channel::bytes_written).
+                t.record_written(written);
                 t.sync_writability();
                 progressed = true;
             }

@@ -15,26 +15,26 @@
 //!   still timed out;
 //! - [`WriteTimeoutHandler`] fails a write whose promise has not completed in
 //!   time with a timeout error, and closes the channel (as Netty does);
-//! - a read or a write costs one counter increment and no clock read: the
-//!   timer task looks at the counters every eighth of the limit and dates
-//!   the activity it finds to that look, so an idleness is reported never
-//!   before the limit and at most an eighth of it after (a 300 s idle
-//!   timeout fires between 300 and 337.5 s after the last read).
+//! - a read or a write costs one counter increment and no clock read: a
+//!   timer of the channel's own ([`Context::schedule`]) looks at the
+//!   counters every eighth of the limit and dates the activity it finds to
+//!   that look, so an idleness is reported never before the limit and at
+//!   most an eighth of it after (a 300 s idle timeout fires between 300 and
+//!   337.5 s after the last read).
 //!
-//! They need a tokio runtime with timers (the transport's), and follow its
-//! clock (so `tokio::time::pause` drives them in tests); each keeps one
-//! small timer task per channel and watched state, which ends with the
-//! channel. Outside a runtime (an `EmbeddedChannel` test) they pass
-//! everything through and time nothing.
+//! [`IdleStateHandler`] and [`ReadTimeoutHandler`] run on the channel's
+//! timers: no task of their own, the channel's clock (tokio's on a socket,
+//! so `tokio::time::pause` drives them; the virtual one of an
+//! `EmbeddedChannel`, so `advance_time` tests them without sockets), and
+//! nothing left behind when the channel closes. [`WriteTimeoutHandler`]
+//! still watches each write from a small task, and needs a tokio runtime.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use weft_core::{Channel, Context, Error, Events, Handler, Msg, Promise};
+use weft_core::{Channel, Context, Error, Events, Handler, Msg, Promise, TimerId};
 
 /// Which kind of idleness an [`IdleStateEvent`] reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,33 +56,15 @@ pub struct IdleStateEvent {
     pub first: bool,
 }
 
-/// Events counted by the handler on the channel's task, read by its timer
-/// task: one writer, so a load and a store (no locked instruction).
-#[derive(Debug, Default)]
-struct Counter(AtomicU64);
-
-impl Counter {
-    fn bump(&self) {
-        self.0.store(
-            self.0.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
-    }
-
-    fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
 /// How often the timer looks at the counters: an eighth of the limit (at
 /// least 1 ms), which bounds how late an idleness is reported.
 fn check_period(limit: Duration) -> Duration {
     (limit / 8).max(Duration::from_millis(1))
 }
 
-/// Turns a count into moments, on the timer task: the last check at which
-/// the count was seen to have moved (or the start). Never earlier than the
-/// activity it stands for, at most one check period later.
+/// Turns a count into moments: the last check at which the count was seen
+/// to have moved (or the start). Never earlier than the activity it stands
+/// for, at most one check period later.
 #[derive(Debug)]
 struct LastMoved {
     seen: u64,
@@ -107,43 +89,25 @@ impl LastMoved {
     }
 }
 
-/// What a watch counts as activity of its kind.
-enum Count {
-    /// The messages that passed the handler.
-    Own(Arc<Counter>),
-    /// The messages the transport read ([`Channel::messages_read`]).
-    TransportReads,
-}
-
-impl Count {
-    fn get(&self, ch: &Channel) -> u64 {
-        match self {
-            Count::Own(c) => c.get(),
-            Count::TransportReads => ch.messages_read(),
-        }
-    }
-}
-
 /// One watched kind of activity: its count, and optionally the channel's
 /// output (bytes reaching the kernel).
+#[derive(Debug)]
 struct Watch {
-    count: Count,
     own: LastMoved,
     output: Option<LastMoved>,
 }
 
 impl Watch {
-    fn new(count: Count, ch: &Channel, observe_output: bool, now: Instant) -> Watch {
+    fn new(count: u64, ch: &Channel, observe_output: bool, now: Instant) -> Watch {
         Watch {
-            own: LastMoved::new(count.get(ch), now),
-            count,
+            own: LastMoved::new(count, now),
             output: observe_output.then(|| LastMoved::new(ch.bytes_written(), now)),
         }
     }
 
-    /// The moment of the last activity seen, looking at `now`.
-    fn last(&mut self, ch: &Channel, now: Instant) -> Instant {
-        let own = self.own.observe(self.count.get(ch), now);
+    /// The moment of the last activity seen, looking at `count` at `now`.
+    fn last(&mut self, count: u64, ch: &Channel, now: Instant) -> Instant {
+        let own = self.own.observe(count, now);
         match &mut self.output {
             Some(o) => own.max(o.observe(ch.bytes_written(), now)),
             None => own,
@@ -151,32 +115,16 @@ impl Watch {
     }
 }
 
-/// Spawns the timer task: after `first`, then after each wait it returns,
-/// calls `check` with the time (`None`: stop).
-fn spawn_timer(
-    channel: Channel,
-    first: Duration,
-    mut check: impl FnMut(&Channel, Instant) -> Option<Duration> + Send + 'static,
-) {
-    if tokio::runtime::Handle::try_current().is_err() {
-        // No timers outside a runtime (an EmbeddedChannel test): nothing
-        // to watch with.
-        tracing::debug!("no tokio runtime: timer not started");
-        return;
-    }
-    tokio::spawn(async move {
-        let mut wait = first;
-        loop {
-            tokio::select! {
-                _ = channel.closed() => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            match check(&channel, Instant::now()) {
-                Some(next) => wait = next.max(Duration::from_millis(1)),
-                None => return,
-            }
-        }
-    });
+/// One kind of idleness an [`IdleStateHandler`] watches.
+#[derive(Debug)]
+struct Watched {
+    state: IdleState,
+    limit: Duration,
+    read: Watch,
+    wrote: Watch,
+    /// When the last event was fired.
+    fired: Option<Instant>,
+    timer: Option<TimerId>,
 }
 
 /// Fires [`IdleStateEvent`]s (Netty's `IdleStateHandler`).
@@ -193,10 +141,11 @@ pub struct IdleStateHandler {
     reader: Option<Duration>,
     writer: Option<Duration>,
     all: Option<Duration>,
-    reads: Arc<Counter>,
-    writes: Arc<Counter>,
+    reads: u64,
+    writes: u64,
     started: bool,
     observe_output: bool,
+    watched: Vec<Watched>,
 }
 
 impl IdleStateHandler {
@@ -206,10 +155,11 @@ impl IdleStateHandler {
             reader,
             writer,
             all,
-            reads: Arc::default(),
-            writes: Arc::default(),
+            reads: 0,
+            writes: 0,
             started: false,
             observe_output: true,
+            watched: Vec::new(),
         }
     }
 
@@ -226,48 +176,26 @@ impl IdleStateHandler {
             return;
         }
         self.started = true;
-        let watched: Vec<(IdleState, Duration)> = [
+        let now = ctx.now();
+        for (state, limit) in [
             (IdleState::ReaderIdle, self.reader),
             (IdleState::WriterIdle, self.writer),
             (IdleState::AllIdle, self.all),
-        ]
-        .into_iter()
-        .filter_map(|(s, d)| d.filter(|d| !d.is_zero()).map(|d| (s, d)))
-        .collect();
-        let ch = ctx.channel();
-        for (state, limit) in watched {
-            let now = Instant::now();
-            let mut read = Watch::new(Count::Own(self.reads.clone()), ch, false, now);
-            let mut wrote = Watch::new(
-                Count::Own(self.writes.clone()),
-                ch,
-                self.observe_output,
-                now,
-            );
-            // When the last event was fired.
-            let mut fired: Option<Instant> = None;
-            let period = check_period(limit);
-            spawn_timer(ch.clone(), period, move |ch, now| {
-                let last = match state {
-                    IdleState::ReaderIdle => read.last(ch, now),
-                    IdleState::WriterIdle => wrote.last(ch, now),
-                    IdleState::AllIdle => read.last(ch, now).max(wrote.last(ch, now)),
-                };
-                // Counted from the last event fired, unless there was
-                // activity after it (then this is the first of a new run).
-                let (since, first) = match fired {
-                    Some(f) if f >= last => (f, false),
-                    _ => (last, true),
-                };
-                let idle_for = now.saturating_duration_since(since);
-                if idle_for >= limit {
-                    fired = Some(now);
-                    let ev = IdleStateEvent { state, first };
-                    ch.execute(move |p| p.fire_user_event(Box::new(ev)));
-                    Some(period)
-                } else {
-                    Some(period.min(limit - idle_for))
-                }
+        ] {
+            let Some(limit) = limit.filter(|d| !d.is_zero()) else {
+                continue;
+            };
+            let ch = ctx.channel();
+            let read = Watch::new(self.reads, ch, false, now);
+            let wrote = Watch::new(self.writes, ch, self.observe_output, now);
+            let timer = Some(ctx.schedule(check_period(limit)));
+            self.watched.push(Watched {
+                state,
+                limit,
+                read,
+                wrote,
+                fired: None,
+                timer,
             });
         }
     }
@@ -287,12 +215,51 @@ impl Handler for IdleStateHandler {
         ctx.fire_active();
     }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
-        self.reads.bump();
+        self.reads = self.reads.wrapping_add(1);
         ctx.fire_read(msg);
     }
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
-        self.writes.bump();
+        self.writes = self.writes.wrapping_add(1);
         ctx.write_with(msg, promise);
+    }
+    fn timer(&mut self, ctx: &mut Context<'_>, id: TimerId) {
+        let (reads, writes, now) = (self.reads, self.writes, ctx.now());
+        let Some(w) = self.watched.iter_mut().find(|w| w.timer == Some(id)) else {
+            return;
+        };
+        let ch = ctx.channel();
+        let last = match w.state {
+            IdleState::ReaderIdle => w.read.last(reads, ch, now),
+            IdleState::WriterIdle => w.wrote.last(writes, ch, now),
+            IdleState::AllIdle => w
+                .read
+                .last(reads, ch, now)
+                .max(w.wrote.last(writes, ch, now)),
+        };
+        // Counted from the last event fired, unless there was activity
+        // after it (then this is the first of a new run).
+        let (since, first) = match w.fired {
+            Some(f) if f >= last => (f, false),
+            _ => (last, true),
+        };
+        let idle_for = now.saturating_duration_since(since);
+        let period = check_period(w.limit);
+        let (next, event) = if idle_for >= w.limit {
+            w.fired = Some(now);
+            (
+                period,
+                Some(IdleStateEvent {
+                    state: w.state,
+                    first,
+                }),
+            )
+        } else {
+            (period.min(w.limit - idle_for), None)
+        };
+        w.timer = Some(ctx.schedule(next));
+        if let Some(ev) = event {
+            ctx.fire_user_event(Box::new(ev));
+        }
     }
 }
 
@@ -310,11 +277,12 @@ impl fmt::Debug for IdleStateHandler {
 /// (Netty's `ReadTimeoutHandler`).
 pub struct ReadTimeoutHandler {
     limit: Duration,
-    reads: Arc<Counter>,
+    reads: u64,
     started: bool,
     observe_output: bool,
     /// Watches the transport's reads rather than its own.
     transport_reads: bool,
+    activity: Option<Watch>,
 }
 
 impl ReadTimeoutHandler {
@@ -323,10 +291,11 @@ impl ReadTimeoutHandler {
     pub fn new(limit: Duration) -> ReadTimeoutHandler {
         ReadTimeoutHandler {
             limit,
-            reads: Arc::default(),
+            reads: 0,
             started: false,
             observe_output: true,
             transport_reads: false,
+            activity: None,
         }
     }
 
@@ -350,36 +319,28 @@ impl ReadTimeoutHandler {
         self
     }
 
+    /// The count of reads it watches.
+    fn reads(&self, ch: &Channel) -> u64 {
+        if self.transport_reads {
+            ch.messages_read()
+        } else {
+            self.reads
+        }
+    }
+
     fn start(&mut self, ctx: &mut Context<'_>) {
         if self.started {
             return;
         }
         self.started = true;
-        let limit = self.limit;
-        let observe = self.observe_output;
         let ch = ctx.channel();
-        let count = if self.transport_reads {
-            Count::TransportReads
-        } else {
-            Count::Own(self.reads.clone())
-        };
-        let mut activity = Watch::new(count, ch, observe, Instant::now());
-        let period = check_period(limit);
-        spawn_timer(ch.clone(), period, move |ch, now| {
-            let idle_for = now.saturating_duration_since(activity.last(ch, now));
-            if idle_for >= limit {
-                ch.execute(move |p| {
-                    p.fire_exception(Error::timeout(format!(
-                        "nothing read{} for {limit:?}",
-                        if observe { " or written" } else { "" }
-                    )));
-                    p.close();
-                });
-                None
-            } else {
-                Some(period.min(limit - idle_for))
-            }
-        });
+        self.activity = Some(Watch::new(
+            self.reads(ch),
+            ch,
+            self.observe_output,
+            ctx.now(),
+        ));
+        ctx.schedule(check_period(self.limit));
     }
 }
 
@@ -401,8 +362,27 @@ impl Handler for ReadTimeoutHandler {
         ctx.fire_active();
     }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
-        self.reads.bump();
+        self.reads = self.reads.wrapping_add(1);
         ctx.fire_read(msg);
+    }
+    fn timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
+        let (now, limit) = (ctx.now(), self.limit);
+        let count = self.reads(ctx.channel());
+        let Some(activity) = self.activity.as_mut() else {
+            return;
+        };
+        let idle_for = now.saturating_duration_since(activity.last(count, ctx.channel(), now));
+        if idle_for >= limit {
+            let what = if self.observe_output {
+                " or written"
+            } else {
+                ""
+            };
+            ctx.fire_exception(Error::timeout(format!("nothing read{what} for {limit:?}")));
+            ctx.close();
+        } else {
+            ctx.schedule(check_period(limit).min(limit - idle_for));
+        }
     }
 }
 
@@ -469,54 +449,48 @@ mod tests {
     use weft_core::EmbeddedChannel;
 
     #[test]
-    fn without_a_runtime_they_pass_everything_through() {
+    fn they_pass_everything_through_and_time_nothing_until_time_moves() {
         let mut ch = EmbeddedChannel::builder()
             .add_last(
                 "idle",
                 IdleStateHandler::new(Some(Duration::from_millis(1)), None, None),
             )
             .add_last("rt", ReadTimeoutHandler::new(Duration::from_millis(1)))
-            .add_last("wt", WriteTimeoutHandler::new(Duration::from_millis(1)))
             .build();
         ch.write_inbound("in");
         assert_eq!(ch.read_inbound::<Bytes>().unwrap(), "in");
         ch.write_outbound("out");
         assert_eq!(ch.read_outbound::<Bytes>().unwrap(), "out");
         assert!(ch.check_exception().is_ok());
-        assert!(ch.is_open());
+        assert!(ch.is_open(), "the virtual clock has not moved");
     }
 
-    /// Advances the paused clock by `step` until `done` or `max` (in
-    /// steps), running what the timer queued; the elapsed time when done.
-    async fn run_until(
+    /// Advances the virtual clock by `step` until `done` or `max` steps;
+    /// the time elapsed when done.
+    fn run_until(
         ch: &mut EmbeddedChannel,
         step: Duration,
         max: u32,
         mut done: impl FnMut(&mut EmbeddedChannel) -> bool,
     ) -> Option<Duration> {
-        let t0 = Instant::now();
+        let t0 = ch.now();
         for _ in 0..max {
-            tokio::time::advance(step).await;
-            for _ in 0..4 {
-                tokio::task::yield_now().await;
-            }
-            ch.run_pending_tasks();
+            ch.advance_time(step);
             if done(ch) {
-                return Some(t0.elapsed());
+                return Some(ch.now() - t0);
             }
         }
         None
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_read_timeout_fires_after_the_limit_and_within_an_eighth_of_it() {
-        read_timeout_fires_after_the_limit(ReadTimeoutHandler::new).await;
+    #[test]
+    fn a_read_timeout_fires_after_the_limit_and_within_an_eighth_of_it() {
+        read_timeout_fires_after_the_limit(ReadTimeoutHandler::new);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_read_timeout_on_the_transport_reads_fires_after_the_limit_too() {
-        read_timeout_fires_after_the_limit(|d| ReadTimeoutHandler::new(d).watch_transport_reads())
-            .await;
+    #[test]
+    fn a_read_timeout_on_the_transport_reads_fires_after_the_limit_too() {
+        read_timeout_fires_after_the_limit(|d| ReadTimeoutHandler::new(d).watch_transport_reads());
     }
 
     #[test]
@@ -532,7 +506,7 @@ mod tests {
         assert_eq!(ch.channel().messages_read(), 3);
     }
 
-    async fn read_timeout_fires_after_the_limit(make: impl Fn(Duration) -> ReadTimeoutHandler) {
+    fn read_timeout_fires_after_the_limit(make: impl Fn(Duration) -> ReadTimeoutHandler) {
         let limit = Duration::from_millis(800);
         let mut ch = EmbeddedChannel::with_handler(make(limit));
         // Reads at 100 ms intervals for a second keep it open.
@@ -540,12 +514,10 @@ mod tests {
             ch.write_inbound("x");
             drop(ch.read_inbound::<Bytes>());
             !ch.is_open()
-        })
-        .await;
+        });
         assert_eq!(kept, None, "closed while reads were coming");
         // Then silence: closed at 800 to 900 ms after the last read.
         let after = run_until(&mut ch, Duration::from_millis(10), 200, |ch| !ch.is_open())
-            .await
             .expect("the timeout fired");
         assert!(after >= limit, "too early: {after:?}");
         assert!(
@@ -556,8 +528,20 @@ mod tests {
         assert_eq!(err.kind(), weft_core::ErrorKind::Timeout);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn reader_idle_fires_once_per_idle_period_and_first_after_activity() {
+    #[test]
+    fn output_progress_keeps_a_read_timeout_off() {
+        let limit = Duration::from_millis(800);
+        let mut ch = EmbeddedChannel::with_handler(ReadTimeoutHandler::new(limit));
+        // Nothing read for 3 s, but bytes reach the "kernel" every 100 ms.
+        let closed = run_until(&mut ch, Duration::from_millis(100), 30, |ch| {
+            ch.write_outbound("out");
+            !ch.is_open()
+        });
+        assert_eq!(closed, None, "a download in progress was cut");
+    }
+
+    #[test]
+    fn reader_idle_fires_once_per_idle_period_and_first_after_activity() {
         let limit = Duration::from_millis(400);
         let mut ch = EmbeddedChannel::with_handler(IdleStateHandler::new(Some(limit), None, None));
         let mut seen = Vec::new();
@@ -569,23 +553,26 @@ mod tests {
             ev.is_some()
         };
         let step = Duration::from_millis(5);
-        let t = run_until(&mut ch, step, 200, &mut next_event)
-            .await
-            .unwrap();
+        let t = run_until(&mut ch, step, 200, &mut next_event).unwrap();
         assert!(t >= limit && t <= limit + limit / 8 + step, "{t:?}");
         // Still idle: again after another whole period, not the first.
-        let t = run_until(&mut ch, step, 200, &mut next_event)
-            .await
-            .unwrap();
+        let t = run_until(&mut ch, step, 200, &mut next_event).unwrap();
         assert!(t >= limit && t <= limit + step, "{t:?}");
         // A read, then idle again: the first of a new run.
         ch.write_inbound("x");
         drop(ch.read_inbound::<Bytes>());
-        let t = run_until(&mut ch, step, 200, &mut next_event)
-            .await
-            .unwrap();
+        let t = run_until(&mut ch, step, 200, &mut next_event).unwrap();
         assert!(t >= limit && t <= limit + limit / 8 + step, "{t:?}");
         assert_eq!(seen, [true, false, true]);
         assert!(ch.is_open(), "idleness is reported, not acted on");
+    }
+
+    #[test]
+    fn a_removed_guard_leaves_no_timer_behind() {
+        let mut ch = EmbeddedChannel::with_handler(ReadTimeoutHandler::new(Duration::from_secs(1)));
+        ch.pipeline_mut().remove("ReadTimeoutHandler").unwrap();
+        ch.advance_time(Duration::from_secs(10));
+        assert!(ch.is_open());
+        assert!(ch.pipeline_mut().transport().next_timer().is_none());
     }
 }
