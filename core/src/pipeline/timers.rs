@@ -24,7 +24,7 @@
 //! [`Transport::next_timer`]: crate::transport::Transport::next_timer
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::fmt;
 
 use tokio::time::Instant;
@@ -45,8 +45,9 @@ impl fmt::Debug for TimerId {
 pub(crate) struct Timers {
     /// Deadlines, earliest first; an id no longer in `armed` was cancelled.
     heap: BinaryHeap<Reverse<(Instant, TimerId)>>,
-    /// Armed timer → the slot of the handler that armed it.
-    armed: HashMap<TimerId, usize>,
+    /// Armed timers and the slots of the handlers that armed them: a few
+    /// per channel, so a vector (one small allocation) beats a map.
+    armed: Vec<(TimerId, usize)>,
     next: u64,
 }
 
@@ -56,16 +57,16 @@ impl Timers {
         self.next = self.next.wrapping_add(1);
         let id = TimerId(self.next);
         self.heap.push(Reverse((deadline, id)));
-        self.armed.insert(id, slot);
+        self.armed.push((id, slot));
         id
     }
 
     /// Disarms `id`; whether it was armed (by the handler in `slot`).
     pub(crate) fn cancel(&mut self, slot: usize, id: TimerId) -> bool {
-        if self.armed.get(&id) != Some(&slot) {
+        let Some(i) = self.armed.iter().position(|&a| a == (id, slot)) else {
             return false;
-        }
-        self.armed.remove(&id);
+        };
+        self.armed.swap_remove(i);
         self.trim();
         true
     }
@@ -75,7 +76,7 @@ impl Timers {
         if self.armed.is_empty() {
             return;
         }
-        self.armed.retain(|_, s| *s != slot);
+        self.armed.retain(|&(_, s)| s != slot);
         self.trim();
     }
 
@@ -92,7 +93,8 @@ impl Timers {
                 return None;
             }
             self.heap.pop();
-            if let Some(slot) = self.armed.remove(&id) {
+            if let Some(i) = self.armed.iter().position(|&(a, _)| a == id) {
+                let (_, slot) = self.armed.swap_remove(i);
                 self.trim();
                 return Some((id, slot));
             }
@@ -107,7 +109,7 @@ impl Timers {
             return;
         }
         while let Some(Reverse((_, id))) = self.heap.peek() {
-            if self.armed.contains_key(id) {
+            if self.armed.iter().any(|(a, _)| a == id) {
                 return;
             }
             self.heap.pop();
