@@ -947,3 +947,36 @@ proptest::proptest! {
         }
     }
 }
+
+/// The timeouts run on the channel's clock (issue 35): a connection that
+/// never asks for the upgrade within the handshake timeout is closed; a
+/// peer that does not answer the server's close within the close timeout
+/// is closed; both tested on the virtual clock, no socket.
+#[test]
+fn the_handshake_and_close_timeouts_run_on_the_channels_clock() {
+    use std::time::Duration;
+    // Handshake: nothing arrives.
+    let mut ch = EmbeddedChannel::builder()
+        .add_last("http", HttpServerCodec::new())
+        .add_last(
+            "ws",
+            WebSocketUpgrade::new("/ws").handshake_timeout(Some(Duration::from_secs(5))),
+        )
+        .build();
+    ch.advance_time(Duration::from_millis(4999));
+    assert!(ch.is_open());
+    ch.advance_time(Duration::from_millis(1));
+    assert!(!ch.is_open(), "no handshake in 5 s, still open");
+
+    // Close: the server sends its close, the peer never answers.
+    let mut ch = upgraded(WebSocketConfig::new().close_timeout(Duration::from_secs(2)));
+    ch.write_outbound(Msg::user(Frame::close(CloseCode::NORMAL, "bye")));
+    assert_eq!(ch.read_outbound_bytes()[0], 0x88, "the close frame left");
+    ch.advance_time(Duration::from_millis(1999));
+    assert!(ch.is_open());
+    ch.advance_time(Duration::from_millis(1));
+    assert!(
+        !ch.is_open(),
+        "the peer never answered the close; still open"
+    );
+}

@@ -354,4 +354,13 @@ fn inflating_past_its_rate_stops_the_reads() {
         "{pending} messages of 60 KiB inflated at 64 KiB/s and reads still on"
     );
     assert!(pending <= 3, "reads stopped only after {pending} messages");
+    // The channel's timer turns them on again once the debt is paid: 60 KiB
+    // a message at 64 KiB/s is about a second each.
+    ch.advance_time(std::time::Duration::from_millis(100));
+    assert!(
+        !ch.channel().is_auto_read(),
+        "resumed before the debt was paid"
+    );
+    ch.advance_time(std::time::Duration::from_secs(4));
+    assert!(ch.channel().is_auto_read(), "reads never resumed");
 }

@@ -27,7 +27,6 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,7 +87,7 @@ pub struct TlsHandshakeCompleted {
 pub struct TlsHandler {
     conn: rustls::Connection,
     client: bool,
-    done: Arc<AtomicBool>,
+    done: bool,
     handshake_timeout: Duration,
     started: bool,
     failed: bool,
@@ -122,7 +121,7 @@ impl TlsHandler {
         TlsHandler {
             conn,
             client,
-            done: Arc::default(),
+            done: false,
             handshake_timeout: Duration::from_secs(10),
             started: false,
             failed: false,
@@ -139,7 +138,7 @@ impl TlsHandler {
     }
 
     fn handshake_done(&self) -> bool {
-        self.done.load(Ordering::Acquire)
+        self.done
     }
 
     /// Starts the handshake timer, and the handshake itself for a client.
@@ -148,26 +147,8 @@ impl TlsHandler {
             return;
         }
         self.started = true;
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let done = self.done.clone();
-            let ch = ctx.channel().clone();
-            let limit = self.handshake_timeout;
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = ch.closed() => {}
-                    _ = tokio::time::sleep(limit) => {
-                        if !done.load(Ordering::Acquire) {
-                            ch.execute(move |p| {
-                                p.fire_exception(Error::timeout(format!(
-                                    "TLS handshake not finished within {limit:?}"
-                                )));
-                                p.close();
-                            });
-                        }
-                    }
-                }
-            });
-        }
+        // The handshake timeout, on the channel's clock (see `timer`).
+        ctx.schedule(self.handshake_timeout);
         if self.client {
             self.write_tls(ctx, None);
             ctx.flush();
@@ -357,7 +338,7 @@ impl TlsHandler {
         self.write_tls(ctx, None);
         ctx.flush();
         if !self.handshake_done() && !self.conn.is_handshaking() {
-            self.done.store(true, Ordering::Release);
+            self.done = true;
             let ev = TlsHandshakeCompleted {
                 alpn: self.conn.alpn_protocol().map(|p| p.to_vec()),
                 peer_certificates: self
@@ -385,6 +366,17 @@ impl Handler for TlsHandler {
     fn channel_active(&mut self, ctx: &mut Context<'_>) {
         self.start(ctx);
         ctx.fire_active();
+    }
+
+    /// The handshake timeout (its only timer).
+    fn timer(&mut self, ctx: &mut Context<'_>, _: weft_core::TimerId) {
+        if !self.handshake_done() {
+            let limit = self.handshake_timeout;
+            ctx.fire_exception(Error::timeout(format!(
+                "TLS handshake not finished within {limit:?}"
+            )));
+            ctx.close();
+        }
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {

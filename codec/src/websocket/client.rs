@@ -20,8 +20,6 @@
 //!   connection is closed.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -30,9 +28,9 @@ use http::header::{
     SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
-use weft_core::{Context, Error, Events, Handler, Msg};
+use weft_core::{Context, Error, Events, Handler, Msg, TimerId};
 
-use super::codec::{close_unless_closed_within, Role, WebSocketConfig};
+use super::codec::{Role, WebSocketConfig};
 use super::deflate::{self, Agreed, DeflateConfig};
 use super::handshake::{accept_key, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::http::response::has_token;
@@ -73,7 +71,7 @@ pub struct WebSocketClientHandshake {
     timeout: Option<Duration>,
     /// The key sent, once sent.
     key: Option<String>,
-    done: Arc<AtomicBool>,
+    done: bool,
 }
 
 impl WebSocketClientHandshake {
@@ -88,7 +86,7 @@ impl WebSocketClientHandshake {
             http_codec: "http".to_string(),
             timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
             key: None,
-            done: Arc::new(AtomicBool::new(false)),
+            done: false,
         }
     }
 
@@ -155,13 +153,7 @@ impl WebSocketClientHandshake {
         self.key = Some(key);
         ctx.write_and_flush(Msg::user(req));
         if let Some(t) = self.timeout {
-            let done = self.done.clone();
-            close_unless_closed_within(
-                ctx.channel(),
-                t,
-                move || !done.load(Ordering::Acquire),
-                "no 101 answer to the WebSocket handshake in time",
-            );
+            ctx.schedule(t);
         }
     }
 
@@ -199,7 +191,7 @@ impl WebSocketClientHandshake {
 
     fn fail(&mut self, ctx: &mut Context<'_>, why: String) {
         tracing::debug!(why, "WebSocket client handshake failed");
-        self.done.store(true, Ordering::Release);
+        self.done = true;
         ctx.fire_exception(Error::decode(format!("WebSocket handshake: {why}")));
         ctx.close();
     }
@@ -213,6 +205,14 @@ impl Handler for WebSocketClientHandshake {
     fn channel_active(&mut self, ctx: &mut Context<'_>) {
         self.send_request(ctx);
         ctx.fire_active();
+    }
+
+    /// The handshake's timeout: no 101 in time.
+    fn timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
+        if !self.done {
+            tracing::debug!("no 101 answer to the WebSocket handshake in time: closing");
+            ctx.close();
+        }
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
@@ -230,7 +230,7 @@ impl Handler for WebSocketClientHandshake {
             Ok(r) => r,
             Err(why) => return self.fail(ctx, why),
         };
-        self.done.store(true, Ordering::Release);
+        self.done = true;
         let deflate = agreed.as_ref().zip(self.compression.as_ref());
         if let Err(e) = deflate::install_codec(ctx, Role::Client, &self.config, deflate) {
             return self.fail(ctx, format!("cannot install the codec: {e}"));

@@ -58,6 +58,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use weft_core::{
     BudgetShare, CompositeBytes, Context, Error, Events, Handler, MemoryBudget, Msg, Promise,
+    TimerId,
 };
 
 use super::boxes;
@@ -523,9 +524,17 @@ impl WebSocketDecoder {
 }
 
 /// After our close, the peer has `t` to answer.
+/// Arms the close timer on the channel's clock: the handler's `timer`
+/// closes the connection ([`close_timed_out`]).
 fn arm_close_timer(ctx: &mut Context<'_>, t: Duration) {
-    let why = "the peer did not answer our close in time";
-    close_unless_closed_within(ctx.channel(), t, || true, why);
+    ctx.schedule(t);
+}
+
+/// What the codec's halves do when their only timer, the close timer,
+/// fires: the peer did not answer the close in time.
+fn close_timed_out(ctx: &mut Context<'_>) {
+    tracing::debug!("the peer did not answer our close in time: closing");
+    ctx.close();
 }
 
 /// A frame on the wire, in a buffer of its own sized exactly (one
@@ -590,28 +599,6 @@ pub(crate) fn end_later(
     });
 }
 
-/// Closes `channel` if it is still open after `t` and `due()` still says
-/// so. Needs a tokio runtime with timers; without one (an
-/// `EmbeddedChannel` test) nothing is armed.
-pub(crate) fn close_unless_closed_within(
-    channel: &weft_core::Channel,
-    t: Duration,
-    due: impl Fn() -> bool + Send + 'static,
-    why: &'static str,
-) {
-    if tokio::runtime::Handle::try_current().is_err() {
-        tracing::debug!(why, "no tokio runtime: timer not started");
-        return;
-    }
-    let ch = channel.clone();
-    tokio::spawn(async move {
-        if tokio::time::timeout(t, ch.closed()).await.is_err() && due() {
-            tracing::debug!(why, "closing");
-            drop(ch.close());
-        }
-    });
-}
-
 /// A fresh masking key from the operating system's generator (RFC 6455
 /// §5.3 asks for an unpredictable one).
 fn mask_key() -> [u8; 4] {
@@ -658,6 +645,10 @@ impl Handler for WebSocketDecoder {
             self.fail(ctx, WebSocketError::new(WebSocketErrorKind::TooBig, why));
         }
     }
+
+    fn timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
+        close_timed_out(ctx);
+    }
 }
 
 impl Handler for WebSocketEncoder {
@@ -688,6 +679,10 @@ impl Handler for WebSocketEncoder {
         }
         ctx.write_with(encode(self.role, &frame), promise);
     }
+
+    fn timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
+        close_timed_out(ctx);
+    }
 }
 
 impl Handler for WebSocketCodec {
@@ -701,6 +696,10 @@ impl Handler for WebSocketCodec {
 
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
         self.enc.write(ctx, msg, promise);
+    }
+
+    fn timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
+        close_timed_out(ctx);
     }
 }
 

@@ -26,7 +26,8 @@
 //!   to a budget of [`DeflateConfig::max_inflate_rate`] bytes per second
 //!   (default [`DEFAULT_MAX_INFLATE_RATE`], a burst of one second's
 //!   worth); a connection in debt stops being read until the debt is paid
-//!   (auto-read off, back on after the time the rate gives), so a peer
+//!   (auto-read off, back on by the channel's timer after the time the
+//!   rate gives), so a peer
 //!   whose 61 KB frames inflate to 60 MiB gets one of them through per
 //!   second or so instead of a core (and the echo that deflates them again
 //!   is paced with it);
@@ -364,9 +365,23 @@ pub struct PerMessageDeflate {
     failed: bool,
     /// The inflating budget.
     pace: Pace,
+    /// Reads are off until the pace's timer fires.
+    paused: bool,
 }
 
 impl PerMessageDeflate {
+    /// Stops reading the channel for `pause` (inflating spent its budget),
+    /// on the channel's timer: [`Handler::timer`] turns reads back on.
+    fn pause_reads(&mut self, ctx: &mut Context<'_>, pause: Duration) {
+        if self.paused || !ctx.channel().is_auto_read() {
+            return; // paused already, or the application holds reads off
+        }
+        tracing::debug!(?pause, "inflating over its rate: reads paused");
+        ctx.channel().set_auto_read(false);
+        self.paused = true;
+        ctx.schedule(pause);
+    }
+
     pub(crate) fn new(
         role: Role,
         agreed: &Agreed,
@@ -394,6 +409,7 @@ impl PerMessageDeflate {
             deflating: false,
             failed: false,
             pace: Pace::new(config.max_inflate_rate),
+            paused: false,
         }
     }
 
@@ -538,6 +554,13 @@ impl PerMessageDeflate {
 }
 
 impl Handler for PerMessageDeflate {
+    /// The pace's pause is over: reads go on.
+    fn timer(&mut self, ctx: &mut Context<'_>, _: weft_core::TimerId) {
+        if std::mem::take(&mut self.paused) {
+            ctx.channel().set_auto_read(true);
+        }
+    }
+
     fn interest(&self) -> Events {
         Events::READ | Events::WRITE
     }
@@ -564,7 +587,7 @@ impl Handler for PerMessageDeflate {
         match self.inflate_frame(f) {
             Ok(f) => {
                 if let Some(pause) = self.pace.charge(f.payload.len()) {
-                    pause_reads(ctx, pause);
+                    self.pause_reads(ctx, pause);
                 }
                 ctx.fire_read(Msg::user(f))
             }
@@ -601,25 +624,4 @@ impl fmt::Debug for PerMessageDeflate {
 fn consumed(input: &[u8], after: u64, before: u64) -> &[u8] {
     let took = usize::try_from(after.saturating_sub(before)).unwrap_or(usize::MAX);
     input.get(took..).unwrap_or_default()
-}
-
-/// Stops reading `ctx`'s channel for `pause`: inflating spent its budget.
-/// Needs a runtime with timers to resume; without one (an
-/// `EmbeddedChannel` test) reads stay off until someone turns them on.
-fn pause_reads(ctx: &mut Context<'_>, pause: Duration) {
-    let ch = ctx.channel().clone();
-    if !ch.is_auto_read() {
-        return;
-    }
-    tracing::debug!(?pause, "inflating over its rate: reads paused");
-    ch.set_auto_read(false);
-    if tokio::runtime::Handle::try_current().is_err() {
-        return;
-    }
-    tokio::spawn(async move {
-        tokio::time::sleep(pause).await;
-        if ch.is_open() {
-            ch.set_auto_read(true);
-        }
-    });
 }

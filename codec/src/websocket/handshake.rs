@@ -29,8 +29,6 @@
 //!   when the first raw bytes (the new protocol's) reach them.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -41,9 +39,9 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use sha1::{Digest, Sha1};
-use weft_core::{Context, Events, Handler, Msg};
+use weft_core::{Context, Events, Handler, Msg, TimerId};
 
-use super::codec::{close_unless_closed_within, Role, WebSocketConfig};
+use super::codec::{Role, WebSocketConfig};
 use super::deflate::{self, DeflateConfig};
 use crate::http::response::has_token;
 use crate::http::{BodyKind, HttpRequestPart};
@@ -100,7 +98,7 @@ pub struct WebSocketUpgrade {
     compression: Option<DeflateConfig>,
     handshake_timeout: Option<Duration>,
     /// Set once the connection upgraded or made an ordinary request.
-    settled: Arc<AtomicBool>,
+    settled: bool,
     /// The body of a refused request for the path is dropped.
     swallowing: bool,
 }
@@ -115,7 +113,7 @@ impl WebSocketUpgrade {
             config: WebSocketConfig::default(),
             compression: None,
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
-            settled: Arc::new(AtomicBool::new(false)),
+            settled: false,
             swallowing: false,
         }
     }
@@ -232,7 +230,7 @@ impl WebSocketUpgrade {
         // behind the request reach the frame codec that takes our place.
         ctx.write(Msg::user(resp));
         ctx.flush();
-        self.settled.store(true, Ordering::Release);
+        self.settled = true;
         let agreed = deflate.as_ref().map(|(a, c)| (a, *c));
         if let Err(e) = deflate::install_codec(ctx, Role::Server, &self.config, agreed) {
             tracing::warn!(error = %e, "could not install the WebSocket codec");
@@ -270,23 +268,23 @@ impl Handler for WebSocketUpgrade {
         if event.is::<HandshakeComplete>() {
             // Another upgrade handler before this one switched the
             // connection: nothing is left for this one to do.
-            self.settled.store(true, Ordering::Release);
+            self.settled = true;
             ctx.remove_self();
         }
         ctx.fire_user_event(event);
     }
 
     fn handler_added(&mut self, ctx: &mut Context<'_>) {
-        let Some(t) = self.handshake_timeout else {
-            return;
-        };
-        let settled = self.settled.clone();
-        close_unless_closed_within(
-            ctx.channel(),
-            t,
-            move || !settled.load(Ordering::Acquire),
-            "no WebSocket handshake in time",
-        );
+        if let Some(t) = self.handshake_timeout {
+            ctx.schedule(t);
+        }
+    }
+
+    fn timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
+        if !self.settled {
+            tracing::debug!("no WebSocket handshake in time: closing");
+            ctx.close();
+        }
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
@@ -296,7 +294,7 @@ impl Handler for WebSocketUpgrade {
                 // Raw bytes: the HTTP codec has left, an upgrade handler
                 // after this one switched the connection. Nothing is left
                 // for this one to do.
-                self.settled.store(true, Ordering::Release);
+                self.settled = true;
                 ctx.remove_self();
                 return ctx.fire_read(other);
             }
@@ -316,7 +314,7 @@ impl Handler for WebSocketUpgrade {
                 }
             }
             HttpRequestPart::Head { request, body } => {
-                self.settled.store(true, Ordering::Release);
+                self.settled = true;
                 self.swallowing = false;
                 ctx.fire_read(Msg::user(HttpRequestPart::Head { request, body }));
             }

@@ -250,6 +250,18 @@ impl<'a> Transport<'a> {
         head.close_requested && !head.closed
     }
 
+    /// The error pending writes fail with when the channel closes: the
+    /// reason it is closing for (a write timeout, the cap), else a plain
+    /// closed-channel error. For a transport that must fail writes itself
+    /// before [`finish_close`](Self::finish_close) (io_uring, whose
+    /// in-flight entries outlive the buffer).
+    pub fn close_error(&self) -> crate::Error {
+        let head = &self.pipeline.inner.head;
+        head.close_reason
+            .clone()
+            .unwrap_or_else(crate::Error::closed)
+    }
+
     /// Whether [`finish_close`](Self::finish_close) ran.
     pub fn is_closed(&self) -> bool {
         self.pipeline.inner.head.closed

@@ -786,11 +786,12 @@ impl Conn {
             // The send's iovecs point into the flushed entries: they must
             // outlive it, so they move into the sink.
             let mut t = self.pipeline.transport();
+            let err = t.close_error();
             let ob = t.outbound();
             let mut keep = self.sink.keep();
             while let Some(e) = ob.pop_front() {
                 if let Some(p) = e.promise {
-                    p.fail(Error::closed());
+                    p.fail(err.clone());
                 }
                 keep.msgs.push(e.msg);
             }
