@@ -27,9 +27,14 @@
 //! so `tokio::time::pause` drives them; the virtual one of an
 //! `EmbeddedChannel`, so `advance_time` tests them without sockets), and
 //! nothing left behind when the channel closes. [`WriteTimeoutHandler`]
-//! still watches each write from a small task, and needs a tokio runtime.
+//! watches each write's outcome ([`Context::watch_write`]: a flag set when
+//! it completes, the writer's own promise completing as before) and keeps
+//! one timer, for the oldest write not known to be complete; no task.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -396,15 +401,50 @@ impl fmt::Debug for ReadTimeoutHandler {
 
 /// Fails a write that has not completed in time, and closes the channel
 /// (Netty's `WriteTimeoutHandler`).
-#[derive(Debug)]
 pub struct WriteTimeoutHandler {
     limit: Duration,
+    /// The writes not known to be complete, oldest first: each one's
+    /// deadline and the flag its watched promise sets.
+    pending: VecDeque<(Instant, Arc<AtomicBool>)>,
+    /// The timer armed for the oldest deadline.
+    timer: Option<TimerId>,
 }
 
 impl WriteTimeoutHandler {
     /// Writes must complete within `limit`.
     pub fn new(limit: Duration) -> WriteTimeoutHandler {
-        WriteTimeoutHandler { limit }
+        WriteTimeoutHandler {
+            limit,
+            pending: VecDeque::new(),
+            timer: None,
+        }
+    }
+
+    /// Forgets the completed writes at the front; arms the timer for the
+    /// oldest one left, if none is armed.
+    fn rearm(&mut self, ctx: &mut Context<'_>) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|(_, done)| done.load(Ordering::Acquire))
+        {
+            self.pending.pop_front();
+        }
+        if self.timer.is_none() {
+            if let Some((at, _)) = self.pending.front() {
+                let after = at.saturating_duration_since(ctx.now());
+                self.timer = Some(ctx.schedule(after));
+            }
+        }
+    }
+}
+
+impl fmt::Debug for WriteTimeoutHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteTimeoutHandler")
+            .field("limit", &self.limit)
+            .field("pending", &self.pending.len())
+            .finish()
     }
 }
 
@@ -412,33 +452,30 @@ impl Handler for WriteTimeoutHandler {
     fn interest(&self) -> Events {
         Events::WRITE
     }
+
+    /// Watches the write's promise (the writer's own, if any, completes as
+    /// before): no task, one flag per write, one timer for the oldest.
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return ctx.write_with(msg, promise); // no timers here
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        let watched = ctx.watch_write(promise, move |_| flag.store(true, Ordering::Release));
+        self.pending.push_back((ctx.now() + self.limit, done));
+        self.rearm(ctx);
+        ctx.write_with(msg, Some(watched));
+    }
+
+    fn timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
+        self.timer = None;
+        self.rearm(ctx);
+        let now = ctx.now();
+        if self.pending.front().is_some_and(|(at, _)| *at <= now) {
+            let limit = self.limit;
+            self.pending.clear();
+            // The stuck write (and those behind it) fail with the timeout.
+            ctx.close_with_error(Error::timeout(format!(
+                "write not completed within {limit:?}"
+            )));
         }
-        let (p, done) = Promise::new();
-        ctx.write_with(msg, Some(p));
-        let ch = ctx.channel().clone();
-        let limit = self.limit;
-        tokio::spawn(async move {
-            match tokio::time::timeout(limit, done).await {
-                Ok(r) => {
-                    if let Some(orig) = promise {
-                        orig.complete(r);
-                    }
-                }
-                Err(_) => {
-                    let err = Error::timeout(format!("write not completed within {limit:?}"));
-                    if let Some(orig) = promise {
-                        orig.fail(err.clone());
-                    }
-                    ch.execute(move |p| {
-                        p.fire_exception(err);
-                        p.close();
-                    });
-                }
-            }
-        });
     }
 }
 
@@ -565,6 +602,28 @@ mod tests {
         assert!(t >= limit && t <= limit + limit / 8 + step, "{t:?}");
         assert_eq!(seen, [true, false, true]);
         assert!(ch.is_open(), "idleness is reported, not acted on");
+    }
+
+    #[test]
+    fn a_write_not_completed_in_time_fails_with_the_timeout_and_closes() {
+        let limit = Duration::from_secs(2);
+        let mut ch = EmbeddedChannel::with_handler(WriteTimeoutHandler::new(limit));
+        // Written and flushed at once: completes, no timeout later.
+        let mut quick = ch.pipeline_mut().write_and_flush(Bytes::from_static(b"a"));
+        ch.run_pending_tasks();
+        assert!(quick.try_result().unwrap().is_ok());
+        ch.advance_time(Duration::from_secs(5));
+        assert!(ch.is_open(), "a completed write timed out");
+        // Written and never flushed: stuck.
+        let mut stuck = ch.write_one_outbound(Bytes::from_static(b"b"));
+        ch.advance_time(Duration::from_millis(1999));
+        assert!(stuck.try_result().is_none());
+        assert!(ch.is_open());
+        ch.advance_time(Duration::from_millis(1));
+        let err = stuck.try_result().expect("resolved").unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert!(!ch.is_open());
+        assert!(ch.check_exception().unwrap_err().is_timeout());
     }
 
     #[test]

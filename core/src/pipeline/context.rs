@@ -195,6 +195,64 @@ impl<'a> Context<'a> {
         self.inner.forward(self.idx, Ev::Close(promise));
     }
 
+    /// Closes towards the head because of `err`: it is fired (once, from
+    /// the head, after this callback) as `exception_caught`, and every
+    /// write still pending fails with it rather than with a plain
+    /// closed-channel error, so a writer learns why (a write timeout).
+    pub fn close_with_error(&mut self, err: Error) {
+        self.inner.set_close_reason(err);
+        self.close();
+    }
+
+    /// A promise to pass on with a write instead of `next` (the writer's,
+    /// if any), so that this handler learns the write's outcome without a
+    /// task: once the write completes or fails, on the channel's task,
+    /// `on_done` is called with the outcome, then `next` completes with it
+    /// (in the same turn of the task, right after the write's system
+    /// call). What a write timeout needs; a channel that watches nothing
+    /// pays nothing for it.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use weft_core::{Context, EmbeddedChannel, Events, Handler, Msg, Promise};
+    ///
+    /// struct Watch(Arc<AtomicBool>);
+    /// impl Handler for Watch {
+    ///     fn interest(&self) -> Events {
+    ///         Events::WRITE
+    ///     }
+    ///     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
+    ///         let seen = self.0.clone();
+    ///         let p = ctx.watch_write(promise, move |r| seen.store(r.is_ok(), Ordering::Relaxed));
+    ///         ctx.write_with(msg, Some(p));
+    ///     }
+    /// }
+    ///
+    /// let seen = Arc::new(AtomicBool::new(false));
+    /// let mut ch = EmbeddedChannel::with_handler(Watch(seen.clone()));
+    /// let mut done = ch.pipeline_mut().write_and_flush("x");
+    /// ch.run_pending_tasks();
+    /// assert!(seen.load(Ordering::Relaxed));
+    /// assert!(done.try_result().unwrap().is_ok());
+    /// ```
+    pub fn watch_write(
+        &mut self,
+        next: Option<Promise>,
+        on_done: impl FnOnce(&Result<(), Error>) + Send + 'static,
+    ) -> Promise {
+        let (p, done) = Promise::new();
+        self.inner
+            .watched
+            .get_or_insert_with(Box::default)
+            .push(super::dispatch::WatchedWrite {
+                done,
+                next,
+                on_done: Box::new(on_done),
+            });
+        p
+    }
+
     /// Shuts the channel's output down once what was flushed before is
     /// written (TCP FIN); the channel stays open for reading.
     pub fn shutdown_output(&self) -> WriteFuture {

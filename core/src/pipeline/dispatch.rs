@@ -39,6 +39,21 @@ pub(crate) struct Inner {
     pub(super) timers: Option<Box<Timers>>,
     /// The time as an `EmbeddedChannel` keeps it; `None`: the clock's.
     pub(crate) virtual_now: Option<Instant>,
+    /// Writes a handler watches ([`Context::watch_write`]); boxed, and only
+    /// once one is watched.
+    #[allow(clippy::box_collection)] // deliberate: 8 bytes per channel instead of 24
+    pub(super) watched: Option<Box<Vec<WatchedWrite>>>,
+}
+
+/// What a handler watching a write is told: its outcome.
+pub(super) type OnDone = Box<dyn FnOnce(&Result<(), Error>) + Send>;
+
+/// A write a handler watches: its own promise's future, the writer's
+/// promise to complete after it, and what to tell the handler.
+pub(super) struct WatchedWrite {
+    pub(super) done: crate::WriteFuture,
+    pub(super) next: Option<Promise>,
+    pub(super) on_done: OnDone,
 }
 
 impl Inner {
@@ -52,6 +67,7 @@ impl Inner {
             tail: None,
             timers: None,
             virtual_now: None,
+            watched: None,
         };
         inner.rehop();
         inner
@@ -224,6 +240,26 @@ impl Inner {
             Ev::Close(p) => h.close(&mut ctx, p),
             Ev::Added => h.handler_added(&mut ctx),
             Ev::Timer(id) => h.timer(&mut ctx, id),
+        }
+    }
+
+    /// Passes on the outcomes of the watched writes that completed: their
+    /// watchers first, then the writers' promises. Run after the transport
+    /// completed writes (with the writability check) and at the close.
+    pub(super) fn poll_watched(&mut self) {
+        let Some(list) = self.watched.as_mut() else {
+            return;
+        };
+        let mut i = 0;
+        while i < list.len() {
+            match list[i].done.try_result() {
+                None => i += 1,
+                Some(r) => {
+                    let w = list.swap_remove(i);
+                    (w.on_done)(&r);
+                    crate::promise::complete(w.next, r);
+                }
+            }
         }
     }
 

@@ -151,12 +151,18 @@ impl Inner {
     /// Asks the transport to close because of `err`, which is fired as
     /// `exception_caught` once the current event is done.
     pub(crate) fn close_with_reason(&mut self, err: Error) {
+        self.set_close_reason(err);
+        self.head.close_requested = true;
+    }
+
+    /// Records why the channel is closing (the first reason wins): it is
+    /// fired once as an exception, and pending writes fail with it.
+    pub(crate) fn set_close_reason(&mut self, err: Error) {
         if self.head.close_reason.is_none() && !self.head.closed {
             tracing::debug!(channel = %self.channel.id(), error = ?err, "closing the channel");
             self.head.close_reason = Some(err);
             self.head.reason_pending = true;
         }
-        self.head.close_requested = true;
     }
 
     /// The close error waiting to be fired, once.
@@ -185,6 +191,9 @@ impl Inner {
 
     /// Delivers the writability changes that are due, from the head.
     pub(super) fn sync_writability(&mut self) {
+        if self.watched.is_some() {
+            self.poll_watched();
+        }
         self.publish_outbound();
         if self.head.notified_writable
             && (!self.channel.is_writable() || self.over_high_with_queued())
@@ -256,6 +265,7 @@ impl Inner {
         if let Some(s) = self.head.shutdown.take() {
             s.complete(Err(closed));
         }
+        self.poll_watched();
         self.channel.set_writable(false);
         self.head.notified_writable = false;
         true

@@ -118,6 +118,11 @@ impl Pipeline {
         if !self.inner.head.batching && self.inner.writability_due() {
             self.guarded(Inner::sync_writability);
         }
+        if self.inner.watched.is_some() {
+            // A watched write may have failed on its way (before the
+            // transport): its writer hears of it now.
+            self.guarded(Inner::poll_watched);
+        }
         r
     }
 
