@@ -12,7 +12,10 @@
 //!   unwritable at once when its queued writes and the outbound buffer pass
 //!   the high watermark (the task then delivers the writability change to
 //!   the pipeline, and the writable one after it drains), and a write that
-//!   would pass the cap is refused, and the channel closed, at once (a
+//!   would pass the cap is refused (an
+//!   [`ErrorKind::OutboundFull`](crate::ErrorKind::OutboundFull) error, the
+//!   same check and text as the outbound buffer's: one weight function,
+//!   one cap check), and the channel closed, at once (a
 //!   datagram channel drops such a write instead: it fails with
 //!   [`ErrorKind::Dropped`](crate::ErrorKind::Dropped), is counted by
 //!   [`writes_dropped`](Channel::writes_dropped), and the channel stays
@@ -73,14 +76,10 @@ use crate::{Error, Msg, Pipeline, Promise, WriteFuture};
 /// writing it from another task when that matters.
 pub const QUEUED_USER_MSG_WEIGHT: usize = 256;
 
-/// What a write queued on a handle counts: its bytes, or the fixed weight
-/// of a user message.
+/// What a write queued on a handle counts (the outbound buffer's weight
+/// function, for a message not encoded yet).
 fn queued_weight(msg: &Msg) -> usize {
-    match msg {
-        // A datagram is written as it is: its payload is what it holds.
-        Msg::User(_) => msg.buffered_len().max(QUEUED_USER_MSG_WEIGHT),
-        m => m.buffered_len(),
-    }
+    crate::outbound::weight(msg, true)
 }
 
 /// A channel's identity, unique within the process.
@@ -338,13 +337,7 @@ impl Channel {
                     }
                     return;
                 }
-                let err = Error::new(
-                    crate::ErrorKind::Closed,
-                    format!(
-                        "a write of {len} bytes would take the channel's outbound bytes to \
-                     {held}, past its cap of {cap}: the peer is not reading"
-                    ),
-                );
+                let err = crate::outbound::over_cap_error(len, held - len, cap);
                 if let Some(p) = promise {
                     p.fail(err.clone());
                 }

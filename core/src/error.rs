@@ -75,6 +75,12 @@ pub enum ErrorKind {
     /// channel refuses a write past its cap instead of closing, as a stream
     /// channel does.
     Dropped,
+    /// A write was refused because it would have taken the channel's
+    /// outbound bytes past their cap (`max_outbound_bytes`): the peer is
+    /// not reading. The channel closes for it: the writes it still held
+    /// fail with this error too, later ones with
+    /// [`Closed`](ErrorKind::Closed).
+    OutboundFull,
     /// An application error.
     User,
 }
@@ -99,6 +105,7 @@ impl ErrorKind {
             Kind::Timeout => "timed out",
             Kind::Tls => "tls error",
             Kind::Dropped => "write dropped",
+            Kind::OutboundFull => "outbound bytes past their cap",
             Kind::User => "user error",
         }
     }
@@ -229,6 +236,11 @@ impl Error {
     /// The channel was closed.
     pub fn is_closed(&self) -> bool {
         self.inner.kind == Kind::Closed
+    }
+    /// A write was refused at the channel's outbound cap
+    /// ([`ErrorKind::OutboundFull`]): the peer stopped reading.
+    pub fn is_outbound_full(&self) -> bool {
+        self.inner.kind == Kind::OutboundFull
     }
     /// An I/O error; its [`source`](StdError::source) is the [`std::io::Error`].
     pub fn is_io(&self) -> bool {

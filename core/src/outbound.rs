@@ -19,8 +19,9 @@
 //!   default high watermark, which stops the transport reading from a peer
 //!   that asks for files faster than it takes them;
 //! - the buffer has a cap ([`DEFAULT_OUTBOUND_CAP`] unless set): a write
-//!   that would take it past the cap is refused — its promise fails with a
-//!   closed-channel error that names the cap — and the buffer remembers the
+//!   that would take it past the cap is refused — its promise fails with an
+//!   [`ErrorKind::OutboundFull`](crate::ErrorKind::OutboundFull) error that
+//!   names the cap — and the buffer remembers the
 //!   overflow, on which the pipeline closes the channel; a datagram channel
 //!   drops such a write instead
 //!   ([`set_overflow_drops`](OutboundBuffer::set_overflow_drops)): its
@@ -52,13 +53,41 @@ pub const DEFAULT_OUTBOUND_CAP: usize = 1024 * DEFAULT_HIGH_WATERMARK;
 /// buffer's accounting (see the module docs).
 pub const FILE_REGION_WEIGHT: usize = 4096;
 
-/// The bytes an entry counts for: its length in memory, or
-/// [`FILE_REGION_WEIGHT`] for a file.
-fn weight(msg: &Msg) -> usize {
+/// What a message counts toward the watermarks and the cap: the one
+/// weight function, for the outbound buffer and for the writes queued on a
+/// [`Channel`](crate::Channel) handle (`queued`) alike. Bytes weigh their
+/// length; a file [`FILE_REGION_WEIGHT`] (it holds a descriptor, not its
+/// bytes); a datagram its payload; any other user message nothing in the
+/// buffer (the transport refuses it) — and while queued on a handle, where
+/// it has no encoded length yet, at least
+/// [`QUEUED_USER_MSG_WEIGHT`](crate::QUEUED_USER_MSG_WEIGHT), about what it
+/// holds in memory there.
+pub(crate) fn weight(msg: &Msg, queued: bool) -> usize {
     match msg {
+        Msg::Bytes(b) => b.len(),
+        Msg::Composite(c) => c.len(),
         Msg::File(_) => FILE_REGION_WEIGHT,
-        m => m.buffered_len(),
+        Msg::User(_) => {
+            let payload = msg.buffered_len();
+            if queued {
+                payload.max(crate::QUEUED_USER_MSG_WEIGHT)
+            } else {
+                payload
+            }
+        }
     }
+}
+
+/// The error of a write refused at the cap: the one cap check's text, for
+/// the outbound buffer and for writes from other tasks alike.
+pub(crate) fn over_cap_error(len: usize, held: usize, cap: usize) -> Error {
+    Error::new(
+        crate::ErrorKind::OutboundFull,
+        format!(
+            "a write of {len} bytes would take the channel's outbound bytes from {held} past \
+             its cap of {cap}: the peer is not reading"
+        ),
+    )
 }
 
 /// High and low write-buffer watermarks.
@@ -221,21 +250,14 @@ impl OutboundBuffer {
     /// Queues a write as unflushed, or refuses it past the cap (see the
     /// module docs).
     pub fn push(&mut self, msg: Msg, promise: Option<Promise>) {
-        let w = weight(&msg);
+        let w = weight(&msg, false);
         if self.buffered.saturating_add(w) > self.cap {
             if self.drops {
                 self.dropped += 1;
                 complete(promise, Err(dropped_error(w, self.buffered, self.cap)));
                 return;
             }
-            let err = Error::new(
-                crate::ErrorKind::Closed,
-                format!(
-                    "the outbound buffer holds {} bytes and a write of {w} more would pass its \
-                 cap of {}: the peer is not reading",
-                    self.buffered, self.cap
-                ),
-            );
+            let err = over_cap_error(w, self.buffered, self.cap);
             complete(promise, Err(err.clone()));
             self.overflow.get_or_insert(err);
             return;
@@ -303,7 +325,7 @@ impl OutboundBuffer {
     /// Removes the first flushed entry without completing its promise.
     pub fn pop_front(&mut self) -> Option<Entry> {
         let e = self.flushed.pop_front()?;
-        self.buffered -= weight(&e.msg);
+        self.buffered -= weight(&e.msg, false);
         self.update_writability();
         Some(e)
     }
@@ -436,7 +458,7 @@ impl OutboundBuffer {
     /// Fails the flushed entries only (the unflushed stay queued).
     pub fn fail_flushed(&mut self, err: &Error) {
         for e in self.flushed.drain(..) {
-            self.buffered -= weight(&e.msg);
+            self.buffered -= weight(&e.msg, false);
             complete(e.promise, Err(err.clone()));
         }
         self.update_writability();
@@ -532,7 +554,7 @@ mod tests {
         ob.push(Msg::from(vec![0u8; 60]), Some(p));
         let err = f.try_result().unwrap().unwrap_err();
         assert!(
-            err.is_closed() && err.to_string().contains("cap of 100"),
+            err.is_outbound_full() && err.to_string().contains("cap of 100"),
             "{err}"
         );
         assert_eq!(ob.buffered_bytes(), 60, "the refused write is not queued");

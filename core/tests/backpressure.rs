@@ -79,7 +79,7 @@ fn a_write_past_the_cap_from_another_thread_fails_at_once_and_closes() {
     // the channel's task has run, with an error that names the cap.
     let err = results[6].try_result().unwrap().unwrap_err();
     assert!(
-        err.is_closed() && err.to_string().contains("cap of 102400"),
+        err.is_outbound_full() && err.to_string().contains("cap of 102400"),
         "{err}"
     );
     assert!(results[0].try_result().is_none(), "the first ones wait");
@@ -161,7 +161,10 @@ fn user_messages_from_another_thread_count_toward_the_cap_too() {
         .try_result()
         .expect("refused at once")
         .unwrap_err();
-    assert!(err.is_closed() && err.to_string().contains("cap"), "{err}");
+    assert!(
+        err.is_outbound_full() && err.to_string().contains("cap"),
+        "{err}"
+    );
     assert!(
         results[n - 1].try_result().is_none(),
         "the ones before wait"
