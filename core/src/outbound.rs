@@ -24,7 +24,7 @@
 //!   names the cap — and the buffer remembers the
 //!   overflow, on which the pipeline closes the channel; a datagram channel
 //!   drops such a write instead
-//!   ([`set_overflow_drops`](OutboundBuffer::set_overflow_drops)): its
+//!   ([`Transport::set_overflow_drops`](crate::transport::Transport::set_overflow_drops)): its
 //!   promise fails with [`ErrorKind::Dropped`](crate::ErrorKind::Dropped),
 //!   the drop is counted, and the channel stays open;
 //! - [`fail_all`](OutboundBuffer::fail_all) fails every pending promise (on
@@ -198,7 +198,7 @@ impl OutboundBuffer {
     /// Whether a write past the cap is dropped (its promise fails with
     /// [`ErrorKind::Dropped`](crate::ErrorKind::Dropped), the channel stays
     /// open) instead of refused with an overflow that closes the channel.
-    pub fn set_overflow_drops(&mut self, on: bool) {
+    pub(crate) fn set_overflow_drops(&mut self, on: bool) {
         self.drops = on;
     }
 
@@ -208,7 +208,7 @@ impl OutboundBuffer {
     }
 
     /// Sets the cap (`None`: no cap).
-    pub fn set_cap(&mut self, cap: Option<usize>) {
+    pub(crate) fn set_cap(&mut self, cap: Option<usize>) {
         self.cap = cap.unwrap_or(usize::MAX);
     }
 
@@ -242,7 +242,7 @@ impl OutboundBuffer {
     }
 
     /// Changes the watermarks; writability is re-evaluated on the next change.
-    pub fn set_watermark(&mut self, watermark: WriteBufferWaterMark) {
+    pub(crate) fn set_watermark(&mut self, watermark: WriteBufferWaterMark) {
         self.watermark = watermark;
         self.update_writability();
     }
