@@ -35,8 +35,8 @@ pub(crate) struct Inner {
     /// Collected at the tail (EmbeddedChannel only; boxed so that a socket
     /// channel pays one pointer for it).
     pub(crate) tail: Option<Box<Tail>>,
-    /// Armed timers (boxed, and only once one is armed).
-    pub(super) timers: Option<Box<Timers>>,
+    /// Armed timers.
+    pub(super) timers: Timers,
     /// The time as an `EmbeddedChannel` keeps it; `None`: the clock's.
     pub(crate) virtual_now: Option<Instant>,
     /// Writes a handler watches ([`Context::watch_write`]); boxed, and only
@@ -65,7 +65,7 @@ impl Inner {
             channel,
             head: Head::new(),
             tail: None,
-            timers: None,
+            timers: Timers::default(),
             virtual_now: None,
             watched: None,
         };
@@ -270,24 +270,22 @@ impl Inner {
 
     /// Arms a timer for the handler in `slot`.
     pub(super) fn arm_timer(&mut self, slot: usize, deadline: Instant) -> super::TimerId {
-        self.timers
-            .get_or_insert_with(Box::default)
-            .arm(slot, deadline)
+        self.timers.arm(slot, deadline)
     }
 
     /// Disarms the timer `id` of the handler in `slot`.
     pub(super) fn cancel_timer(&mut self, slot: usize, id: super::TimerId) -> bool {
-        self.timers.as_mut().is_some_and(|t| t.cancel(slot, id))
+        self.timers.cancel(slot, id)
     }
 
     /// The earliest armed deadline.
     pub(super) fn next_timer(&self) -> Option<Instant> {
-        self.timers.as_ref().and_then(|t| t.next_deadline())
+        self.timers.next_deadline()
     }
 
     /// Fires the next timer due at `now`; whether there was one.
     pub(super) fn fire_due_timer(&mut self, now: Instant) -> bool {
-        let Some((id, slot)) = self.timers.as_mut().and_then(|t| t.pop_due(now)) else {
+        let Some((id, slot)) = self.timers.pop_due(now) else {
             return false;
         };
         if self.slots[slot].link == Link::Linked {

@@ -175,9 +175,7 @@ impl Inner {
 
     pub(super) fn free_slot(&mut self, idx: usize) {
         self.clear_queue(idx);
-        if let Some(t) = self.timers.as_mut() {
-            t.forget_slot(idx);
-        }
+        self.timers.forget_slot(idx);
         let s = &mut self.slots[idx];
         s.link = Link::Free;
         s.occupant = Occupant::Dead;

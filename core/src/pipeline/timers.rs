@@ -15,7 +15,9 @@
 //!   ([`Transport::next_timer`]) to wait for; `EmbeddedChannel` keeps a
 //!   virtual clock that only its `advance_time` moves, so handlers with
 //!   timeouts are tested without sockets or sleeping;
-//! - armed timers cost a heap entry each and nothing while none is armed.
+//! - armed timers cost a heap entry each and nothing while none is armed
+//!   (the store lives in the pipeline; its heap is allocated at the first
+//!   timer, for one entry).
 //!
 //! [`Context::schedule`]: crate::Context::schedule
 //! [`Context::cancel_timer`]: crate::Context::cancel_timer
@@ -40,14 +42,14 @@ impl fmt::Debug for TimerId {
     }
 }
 
-/// The armed timers of one pipeline.
+/// The armed timers of one pipeline: one heap of (deadline, id, slot),
+/// earliest first, and the ids cancelled but still in it (rarely any). A
+/// channel with one timer (an idle guard) holds one allocation of one
+/// entry.
 #[derive(Default)]
 pub(crate) struct Timers {
-    /// Deadlines, earliest first; an id no longer in `armed` was cancelled.
-    heap: BinaryHeap<Reverse<(Instant, TimerId)>>,
-    /// Armed timers and the slots of the handlers that armed them: a few
-    /// per channel, so a vector (one small allocation) beats a map.
-    armed: Vec<(TimerId, usize)>,
+    heap: BinaryHeap<Reverse<(Instant, TimerId, usize)>>,
+    cancelled: Vec<TimerId>,
     next: u64,
 }
 
@@ -56,70 +58,74 @@ impl Timers {
     pub(crate) fn arm(&mut self, slot: usize, deadline: Instant) -> TimerId {
         self.next = self.next.wrapping_add(1);
         let id = TimerId(self.next);
-        self.heap.push(Reverse((deadline, id)));
-        self.armed.push((id, slot));
+        if self.heap.capacity() == 0 {
+            self.heap.reserve_exact(1); // most channels arm one timer at a time
+        }
+        self.heap.push(Reverse((deadline, id, slot)));
         id
     }
 
     /// Disarms `id`; whether it was armed (by the handler in `slot`).
     pub(crate) fn cancel(&mut self, slot: usize, id: TimerId) -> bool {
-        let Some(i) = self.armed.iter().position(|&a| a == (id, slot)) else {
+        let armed = self
+            .heap
+            .iter()
+            .any(|Reverse((_, i, s))| *i == id && *s == slot);
+        if !armed || self.cancelled.contains(&id) {
             return false;
-        };
-        self.armed.swap_remove(i);
+        }
+        self.cancelled.push(id);
         self.trim();
         true
     }
 
     /// Disarms every timer of the handler in `slot` (it was removed).
     pub(crate) fn forget_slot(&mut self, slot: usize) {
-        if self.armed.is_empty() {
+        if self.heap.is_empty() {
             return;
         }
-        self.armed.retain(|&(_, s)| s != slot);
+        self.heap.retain(|Reverse((_, _, s))| *s != slot);
+        let heap = &self.heap;
+        self.cancelled
+            .retain(|id| heap.iter().any(|Reverse((_, i, _))| i == id));
         self.trim();
     }
 
     /// The earliest deadline armed.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, _))| *at)
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
     /// Takes the earliest timer due at `now`: its id and slot.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerId, usize)> {
-        loop {
-            let Reverse((at, id)) = *self.heap.peek()?;
-            if at > now {
-                return None;
-            }
-            self.heap.pop();
-            if let Some(i) = self.armed.iter().position(|&(a, _)| a == id) {
-                let (_, slot) = self.armed.swap_remove(i);
-                self.trim();
-                return Some((id, slot));
-            }
+        let Reverse((at, id, slot)) = *self.heap.peek()?;
+        if at > now {
+            return None;
         }
+        self.heap.pop();
+        self.trim();
+        Some((id, slot))
     }
 
-    /// Drops cancelled entries from the top of the heap, so that
-    /// `next_deadline` names an armed timer.
+    /// Drops cancelled entries from the top of the heap, so that the top
+    /// (`next_deadline`, `pop_due`) is always an armed timer.
     fn trim(&mut self) {
-        if self.armed.is_empty() {
-            self.heap.clear();
-            return;
-        }
-        while let Some(Reverse((_, id))) = self.heap.peek() {
-            if self.armed.iter().any(|(a, _)| a == id) {
+        while let Some(Reverse((_, id, _))) = self.heap.peek() {
+            let Some(i) = self.cancelled.iter().position(|c| c == id) else {
                 return;
-            }
+            };
+            self.cancelled.swap_remove(i);
             self.heap.pop();
+        }
+        if self.heap.is_empty() {
+            self.cancelled.clear();
         }
     }
 
     /// How many timers are armed.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.armed.len()
+        self.heap.len() - self.cancelled.len()
     }
 }
 
