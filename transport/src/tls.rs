@@ -89,6 +89,8 @@ pub struct TlsHandler {
     client: bool,
     done: bool,
     handshake_timeout: Duration,
+    /// The handshake timeout's timer, disarmed once the handshake is done.
+    handshake_timer: Option<weft_core::TimerId>,
     started: bool,
     failed: bool,
     pending: VecDeque<(Msg, Option<Promise>)>,
@@ -123,6 +125,7 @@ impl TlsHandler {
             client,
             done: false,
             handshake_timeout: Duration::from_secs(10),
+            handshake_timer: None,
             started: false,
             failed: false,
             pending: VecDeque::new(),
@@ -148,7 +151,7 @@ impl TlsHandler {
         }
         self.started = true;
         // The handshake timeout, on the channel's clock (see `timer`).
-        ctx.schedule(self.handshake_timeout);
+        self.handshake_timer = Some(ctx.schedule(self.handshake_timeout));
         if self.client {
             self.write_tls(ctx, None);
             ctx.flush();
@@ -339,6 +342,9 @@ impl TlsHandler {
         ctx.flush();
         if !self.handshake_done() && !self.conn.is_handshaking() {
             self.done = true;
+            if let Some(t) = self.handshake_timer.take() {
+                ctx.cancel_timer(t);
+            }
             let ev = TlsHandshakeCompleted {
                 alpn: self.conn.alpn_protocol().map(|p| p.to_vec()),
                 peer_certificates: self
