@@ -43,6 +43,8 @@ mod length_field;
 mod line;
 mod message;
 mod string;
+#[cfg(feature = "http")]
+mod token_bucket;
 #[cfg(feature = "tokio-util")]
 pub mod tokio_util_codec;
 #[cfg(feature = "websocket")]

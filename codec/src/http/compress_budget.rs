@@ -122,44 +122,8 @@ pub(crate) fn keep(key: FileKey, body: Bytes, bound: usize) {
     c.bodies.insert(key, body);
 }
 
-/// A token bucket of bytes per second, with a burst of one second's worth.
-#[derive(Debug)]
-pub(crate) struct Bucket {
-    rate: u64,
-    tokens: u64,
-    last: Option<Instant>,
-}
-
-impl Bucket {
-    /// A full bucket of `rate` bytes per second.
-    pub(crate) const fn new(rate: u64) -> Bucket {
-        Bucket {
-            rate,
-            tokens: rate,
-            last: None,
-        }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        if let Some(last) = self.last {
-            let ns = now.saturating_duration_since(last).as_nanos();
-            let earned = ns.saturating_mul(u128::from(self.rate)) / 1_000_000_000;
-            let earned = u64::try_from(earned).unwrap_or(u64::MAX);
-            self.tokens = self.tokens.saturating_add(earned).min(self.rate);
-        }
-        self.last = Some(now);
-    }
-
-    /// Whether `n` bytes fit now (without taking them).
-    fn has(&mut self, n: u64, now: Instant) -> bool {
-        self.refill(now);
-        self.tokens >= n
-    }
-
-    fn take(&mut self, n: u64) {
-        self.tokens = self.tokens.saturating_sub(n);
-    }
-}
+/// A token bucket of bytes per second (see `token_bucket.rs`).
+pub(crate) type Bucket = crate::token_bucket::TokenBucket;
 
 /// The process's bucket; its rate is set by the first compressor that
 /// uses it with a rate of its own (see `HttpContentCompressor::budget`).
@@ -167,9 +131,7 @@ static PROCESS: Mutex<Bucket> = Mutex::new(Bucket::new(DEFAULT_PROCESS_RATE));
 
 /// Sets the process-wide rate (bytes of input per second).
 pub(crate) fn set_process_rate(rate: u64) {
-    let mut b = lock(&PROCESS);
-    b.rate = rate;
-    b.tokens = b.tokens.min(rate);
+    lock(&PROCESS).set_rate(rate);
 }
 
 /// Whether compressing `n` bytes now fits the connection's bucket `conn`

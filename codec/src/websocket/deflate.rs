@@ -110,46 +110,6 @@ impl DeflateConfig {
     }
 }
 
-/// A token bucket that may go into debt: the work is done first (a frame
-/// cannot be half inflated), and the debt says how long to stop reading.
-#[derive(Debug)]
-struct Pace {
-    rate: u64,
-    /// Bytes that may still be produced now; negative: the debt.
-    tokens: i128,
-    last: Instant,
-}
-
-impl Pace {
-    fn new(rate: u64) -> Pace {
-        Pace {
-            rate,
-            tokens: i128::from(rate),
-            last: Instant::now(),
-        }
-    }
-
-    /// Charges `n` bytes of work; how long to pause for, if in debt.
-    fn charge(&mut self, n: usize) -> Option<Duration> {
-        let now = Instant::now();
-        let ns = now.saturating_duration_since(self.last).as_nanos();
-        self.last = now;
-        let rate = i128::from(self.rate);
-        let earned = i128::try_from(ns.saturating_mul(u128::from(self.rate)) / 1_000_000_000)
-            .unwrap_or(i128::MAX);
-        self.tokens = self
-            .tokens
-            .saturating_add(earned)
-            .min(rate)
-            .saturating_sub(n as i128);
-        if self.tokens >= 0 {
-            return None;
-        }
-        let debt = u64::try_from(self.tokens.saturating_neg()).unwrap_or(u64::MAX);
-        Some(Duration::from_secs_f64(debt as f64 / self.rate as f64))
-    }
-}
-
 /// The parameters both ends agreed on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Agreed {
@@ -364,7 +324,7 @@ pub struct PerMessageDeflate {
     deflating: bool,
     failed: bool,
     /// The inflating budget.
-    pace: Pace,
+    pace: crate::token_bucket::TokenBucket,
     /// Reads are off until the pace's timer fires.
     paused: bool,
 }
@@ -408,7 +368,7 @@ impl PerMessageDeflate {
             utf8: Utf8Validator::default(),
             deflating: false,
             failed: false,
-            pace: Pace::new(config.max_inflate_rate),
+            pace: crate::token_bucket::TokenBucket::new(config.max_inflate_rate),
             paused: false,
         }
     }
@@ -586,7 +546,8 @@ impl Handler for PerMessageDeflate {
         }
         match self.inflate_frame(f) {
             Ok(f) => {
-                if let Some(pause) = self.pace.charge(f.payload.len()) {
+                let n = u64::try_from(f.payload.len()).unwrap_or(u64::MAX);
+                if let Some(pause) = self.pace.charge(n, Instant::now()) {
                     self.pause_reads(ctx, pause);
                 }
                 ctx.fire_read(Msg::user(f))
