@@ -245,6 +245,13 @@ pub trait Handler: Send + 'static {
     /// this handler only, whatever [`interest`](Self::interest) says (a
     /// handler that arms timers implements this).
     fn timer(&mut self, ctx: &mut Context<'_>, id: crate::TimerId) {}
+
+    /// How the pipeline takes a [`Combined`](crate::Combined) apart as it
+    /// links it; no other handler implements it.
+    #[doc(hidden)]
+    fn take_halves(&mut self) -> Option<crate::Halves> {
+        None
+    }
 }
 
 /// Any handler can be passed where a boxed one is expected, so that

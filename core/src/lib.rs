@@ -60,6 +60,7 @@
 #![deny(unsafe_code)]
 
 mod channel;
+mod combined;
 mod composite;
 mod datagram;
 mod embedded;
@@ -87,6 +88,9 @@ pub use bytes;
 pub struct ReadmeDoctests;
 
 pub use channel::{Address, Channel, ChannelId, QUEUED_USER_MSG_WEIGHT};
+pub use combined::Combined;
+#[doc(hidden)]
+pub use combined::Halves;
 pub use composite::CompositeBytes;
 pub use datagram::DatagramPacket;
 pub use embedded::{EmbeddedBuilder, EmbeddedChannel};

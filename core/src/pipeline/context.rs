@@ -18,11 +18,107 @@ use crate::{Channel, Error, Handler, Msg, Promise, WriteFuture};
 pub struct Context<'a> {
     inner: &'a mut Inner,
     idx: usize,
+    /// The context of the outbound half of a [`Combined`](crate::Combined).
+    out: bool,
 }
 
 impl<'a> Context<'a> {
     pub(crate) fn new(inner: &'a mut Inner, idx: usize) -> Context<'a> {
-        Context { inner, idx }
+        Context {
+            inner,
+            idx,
+            out: false,
+        }
+    }
+
+    /// The context of the outbound half of the `Combined` in slot `idx`.
+    pub(crate) fn new_out(inner: &'a mut Inner, idx: usize) -> Context<'a> {
+        Context {
+            inner,
+            idx,
+            out: true,
+        }
+    }
+
+    /// The state the two halves of this [`Combined`](crate::Combined)
+    /// share (the `state` given to [`Combined::new`](crate::Combined::new)).
+    /// It borrows the context, so it cannot be held across a call that
+    /// passes an event on: what a half changed is there for the other half
+    /// before the event moves.
+    ///
+    /// # Panics
+    ///
+    /// When this handler is not a half of a `Combined` whose state is an
+    /// `S` — a bug in the handler, found the first time it runs (the
+    /// pipeline contains the panic: the channel closes with an error
+    /// naming it).
+    ///
+    /// ```
+    /// use weft_core::{Combined, Context, EmbeddedChannel, Handler, Msg, Promise};
+    ///
+    /// /// Counts messages read, and stamps each answer with the count.
+    /// struct Reads;
+    /// impl Handler for Reads {
+    ///     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+    ///         *ctx.shared::<u64>() += 1;
+    ///         ctx.fire_read(msg);
+    ///     }
+    /// }
+    /// struct Stamp;
+    /// impl Handler for Stamp {
+    ///     fn write(&mut self, ctx: &mut Context<'_>, _: Msg, p: Option<Promise>) {
+    ///         let n = *ctx.shared::<u64>();
+    ///         ctx.write_with(Msg::from(format!("{n}").into_bytes()), p);
+    ///     }
+    /// }
+    ///
+    /// let mut ch = EmbeddedChannel::with_handler(Combined::new(0u64, Reads, Stamp));
+    /// ch.write_inbound("a");
+    /// ch.write_inbound("b");
+    /// ch.write_outbound("answer");
+    /// assert_eq!(ch.read_outbound_bytes(), "2");
+    /// ```
+    #[track_caller]
+    pub fn shared<S: Send + 'static>(&mut self) -> &mut S {
+        let slot = &mut self.inner.slots[self.idx];
+        match slot.duplex.as_mut().map(|d| d.shared.downcast_mut::<S>()) {
+            Some(Some(s)) => s,
+            Some(None) => panic!(
+                "ctx.shared::<{}>() in handler `{}`: the state of its Combined is another type; \
+                 ask for the type given to Combined::new",
+                std::any::type_name::<S>(),
+                slot.name
+            ),
+            None => panic!(
+                "ctx.shared::<{}>() in handler `{}`, which is not a half of a Combined: \
+                 install the two halves with Combined::new(state, inbound, outbound)",
+                std::any::type_name::<S>(),
+                slot.name
+            ),
+        }
+    }
+
+    /// The pipeline's value of type `T`, created with `T::default()` the
+    /// first time any handler asks: state the handlers of one channel
+    /// share without passing it along (Netty's channel attributes, keyed
+    /// by type; a private type keeps it to its module). Like
+    /// [`shared`](Self::shared), it borrows the context.
+    ///
+    /// ```
+    /// use weft_core::{from_fn, Context, EmbeddedChannel, Msg};
+    ///
+    /// #[derive(Default)]
+    /// struct User(Option<String>);
+    ///
+    /// let login = from_fn(|ctx: &mut Context<'_>, name: bytes::Bytes| {
+    ///     ctx.local::<User>().0 = Some(String::from_utf8_lossy(&name).into_owned());
+    /// });
+    /// let mut ch = EmbeddedChannel::builder().add_last("login", login).build();
+    /// ch.write_inbound("ada");
+    /// assert_eq!(ch.pipeline_mut().local::<User>().0.as_deref(), Some("ada"));
+    /// ```
+    pub fn local<T: Default + Send + 'static>(&mut self) -> &mut T {
+        self.inner.local::<T>()
     }
 
     /// This handler's name.
@@ -94,7 +190,7 @@ impl<'a> Context<'a> {
     /// ```
     pub fn schedule(&mut self, after: std::time::Duration) -> super::TimerId {
         let at = self.inner.now() + after;
-        self.inner.arm_timer(self.idx, at)
+        self.inner.arm_timer(self.idx, self.out, at)
     }
 
     /// Disarms a timer this handler armed; whether it was still armed.

@@ -6,7 +6,9 @@
 //!   end the way (see `ends.rs`);
 //! - a handler is taken out of its slot for the length of its callback; an
 //!   event that reaches it meanwhile (re-entrancy) queues in the slot and is
-//!   delivered, in order, when the callback returns; while any slot holds
+//!   delivered, in order, when the callback returns; the two halves of a
+//!   `Combined` are taken out apart, each with its own queue, so one
+//!   direction never waits for the other; while any slot holds
 //!   queued events, every event checks whether its path crosses one and
 //!   queues behind it, so that events keep their order even when some skip
 //!   the busy handler;
@@ -20,8 +22,8 @@ use tokio::time::Instant;
 
 use super::ends::{Head, Tail};
 use super::slot::{Ev, Link, Occupant, Slot, HEAD, HOP_READ, HOP_WRITE, TAIL};
-use super::timers::Timers;
-use crate::{Channel, Context, Error, Events, Handler, Msg, Promise};
+use super::timers::{Owner, Timers};
+use crate::{Channel, Context, Error, Handler, Msg, Promise};
 
 /// The dispatch machinery shared by [`Pipeline`](super::Pipeline) and
 /// [`Context`].
@@ -43,6 +45,8 @@ pub(crate) struct Inner {
     /// once one is watched.
     #[allow(clippy::box_collection)] // deliberate: 8 bytes per channel instead of 24
     pub(super) watched: Option<Box<Vec<WatchedWrite>>>,
+    /// Values the handlers share by type (`Context::local`).
+    pub(super) locals: super::locals::Locals,
 }
 
 /// What a handler watching a write is told: its outcome.
@@ -68,6 +72,7 @@ impl Inner {
             timers: Timers::default(),
             virtual_now: None,
             watched: None,
+            locals: Default::default(),
         };
         inner.rehop();
         inner
@@ -81,7 +86,7 @@ impl Inner {
         }
         let to = self.slots[from].hop[bit.trailing_zeros() as usize] as usize;
         if self.pending_queues > 0 {
-            if let Some(q) = self.queue_on_path(from, to, bit) {
+            if let Some(q) = self.queue_on_path(from, to, ev.outbound()) {
                 return self.enqueue(q, ev);
             }
         }
@@ -103,11 +108,11 @@ impl Inner {
         if i == TAIL {
             return self.at_tail(Ev::Read(msg));
         }
-        let Some(mut h) = self.slots[i].take() else {
+        let Some(mut h) = self.slots[i].take(false) else {
             return self.invoke(i, Ev::Read(msg));
         };
         h.channel_read(&mut Context::new(self, i), msg);
-        self.finish_call(i, h);
+        self.finish_call(i, false, h);
     }
 
     /// Fast path for `write`, the hottest outbound operation.
@@ -120,28 +125,27 @@ impl Inner {
         if i == HEAD {
             return self.at_head(Ev::Write(msg, promise));
         }
-        let Some(mut h) = self.slots[i].take() else {
+        let Some(mut h) = self.slots[i].take(true) else {
             return self.invoke(i, Ev::Write(msg, promise));
         };
-        h.write(&mut Context::new(self, i), msg, promise);
-        self.finish_call(i, h);
+        h.write(&mut Context::new_out(self, i), msg, promise);
+        self.finish_call(i, true, h);
     }
 
     /// The first slot strictly between `from` and `to`, on the event's way,
     /// that holds queued events.
     #[cold]
-    fn queue_on_path(&self, from: usize, to: usize, bit: u16) -> Option<usize> {
-        let inbound = bit & Events::INBOUND.bits() != 0;
+    fn queue_on_path(&self, from: usize, to: usize, out: bool) -> Option<usize> {
         let step = |i: usize| {
-            if inbound {
-                self.slots[i].next
-            } else {
+            if out {
                 self.slots[i].prev
+            } else {
+                self.slots[i].next
             }
         };
         let mut i = step(from);
         while i != to && i != HEAD && i != TAIL {
-            if self.slots[i].has_queued() {
+            if self.slots[i].has_queued(out) {
                 return Some(i);
             }
             i = step(i);
@@ -149,37 +153,56 @@ impl Inner {
         None
     }
 
-    fn enqueue(&mut self, idx: usize, ev: Ev) {
-        let q = self.slots[idx]
-            .queued
-            .get_or_insert_with(|| Box::new(VecDeque::new()));
-        if q.is_empty() {
-            self.pending_queues += 1;
+    /// The queue of slot `idx` for events of direction `out`.
+    fn queue(&mut self, idx: usize, out: bool) -> &mut VecDeque<Ev> {
+        let slot = &mut self.slots[idx];
+        match &mut slot.duplex {
+            Some(d) if out => &mut d.queued,
+            _ => slot.queued.get_or_insert_with(|| Box::new(VecDeque::new())),
         }
-        q.push_back(ev);
     }
 
-    fn dequeue(&mut self, idx: usize) -> Option<Ev> {
-        let q = self.slots[idx].queued.as_mut()?;
-        let ev = q.pop_front()?;
+    fn enqueue(&mut self, idx: usize, ev: Ev) {
+        let q = self.queue(idx, ev.outbound());
+        let was_empty = q.is_empty();
+        q.push_back(ev);
+        if was_empty {
+            self.pending_queues += 1;
+        }
+    }
+
+    fn dequeue(&mut self, idx: usize, out: bool) -> Option<Ev> {
+        if !self.slots[idx].has_queued(out) {
+            return None;
+        }
+        let q = self.queue(idx, out);
+        let ev = q.pop_front();
         if q.is_empty() {
             self.pending_queues -= 1;
         }
-        Some(ev)
+        ev
     }
 
-    /// Drops a slot's queue (its events' promises fail as they drop).
+    /// Drops a slot's queues (their events' promises fail as they drop).
     pub(super) fn clear_queue(&mut self, idx: usize) {
-        if let Some(q) = self.slots[idx].queued.take() {
+        let slot = &mut self.slots[idx];
+        if let Some(q) = slot.queued.take() {
             if !q.is_empty() {
+                self.pending_queues -= 1;
+            }
+        }
+        if let Some(d) = &mut slot.duplex {
+            if !d.queued.is_empty() {
+                d.queued.clear();
                 self.pending_queues -= 1;
             }
         }
     }
 
     fn invoke(&mut self, idx: usize, ev: Ev) {
-        let Some(mut h) = self.slots[idx].take() else {
-            if self.slots[idx].is_busy() {
+        let out = ev.outbound();
+        let Some(mut h) = self.slots[idx].take(out) else {
+            if self.slots[idx].is_busy(out) {
                 self.enqueue(idx, ev);
             } else {
                 // A handler lost to a panic: pass everything through.
@@ -187,30 +210,30 @@ impl Inner {
             }
             return;
         };
-        self.call(&mut *h, idx, ev);
-        self.finish_call(idx, h);
+        self.call(&mut *h, idx, out, ev);
+        self.finish_call(idx, out, h);
     }
 
-    /// After a callback: deliver what queued up meanwhile, then put the
-    /// handler back, or finish removing it.
+    /// After a callback of the handler (half) of direction `out`: deliver
+    /// what queued up meanwhile, then put it back, or finish removing it.
     #[inline]
-    pub(super) fn finish_call(&mut self, idx: usize, h: Box<dyn Handler>) {
+    pub(super) fn finish_call(&mut self, idx: usize, out: bool, h: Box<dyn Handler>) {
         let slot = &mut self.slots[idx];
-        if !slot.has_queued() && slot.link == Link::Linked {
-            slot.occupant = Occupant::Idle(h);
+        if !slot.has_queued(out) && slot.link == Link::Linked {
+            *slot.occupant_mut(out) = Occupant::Idle(h);
         } else {
-            self.finish_call_slow(idx, h);
+            self.finish_call_slow(idx, out, h);
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn finish_call_slow(&mut self, idx: usize, mut h: Box<dyn Handler>) {
-        while let Some(ev) = self.dequeue(idx) {
+    fn finish_call_slow(&mut self, idx: usize, out: bool, mut h: Box<dyn Handler>) {
+        while let Some(ev) = self.dequeue(idx, out) {
             let s = &self.slots[idx];
-            let mine = s.interest & ev.bit() != 0 || matches!(ev, Ev::Timer(_));
+            let mine = s.interest & ev.bit() != 0 || matches!(ev, Ev::Timer(..));
             if s.link == Link::Linked && mine {
-                self.call(&mut *h, idx, ev);
+                self.call(&mut *h, idx, out, ev);
             } else {
                 // Queued only to keep its place behind earlier events.
                 self.forward(idx, ev);
@@ -218,14 +241,20 @@ impl Inner {
         }
         let slot = &mut self.slots[idx];
         if slot.link == Link::Linked {
-            slot.occupant = Occupant::Idle(h);
+            *slot.occupant_mut(out) = Occupant::Idle(h);
         } else {
-            self.call_removed(idx, h);
+            self.call_removed(idx, out, h);
         }
     }
 
-    pub(super) fn call(&mut self, h: &mut dyn Handler, idx: usize, ev: Ev) {
-        let mut ctx = Context::new(self, idx);
+    /// Calls `h` — the handler in slot `idx`, or its half of direction
+    /// `out` — with `ev`.
+    pub(super) fn call(&mut self, h: &mut dyn Handler, idx: usize, out: bool, ev: Ev) {
+        let mut ctx = if out {
+            Context::new_out(self, idx)
+        } else {
+            Context::new(self, idx)
+        };
         match ev {
             Ev::Active => h.channel_active(&mut ctx),
             Ev::Read(m) => h.channel_read(&mut ctx, m),
@@ -239,7 +268,7 @@ impl Inner {
             Ev::ReadRequest => h.read(&mut ctx),
             Ev::Close(p) => h.close(&mut ctx, p),
             Ev::Added => h.handler_added(&mut ctx),
-            Ev::Timer(id) => h.timer(&mut ctx, id),
+            Ev::Timer(id, _) => h.timer(&mut ctx, id),
         }
     }
 
@@ -263,14 +292,25 @@ impl Inner {
         }
     }
 
+    /// The pipeline's value of type `T` (`Context::local`).
+    pub(crate) fn local<T: Default + Send + 'static>(&mut self) -> &mut T {
+        self.locals.get::<T>()
+    }
+
     /// The time: the virtual clock's, or tokio's.
     pub(crate) fn now(&self) -> Instant {
         self.virtual_now.unwrap_or_else(Instant::now)
     }
 
-    /// Arms a timer for the handler in `slot`.
-    pub(super) fn arm_timer(&mut self, slot: usize, deadline: Instant) -> super::TimerId {
-        self.timers.arm(slot, deadline)
+    /// Arms a timer for the handler in `slot` (its outbound half when
+    /// `out`).
+    pub(super) fn arm_timer(
+        &mut self,
+        slot: usize,
+        out: bool,
+        deadline: Instant,
+    ) -> super::TimerId {
+        self.timers.arm(Owner { slot, out }, deadline)
     }
 
     /// Disarms the timer `id` of the handler in `slot`.
@@ -285,37 +325,48 @@ impl Inner {
 
     /// Fires the next timer due at `now`; whether there was one.
     pub(super) fn fire_due_timer(&mut self, now: Instant) -> bool {
-        let Some((id, slot)) = self.timers.pop_due(now) else {
+        let Some((id, owner)) = self.timers.pop_due(now) else {
             return false;
         };
-        if self.slots[slot].link == Link::Linked {
-            self.invoke_timer(slot, id);
+        if self.slots[owner.slot].link == Link::Linked {
+            self.invoke_timer(owner, id);
         }
         true
     }
 
     /// Delivers a timer to its handler (queued if it is busy; dropped if it
     /// is dead).
-    fn invoke_timer(&mut self, idx: usize, id: super::TimerId) {
-        let Some(mut h) = self.slots[idx].take() else {
-            if self.slots[idx].is_busy() {
-                self.enqueue(idx, Ev::Timer(id));
+    fn invoke_timer(&mut self, owner: Owner, id: super::TimerId) {
+        let (idx, out) = (owner.slot, owner.out);
+        let Some(mut h) = self.slots[idx].take(out) else {
+            if self.slots[idx].is_busy(out) {
+                self.enqueue(idx, Ev::Timer(id, out));
             }
             return;
         };
-        self.call(&mut *h, idx, Ev::Timer(id));
-        self.finish_call(idx, h);
+        self.call(&mut *h, idx, out, Ev::Timer(id, out));
+        self.finish_call(idx, out, h);
     }
 
-    /// Calls `handler_removed`, passes on what queued behind the handler,
-    /// and frees the slot.
-    pub(super) fn call_removed(&mut self, idx: usize, mut h: Box<dyn Handler>) {
-        h.handler_removed(&mut Context::new(self, idx));
-        while let Some(ev) = self.dequeue(idx) {
+    /// Calls `handler_removed` on a removed handler (or one half of it),
+    /// passes on what queued behind it, and frees the slot once no half is
+    /// left in it.
+    pub(super) fn call_removed(&mut self, idx: usize, out: bool, mut h: Box<dyn Handler>) {
+        *self.slots[idx].occupant_mut(out) = Occupant::Busy;
+        let mut ctx = if out {
+            Context::new_out(self, idx)
+        } else {
+            Context::new(self, idx)
+        };
+        h.handler_removed(&mut ctx);
+        while let Some(ev) = self.dequeue(idx, out) {
             self.forward(idx, ev);
         }
         drop(h);
-        self.free_slot(idx);
+        *self.slots[idx].occupant_mut(out) = Occupant::Dead;
+        if self.slots[idx].is_vacant() {
+            self.free_slot(idx);
+        }
     }
 
     /// Cleans up after a handler panicked somewhere in the call stack: every
@@ -327,12 +378,16 @@ impl Inner {
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "non-string panic payload".to_string());
         let busy: Vec<usize> = (0..self.slots.len())
-            .filter(|&i| self.slots[i].is_busy() && self.slots[i].link != Link::Free)
+            .filter(|&i| self.slots[i].any_busy() && self.slots[i].link != Link::Free)
             .collect();
         for i in busy {
             self.clear_queue(i);
-            self.slots[i].occupant = Occupant::Dead;
-            if self.slots[i].link == Link::Removed {
+            for out in [false, true] {
+                if self.slots[i].is_busy(out) {
+                    *self.slots[i].occupant_mut(out) = Occupant::Dead;
+                }
+            }
+            if self.slots[i].link == Link::Removed && self.slots[i].is_vacant() {
                 self.free_slot(i);
             }
         }

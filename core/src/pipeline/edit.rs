@@ -8,6 +8,9 @@
 //! - removing a handler whose callback is running unlinks it at once and
 //!   calls its `handler_removed` when the callback returns; events it
 //!   forwards meanwhile go to its former neighbours;
+//! - a [`Combined`](crate::Combined) is linked as one slot holding its two
+//!   halves; each half's `handler_added` runs (inbound first), and removing
+//!   it removes both, each half leaving when its own callback returns;
 //! - replacing links the new handler right after the old one, then removes
 //!   the old one, so `handler_added` of the new runs before
 //!   `handler_removed` of the old;
@@ -15,8 +18,11 @@
 //!   short and edits rare; dispatch is what must be cheap).
 
 use super::dispatch::Inner;
-use super::slot::{Ev, Link, Occupant, Slot, HEAD, INBOUND_KINDS, KINDS, TAIL};
-use crate::{Error, Handler};
+use std::collections::VecDeque;
+
+use super::slot::{Duplex, Ev, Link, Occupant, Slot, HEAD, INBOUND_KINDS, KINDS, TAIL};
+use crate::combined::Halves;
+use crate::{Error, Events, Handler};
 
 /// A handler, by name or by slot (a context's own).
 #[derive(Clone, Copy, Debug)]
@@ -103,7 +109,27 @@ impl Inner {
 
     fn link_new(&mut self, prev: usize, name: &str, mut handler: Box<dyn Handler>) {
         let next = self.slots[prev].next;
-        let slot = Slot::new(name, handler.interest().bits(), prev, next);
+        let (interest, halves) = match handler.take_halves() {
+            Some(Halves {
+                inbound,
+                outbound,
+                shared,
+            }) => {
+                let interest = (inbound.interest().bits() & Events::INBOUND.bits())
+                    | (outbound.interest().bits() & Events::OUTBOUND.bits());
+                (interest, Some((inbound, outbound, shared)))
+            }
+            None => (handler.interest().bits(), None),
+        };
+        let mut slot = Slot::new(name, interest, prev, next);
+        let halves = halves.map(|(inbound, outbound, shared)| {
+            slot.duplex = Some(Box::new(Duplex {
+                out: Occupant::Busy, // until its `handler_added` returns
+                queued: VecDeque::new(),
+                shared,
+            }));
+            (inbound, outbound)
+        });
         let idx = match self.free.pop() {
             Some(i) => {
                 self.slots[i] = slot;
@@ -119,8 +145,17 @@ impl Inner {
         self.slots[prev].next = idx;
         self.slots[next].prev = idx;
         self.rehop();
-        self.call(&mut *handler, idx, Ev::Added);
-        self.finish_call(idx, handler);
+        let Some((mut inbound, mut outbound)) = halves else {
+            self.call(&mut *handler, idx, false, Ev::Added);
+            return self.finish_call(idx, false, handler);
+        };
+        drop(handler);
+        // Each half is told it was added, the inbound half first; the
+        // outbound half stays busy meanwhile, so what reaches it queues.
+        self.call(&mut *inbound, idx, false, Ev::Added);
+        self.finish_call(idx, false, inbound);
+        self.call(&mut *outbound, idx, true, Ev::Added);
+        self.finish_call(idx, true, outbound);
     }
 
     /// Removes a handler (see the contract for a busy one).
@@ -130,10 +165,21 @@ impl Inner {
             return Ok(());
         }
         self.unlink(idx);
-        match std::mem::replace(&mut self.slots[idx].occupant, Occupant::Busy) {
-            Occupant::Idle(h) => self.call_removed(idx, h),
-            Occupant::Busy => {} // finished when its callback returns
-            Occupant::Dead => self.free_slot(idx),
+        // Each half (or the one handler) finishes leaving now if it is idle,
+        // else when its callback returns; the slot is freed after the last.
+        for out in [false, true] {
+            let occ = self.slots[idx].occupant_mut(out);
+            if let Occupant::Idle(_) = occ {
+                if let Occupant::Idle(h) = std::mem::replace(occ, Occupant::Busy) {
+                    self.call_removed(idx, out, h);
+                }
+            }
+            if self.slots[idx].link == Link::Free || self.slots[idx].duplex.is_none() {
+                break;
+            }
+        }
+        if self.slots[idx].link == Link::Removed && self.slots[idx].is_vacant() {
+            self.free_slot(idx); // dead halves only
         }
         Ok(())
     }
@@ -179,6 +225,7 @@ impl Inner {
         let s = &mut self.slots[idx];
         s.link = Link::Free;
         s.occupant = Occupant::Dead;
+        s.duplex = None;
         s.name = "".into();
         self.free.push(idx);
     }
@@ -242,7 +289,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     //! The skip tables against a naive walk of the list, over random
-    //! sequences of edits.
+    //! sequences of edits of one-piece and `Combined` handlers.
 
     use proptest::prelude::*;
 
@@ -304,7 +351,17 @@ mod tests {
                 let name = format!("h{next_name}");
                 match op {
                     Op::Add { at, pos, interest } => {
-                        let h = Box::new(Declares(Events::from_bits(interest)));
+                        // Odd interests make a Combined whose halves declare
+                        // the same bits (each counts for its direction only).
+                        let h: Box<dyn Handler> = if interest % 2 == 1 {
+                            Box::new(crate::Combined::new(
+                                (),
+                                Declares(Events::from_bits(interest)),
+                                Declares(Events::from_bits(interest)),
+                            ))
+                        } else {
+                            Box::new(Declares(Events::from_bits(interest)))
+                        };
                         let base = pick(pos);
                         let at = match (at, base.as_deref()) {
                             (0, _) | (_, None) => At::First,

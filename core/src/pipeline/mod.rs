@@ -34,6 +34,7 @@ mod context;
 mod dispatch;
 mod edit;
 mod ends;
+mod locals;
 mod slot;
 mod timers;
 mod transport;
@@ -91,6 +92,12 @@ impl Pipeline {
     /// The channel this pipeline belongs to.
     pub fn channel(&self) -> &Channel {
         &self.inner.channel
+    }
+
+    /// The pipeline's value of type `T`, created with `T::default()` the
+    /// first time (see [`Context::local`]).
+    pub fn local<T: Default + Send + 'static>(&mut self) -> &mut T {
+        self.inner.local::<T>()
     }
 
     /// The transport's view of this pipeline: only transports (and

@@ -7,10 +7,17 @@
 //!   [`Occupant`] what its handler is doing; the two are independent: a
 //!   handler can be removed while its callback is still running (it is
 //!   `Removed` and `Busy`), and finishes leaving when the callback returns;
+//! - a slot holds one handler, or the two halves of a
+//!   [`Combined`](crate::Combined): then inbound events go to the inbound
+//!   half and outbound operations to the outbound half, each half has its
+//!   own [`Occupant`] and its own queue, so an answer written while the
+//!   inbound half is busy with a read reaches the outbound half at once;
+//!   what the halves share lives in the slot ([`Duplex::shared`]);
 //! - `hop[k]` is the slot that event kind `k` goes to from here; it is kept
 //!   up to date by the structural edits, so skipping the handlers that did
 //!   not declare an event costs nothing per event.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::mem;
 
@@ -42,8 +49,9 @@ pub(crate) enum Ev {
     Close(Option<Promise>),
     /// Only ever delivered to one handler, never forwarded.
     Added,
-    /// A timer the handler armed is due; only ever delivered to it.
-    Timer(super::TimerId),
+    /// A timer the handler armed is due; only ever delivered to it (to
+    /// the outbound half of a `Combined` when `true`).
+    Timer(super::TimerId, bool),
 }
 
 impl Ev {
@@ -61,7 +69,17 @@ impl Ev {
             Ev::Flush => Events::FLUSH.bits(),
             Ev::ReadRequest => Events::READ_REQUEST.bits(),
             Ev::Close(_) => Events::CLOSE.bits(),
-            Ev::Added | Ev::Timer(_) => 0,
+            Ev::Added | Ev::Timer(..) => 0,
+        }
+    }
+
+    /// Whether it goes to the outbound half of a `Combined` (`Added` is
+    /// delivered to each half by itself).
+    #[inline]
+    pub(super) fn outbound(&self) -> bool {
+        match self {
+            Ev::Timer(_, out) => *out,
+            ev => ev.bit() & Events::OUTBOUND.bits() != 0,
         }
     }
 }
@@ -103,6 +121,20 @@ pub(super) struct Slot {
     /// (boxed: rarely used, and a slot should stay small).
     #[allow(clippy::box_collection)] // deliberate: 8 bytes per slot instead of 32
     pub(super) queued: Option<Box<VecDeque<Ev>>>,
+    /// The outbound half of a `Combined` and what the halves share; `None`
+    /// for a handler in one piece (boxed: 8 bytes for the others).
+    pub(super) duplex: Option<Box<Duplex>>,
+}
+
+/// What a slot holding a `Combined` adds: the outbound half, its queue,
+/// and the state both halves reach through `Context::shared`.
+pub(super) struct Duplex {
+    /// The outbound half (the inbound half is the slot's `occupant`).
+    pub(super) out: Occupant,
+    /// Outbound operations that arrived while the outbound half was busy.
+    pub(super) queued: VecDeque<Ev>,
+    /// The halves' shared state.
+    pub(super) shared: Box<dyn Any + Send>,
 }
 
 impl Slot {
@@ -117,6 +149,7 @@ impl Slot {
             next,
             link: Link::Linked,
             queued: None,
+            duplex: None,
         }
     }
 
@@ -131,27 +164,68 @@ impl Slot {
             next,
             link: Link::Linked,
             queued: None,
+            duplex: None,
         }
     }
 
-    /// Takes the handler out to call it, leaving the slot busy; `None` when
-    /// it is busy already or dead.
+    /// The occupant that events of direction `out` reach.
     #[inline]
-    pub(super) fn take(&mut self) -> Option<Box<dyn Handler>> {
-        if !matches!(self.occupant, Occupant::Idle(_)) {
+    pub(super) fn occupant_mut(&mut self, out: bool) -> &mut Occupant {
+        match &mut self.duplex {
+            Some(d) if out => &mut d.out,
+            _ => &mut self.occupant,
+        }
+    }
+
+    #[inline]
+    fn occupant(&self, out: bool) -> &Occupant {
+        match &self.duplex {
+            Some(d) if out => &d.out,
+            _ => &self.occupant,
+        }
+    }
+
+    /// Takes the handler (or the half) that events of direction `out`
+    /// reach out to call it, leaving it busy; `None` when it is busy
+    /// already or dead.
+    #[inline]
+    pub(super) fn take(&mut self, out: bool) -> Option<Box<dyn Handler>> {
+        let occ = self.occupant_mut(out);
+        if !matches!(occ, Occupant::Idle(_)) {
             return None;
         }
-        match mem::replace(&mut self.occupant, Occupant::Busy) {
+        match mem::replace(occ, Occupant::Busy) {
             Occupant::Idle(h) => Some(h),
             _ => None,
         }
     }
 
-    pub(super) fn is_busy(&self) -> bool {
-        matches!(self.occupant, Occupant::Busy)
+    /// Whether the handler (half) of direction `out` is busy.
+    pub(super) fn is_busy(&self, out: bool) -> bool {
+        matches!(self.occupant(out), Occupant::Busy)
     }
 
-    pub(super) fn has_queued(&self) -> bool {
-        self.queued.as_ref().is_some_and(|q| !q.is_empty())
+    /// Whether either half is busy.
+    pub(super) fn any_busy(&self) -> bool {
+        self.is_busy(false) || self.is_busy(true)
+    }
+
+    /// Whether no handler (half) is left in it: a removed slot is freed
+    /// once this holds.
+    pub(super) fn is_vacant(&self) -> bool {
+        matches!(self.occupant, Occupant::Dead)
+            && self
+                .duplex
+                .as_ref()
+                .is_none_or(|d| matches!(d.out, Occupant::Dead))
+    }
+
+    /// Whether events of direction `out` are queued here.
+    #[inline]
+    pub(super) fn has_queued(&self, out: bool) -> bool {
+        match &self.duplex {
+            Some(d) if out => !d.queued.is_empty(),
+            _ => self.queued.as_ref().is_some_and(|q| !q.is_empty()),
+        }
     }
 }

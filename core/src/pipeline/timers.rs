@@ -42,35 +42,45 @@ impl fmt::Debug for TimerId {
     }
 }
 
-/// The armed timers of one pipeline: one heap of (deadline, id, slot),
+/// Whose timer it is: a slot's handler, or one half of a
+/// [`Combined`](crate::Combined) (each half hears its own timers).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(crate) struct Owner {
+    pub(crate) slot: usize,
+    /// The outbound half of a `Combined`.
+    pub(crate) out: bool,
+}
+
+/// The armed timers of one pipeline: one heap of (deadline, id, owner),
 /// earliest first, and the ids cancelled but still in it (rarely any). A
 /// channel with one timer (an idle guard) holds one allocation of one
 /// entry.
 #[derive(Default)]
 pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, TimerId, usize)>>,
+    heap: BinaryHeap<Reverse<(Instant, TimerId, Owner)>>,
     cancelled: Vec<TimerId>,
     next: u64,
 }
 
 impl Timers {
-    /// Arms a timer for the handler in slot `slot`.
-    pub(crate) fn arm(&mut self, slot: usize, deadline: Instant) -> TimerId {
+    /// Arms a timer for `owner`.
+    pub(crate) fn arm(&mut self, owner: Owner, deadline: Instant) -> TimerId {
         self.next = self.next.wrapping_add(1);
         let id = TimerId(self.next);
         if self.heap.capacity() == 0 {
             self.heap.reserve_exact(1); // most channels arm one timer at a time
         }
-        self.heap.push(Reverse((deadline, id, slot)));
+        self.heap.push(Reverse((deadline, id, owner)));
         id
     }
 
-    /// Disarms `id`; whether it was armed (by the handler in `slot`).
+    /// Disarms `id`; whether it was armed (by the handler in `slot`, either
+    /// half of a `Combined`).
     pub(crate) fn cancel(&mut self, slot: usize, id: TimerId) -> bool {
         let armed = self
             .heap
             .iter()
-            .any(|Reverse((_, i, s))| *i == id && *s == slot);
+            .any(|Reverse((_, i, o))| *i == id && o.slot == slot);
         if !armed || self.cancelled.contains(&id) {
             return false;
         }
@@ -84,7 +94,7 @@ impl Timers {
         if self.heap.is_empty() {
             return;
         }
-        self.heap.retain(|Reverse((_, _, s))| *s != slot);
+        self.heap.retain(|Reverse((_, _, o))| o.slot != slot);
         let heap = &self.heap;
         self.cancelled
             .retain(|id| heap.iter().any(|Reverse((_, i, _))| i == id));
@@ -96,15 +106,15 @@ impl Timers {
         self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
-    /// Takes the earliest timer due at `now`: its id and slot.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerId, usize)> {
-        let Reverse((at, id, slot)) = *self.heap.peek()?;
+    /// Takes the earliest timer due at `now`: its id and owner.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerId, Owner)> {
+        let Reverse((at, id, owner)) = *self.heap.peek()?;
         if at > now {
             return None;
         }
         self.heap.pop();
         self.trim();
-        Some((id, slot))
+        Some((id, owner))
     }
 
     /// Drops cancelled entries from the top of the heap, so that the top
@@ -138,17 +148,18 @@ mod tests {
     fn due_timers_come_in_deadline_order_and_cancelled_ones_never() {
         let t0 = Instant::now();
         let mut t = Timers::default();
-        let a = t.arm(2, t0 + Duration::from_secs(3));
-        let b = t.arm(3, t0 + Duration::from_secs(1));
-        let c = t.arm(2, t0 + Duration::from_secs(1));
-        let d = t.arm(4, t0 + Duration::from_secs(2));
+        let w = |slot| Owner { slot, out: false };
+        let a = t.arm(w(2), t0 + Duration::from_secs(3));
+        let b = t.arm(w(3), t0 + Duration::from_secs(1));
+        let c = t.arm(w(2), t0 + Duration::from_secs(1));
+        let d = t.arm(w(4), t0 + Duration::from_secs(2));
         assert!(t.cancel(4, d));
         assert!(!t.cancel(2, d), "cancelled already");
         assert!(!t.cancel(3, a), "another handler's timer");
         assert_eq!(t.next_deadline(), Some(t0 + Duration::from_secs(1)));
         assert_eq!(t.pop_due(t0), None);
         let due: Vec<_> = std::iter::from_fn(|| t.pop_due(t0 + Duration::from_secs(5))).collect();
-        assert_eq!(due, [(b, 3), (c, 2), (a, 2)]);
+        assert_eq!(due, [(b, w(3)), (c, w(2)), (a, w(2))]);
         assert_eq!(t.next_deadline(), None);
     }
 
@@ -156,8 +167,9 @@ mod tests {
     fn a_removed_handler_keeps_no_timer() {
         let t0 = Instant::now();
         let mut t = Timers::default();
-        t.arm(5, t0);
-        t.arm(6, t0 + Duration::from_secs(1));
+        let w = |slot| Owner { slot, out: true };
+        t.arm(w(5), t0);
+        t.arm(w(6), t0 + Duration::from_secs(1));
         t.forget_slot(5);
         assert_eq!(t.len(), 1);
         assert_eq!(t.next_deadline(), Some(t0 + Duration::from_secs(1)));
