@@ -90,6 +90,22 @@ pub trait Decoder: Send + 'static {
         };
         Ok(item.map(Msg::user))
     }
+
+    /// What [`DecoderHandler`] calls, with its handler's context (Netty's
+    /// `decode(ctx, in, out)`): the default calls
+    /// [`decode_msg`](Self::decode_msg). A decoder that runs as the inbound
+    /// half of a [`Combined`](weft_core::Combined) overrides it to reach the
+    /// state the halves share ([`Context::shared`]), as the HTTP server
+    /// codec's request decoder does.
+    fn decode_with(
+        &mut self,
+        ctx: &mut Context<'_>,
+        src: &mut Cumulation,
+        eof: bool,
+    ) -> Result<Option<Msg>, Error> {
+        let _ = ctx;
+        self.decode_msg(src, eof)
+    }
 }
 
 /// Runs a [`Decoder`] in a pipeline (Netty's `ByteToMessageDecoder`).
@@ -174,7 +190,7 @@ impl<D: Decoder> DecoderHandler<D> {
                 return;
             }
             let before = self.cum.len();
-            let r = self.decoder.decode_msg(&mut self.cum, eof);
+            let r = self.decoder.decode_with(ctx, &mut self.cum, eof);
             // Decoding only takes bytes away.
             let consumed = before.saturating_sub(self.cum.len());
             match r {

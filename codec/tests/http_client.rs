@@ -194,3 +194,35 @@ fn body_slices_share_the_read_buffer() {
     };
     assert_eq!(data.as_ptr(), input[input.len() - 4..].as_ptr());
 }
+
+#[test]
+fn a_request_written_while_a_response_is_read_is_framed_by_its_own_method() {
+    // The application sends a HEAD as soon as the first response's head
+    // arrives: the codec's encoding half takes it at once (the halves are
+    // called apart), and the HEAD's answer, with no body, is framed right.
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent2 = sent.clone();
+    let app = weft_core::from_fn(
+        move |ctx: &mut weft_core::Context<'_>, part: HttpResponseIn| {
+            if let HttpResponseIn::Head { .. } = &part {
+                if !sent2.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    let req = http::Request::head("http://x/b").body(()).unwrap();
+                    ctx.write_and_flush(Msg::user(req));
+                }
+            }
+            ctx.fire_read(Msg::user(part));
+        },
+    );
+    let mut ch = EmbeddedChannel::builder()
+        .add_last("http", HttpClientCodec::new())
+        .add_last("app", app)
+        .build();
+    send(&mut ch, Method::GET, "http://x/a");
+    ch.write_inbound(&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"[..]);
+    assert!(ch.read_outbound_bytes().starts_with(b"HEAD /b"));
+    // Framed as a GET's, the second answer would wait for 9 bytes.
+    assert_eq!(
+        summary(&mut ch),
+        ["H 200 Length(2)", "E 2 0", "H 200 Empty"]
+    );
+}

@@ -9,9 +9,12 @@
 //!   neither is refused), `Content-Length` is added when the body is not
 //!   empty or the method is one that carries a body; the request target is
 //!   the URI's origin form (its authority for CONNECT);
-//! - each request tells the decoder its method, so the answer to a HEAD or
-//!   a CONNECT is framed right; inbound, it is a [`DecoderHandler`] over
-//!   [`HttpResponseDecoder`], yielding [`HttpResponseIn`] parts;
+//! - it is one handler, a [`Combined`](weft_core::Combined): the encoding
+//!   half tells the decoding half each request's method through the state
+//!   they share, so the answer to a HEAD or a CONNECT is framed right;
+//!   inbound, it is a [`DecoderHandler`] over [`HttpResponseDecoder`],
+//!   yielding [`HttpResponseIn`] parts. The halves are called apart: a
+//!   request written while a response is being read is encoded at once;
 //! - other messages pass through untouched.
 //!
 //! [`HttpResponseIn`]: super::HttpResponseIn
@@ -22,10 +25,12 @@ use std::fmt::Write as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, Request, Version};
-use weft_core::{CompositeBytes, Context, Error, Events, FileRegion, Handler, Msg, Promise};
+use weft_core::{
+    Combined, CompositeBytes, Context, Error, Events, FileRegion, Halves, Handler, Msg, Promise,
+};
 
 use super::response::put_fields;
-use super::response_decoder::HttpResponseDecoder;
+use super::response_decoder::{HttpResponseDecoder, Sent};
 use crate::DecoderHandler;
 
 /// The client side of HTTP/1.1 in one handler.
@@ -43,8 +48,11 @@ use crate::DecoderHandler;
 /// assert!(matches!(ch.read_inbound(), Some(HttpResponseIn::Head { .. })));
 /// ```
 pub struct HttpClientCodec {
-    inbound: DecoderHandler<HttpResponseDecoder>,
+    halves: Combined<Sent, DecoderHandler<HttpResponseDecoder>, RequestEncoder>,
 }
+
+/// The encoding half.
+struct RequestEncoder;
 
 impl Default for HttpClientCodec {
     fn default() -> Self {
@@ -59,9 +67,14 @@ impl HttpClientCodec {
     }
 
     /// A codec over a decoder configured by the caller.
-    pub fn with_decoder(decoder: HttpResponseDecoder) -> HttpClientCodec {
+    pub fn with_decoder(mut decoder: HttpResponseDecoder) -> HttpClientCodec {
+        decoder.in_codec = true;
         HttpClientCodec {
-            inbound: DecoderHandler::new(decoder),
+            halves: Combined::new(
+                Sent::default(),
+                DecoderHandler::new(decoder),
+                RequestEncoder,
+            ),
         }
     }
 }
@@ -169,29 +182,22 @@ fn encode_request(req: Request<Body>) -> Result<(Method, Vec<Msg>), Error> {
     Ok((parts.method, msgs))
 }
 
+/// A pipeline links the two halves apart (`take_halves`); the codec's own
+/// callbacks are reached only when it is wrapped in another handler, which
+/// `handler_added` reports.
 impl Handler for HttpClientCodec {
+    fn take_halves(&mut self) -> Option<Halves> {
+        self.halves.take_halves()
+    }
+
+    fn handler_added(&mut self, ctx: &mut Context<'_>) {
+        self.halves.handler_added(ctx);
+    }
+}
+
+impl Handler for RequestEncoder {
     fn interest(&self) -> Events {
-        Events::READ | Events::USER_EVENT | Events::INACTIVE | Events::WRITABILITY | Events::WRITE
-    }
-
-    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
-        self.inbound.channel_read(ctx, msg);
-    }
-
-    fn user_event(&mut self, ctx: &mut Context<'_>, event: weft_core::UserEvent) {
-        self.inbound.user_event(ctx, event);
-    }
-
-    fn channel_inactive(&mut self, ctx: &mut Context<'_>) {
-        self.inbound.channel_inactive(ctx);
-    }
-
-    fn writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) {
-        self.inbound.writability_changed(ctx, writable);
-    }
-
-    fn handler_removed(&mut self, ctx: &mut Context<'_>) {
-        self.inbound.handler_removed(ctx);
+        Events::WRITE
     }
 
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
@@ -202,12 +208,7 @@ impl Handler for HttpClientCodec {
         let upgrade = req.headers().contains_key(http::header::UPGRADE);
         match encode_request(req) {
             Ok((method, msgs)) => {
-                let d = self.inbound.decoder_mut();
-                if upgrade {
-                    d.expect_upgrade_response_to(method);
-                } else {
-                    d.expect_response_to(method);
-                }
+                ctx.shared::<Sent>().0.push_back((method, upgrade));
                 crate::encoder::write_parts(ctx, msgs, promise);
             }
             Err(e) => crate::encoder::fail_write(ctx, e, promise),
@@ -217,8 +218,6 @@ impl Handler for HttpClientCodec {
 
 impl fmt::Debug for HttpClientCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpClientCodec")
-            .field("decoder", self.inbound.decoder())
-            .finish()
+        f.debug_struct("HttpClientCodec").finish_non_exhaustive()
     }
 }

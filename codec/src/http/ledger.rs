@@ -15,11 +15,11 @@
 //!   an answer can let in (the bound is reached, or an upgrade is
 //!   pending); the encoder, at the next answer, clears it and fires
 //!   [`LetIn`] at the decoder, which decodes on;
-//! - both halves run on the connection's task, one callback at a time, so
-//!   the lock is never contended: it is there because handlers are `Send`.
+//! - it is the state of the codec's [`Combined`](weft_core::Combined): a
+//!   plain value each half reaches through `Context::shared`, never held
+//!   while an event moves on (the borrow of the context sees to it).
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::response::RequestInfo;
 
@@ -38,28 +38,18 @@ pub(crate) struct Ledger {
     pub(crate) stalled: bool,
 }
 
-/// The ledger, as both halves hold it.
-pub(crate) type Shared = Arc<Mutex<Ledger>>;
-
-/// A ledger for `max_in_flight` requests in flight.
-pub(crate) fn shared(max_in_flight: usize) -> Shared {
-    Arc::new(Mutex::new(Ledger {
-        unanswered: VecDeque::new(),
-        max_in_flight,
-        stop: false,
-        upgrade_refused: false,
-        stalled: false,
-    }))
-}
-
-/// Locks the ledger. A panic in a handler loses the pipeline's busy
-/// handlers, so a poisoned ledger is never seen by a live half; taking it
-/// anyway keeps a panic from becoming two.
-pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, Ledger> {
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Ledger {
+    /// A ledger for `max_in_flight` requests in flight.
+    pub(crate) fn new(max_in_flight: usize) -> Ledger {
+        Ledger {
+            unanswered: VecDeque::new(),
+            max_in_flight,
+            stop: false,
+            upgrade_refused: false,
+            stalled: false,
+        }
+    }
+
     /// Whether the oldest request waiting is an invalid one (whose answer
     /// the encoder writes in its turn).
     pub(crate) fn invalid_first(&self) -> bool {
@@ -67,8 +57,8 @@ impl Ledger {
     }
 }
 
-/// The user event the encoder fires at the decoder when an answer lets
-/// more requests in (see the module contract). It never passes the
-/// decoder.
+/// The user event the encoder sends its decoding half
+/// (`Context::fire_user_event_to_self`) when an answer lets more requests
+/// in (see the module contract). It never passes the decoder.
 #[derive(Debug)]
 pub(crate) struct LetIn;

@@ -23,13 +23,13 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, Request};
-use weft_core::{Error, Msg};
+use weft_core::{Context, Error, Msg};
 
 use super::body::{BodyDecoder, BodyItem};
 use super::error::HttpError;
 use super::framing::{request_framing, BodyFraming};
 use super::head::{parse_request_head, HeadLimits};
-use super::ledger::{self, Ledger, Shared};
+use super::ledger::Ledger;
 use super::response::{has_token, persistent, RequestInfo};
 use crate::{Cumulation, Decoder};
 
@@ -124,9 +124,9 @@ pub struct HttpRequestDecoder {
     upgrading: bool,
     /// Requests decoded so far.
     seq: u64,
-    /// Under the server codec: the requests in flight, shared with its
-    /// encoder (`ledger.rs`).
-    pub(crate) ledger: Option<Shared>,
+    /// Under the server codec: the requests in flight are kept in the
+    /// ledger its halves share (`ledger.rs`, `Context::shared`).
+    pub(crate) in_codec: bool,
 }
 
 impl Default for HttpRequestDecoder {
@@ -150,7 +150,7 @@ impl HttpRequestDecoder {
             last: false,
             upgrading: false,
             seq: 0,
-            ledger: None,
+            in_codec: false,
         }
     }
 
@@ -301,14 +301,11 @@ impl HttpRequestDecoder {
     /// The next part, boxed (a head is built in its box).
     fn decode_boxed(
         &mut self,
+        mut ledger: Option<&mut Ledger>,
         src: &mut Cumulation,
         eof: bool,
     ) -> Result<Option<Box<HttpRequestPart>>, Error> {
-        // Taken out for the call, so that its guard and `self` can be
-        // borrowed together; one lock per call.
-        let shared = self.ledger.take();
-        let mut guard = shared.as_ref().map(ledger::lock);
-        if let Some(word) = guard.as_deref_mut() {
+        if let Some(word) = ledger.as_deref_mut() {
             // The encoder's word, left since the last call.
             if std::mem::take(&mut word.upgrade_refused) {
                 self.upgrade_refused();
@@ -317,12 +314,10 @@ impl HttpRequestDecoder {
                 self.state = State::Stopped;
             }
         }
-        let item = match self.decode_state(guard.as_deref_mut(), src) {
+        let item = match self.decode_state(ledger.as_deref_mut(), src) {
             Ok(item) => item,
-            Err(e) => self.fail(guard.as_deref_mut(), src, e).map(Box::new),
+            Err(e) => self.fail(ledger, src, e).map(Box::new),
         };
-        drop(guard);
-        self.ledger = shared;
         if eof && item.is_none() && !src.is_empty() {
             tracing::debug!(bytes = src.len(), "the connection ended inside a request");
         }
@@ -376,15 +371,31 @@ impl Decoder for HttpRequestDecoder {
     type Item = HttpRequestPart;
 
     fn decode(&mut self, src: &mut Cumulation) -> Result<Option<HttpRequestPart>, Error> {
-        Ok(self.decode_boxed(src, false)?.map(|b| *b))
+        Ok(self.decode_boxed(None, src, false)?.map(|b| *b))
     }
 
     fn decode_eof(&mut self, src: &mut Cumulation) -> Result<Option<HttpRequestPart>, Error> {
-        Ok(self.decode_boxed(src, true)?.map(|b| *b))
+        Ok(self.decode_boxed(None, src, true)?.map(|b| *b))
     }
 
     /// Heads are built in their box and handed on in it.
     fn decode_msg(&mut self, src: &mut Cumulation, eof: bool) -> Result<Option<Msg>, Error> {
-        Ok(self.decode_boxed(src, eof)?.map(Msg::from_box))
+        Ok(self.decode_boxed(None, src, eof)?.map(Msg::from_box))
+    }
+
+    /// Under the server codec, the ledger comes from the state its halves
+    /// share.
+    fn decode_with(
+        &mut self,
+        ctx: &mut Context<'_>,
+        src: &mut Cumulation,
+        eof: bool,
+    ) -> Result<Option<Msg>, Error> {
+        let ledger = if self.in_codec {
+            Some(ctx.shared::<Ledger>())
+        } else {
+            None
+        };
+        Ok(self.decode_boxed(ledger, src, eof)?.map(Msg::from_box))
     }
 }

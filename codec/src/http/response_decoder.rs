@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Response, StatusCode};
-use weft_core::Error;
+use weft_core::{Context, Error, Msg};
 
 use super::body::{BodyDecoder, BodyItem};
 use super::error::{HttpError, HttpErrorKind};
@@ -113,12 +113,19 @@ pub struct HttpResponseDecoder {
     max_head: usize,
     max_headers: usize,
     state: State,
-    /// The methods of the requests sent and not yet answered, in order.
     /// The requests sent and not yet answered: method, and whether it
     /// asked to switch protocols.
     pending: VecDeque<(Method, bool)>,
     last: bool,
+    /// Under the client codec: the requests its encoding half sent since
+    /// the last decode wait in the state the halves share ([`Sent`]).
+    pub(crate) in_codec: bool,
 }
+
+/// The requests the client codec's encoding half sent, not yet seen by its
+/// decoding half: the state of the codec's `Combined`.
+#[derive(Debug, Default)]
+pub(crate) struct Sent(pub(crate) VecDeque<(Method, bool)>);
 
 impl Default for HttpResponseDecoder {
     fn default() -> Self {
@@ -135,6 +142,7 @@ impl HttpResponseDecoder {
             state: State::Head,
             pending: VecDeque::new(),
             last: false,
+            in_codec: false,
         }
     }
 
@@ -245,6 +253,20 @@ impl Decoder for HttpResponseDecoder {
             Ok(item) => Ok(item),
             Err(e) => Ok(self.fail(src, e)),
         }
+    }
+
+    /// Under the client codec, the requests sent since the last call are
+    /// taken from the state its halves share first.
+    fn decode_with(
+        &mut self,
+        ctx: &mut Context<'_>,
+        src: &mut Cumulation,
+        eof: bool,
+    ) -> Result<Option<Msg>, Error> {
+        if self.in_codec {
+            self.pending.extend(ctx.shared::<Sent>().0.drain(..));
+        }
+        self.decode_msg(src, eof)
     }
 
     fn decode_eof(&mut self, src: &mut Cumulation) -> Result<Option<HttpResponseIn>, Error> {

@@ -2,15 +2,13 @@
 //! `HttpServerCodec` with its keep-alive handling).
 //!
 //! Contract:
-//! - it is two handlers: added as `name`, it is the decoding half (a
-//!   [`DecoderHandler`] over [`HttpRequestDecoder`], yielding
-//!   [`HttpRequestPart`](super::HttpRequestPart)s), and on
-//!   `handler_added` it links its encoding half right in front of itself
-//!   (towards the transport) as `"<name>-encoder"` (`server_encoder.rs`).
-//!   So an answer written while the decoder is busy with a read is encoded
-//!   at once, not queued behind the read; a handler that must see the
-//!   encoded bytes goes before the encoder (`add_first`, or
-//!   `add_before("<name>-encoder", ..)`). Removing the codec removes both;
+//! - it is one handler, a [`Combined`](weft_core::Combined) of two halves:
+//!   the decoding half (a [`DecoderHandler`] over [`HttpRequestDecoder`],
+//!   yielding [`HttpRequestPart`](super::HttpRequestPart)s) and the
+//!   encoding half (`server_encoder.rs`). The pipeline calls them apart, so
+//!   an answer written while the decoder is busy with a read is encoded at
+//!   once, not queued behind the read; a handler that must see the encoded
+//!   bytes goes before the codec;
 //! - outbound, it encodes full responses (`http::Response<()>`,
 //!   `Response<Bytes>`, `Response<CompositeBytes>`, `Response<FileRegion>`)
 //!   and streamed ones ([`HttpResponsePart::Head`](super::HttpResponsePart),
@@ -41,13 +39,14 @@
 //!   protocol's); any other answer lets HTTP parsing go on. A 101 to a
 //!   request that did not ask for it fails its write;
 //! - the halves share a [`Ledger`](super::ledger::Ledger) of the requests
-//!   in flight; the encoder never calls the decoder (`ledger.rs`).
+//!   in flight, a plain value (`Context::shared`); the encoder never calls
+//!   the decoder (`ledger.rs`).
 
 use std::fmt;
 
-use weft_core::{Context, Events, Handler, Msg, UserEvent};
+use weft_core::{Combined, Context, Events, Halves, Handler, Msg, UserEvent};
 
-use super::ledger::{self, LetIn, Shared};
+use super::ledger::{Ledger, LetIn};
 use super::request::HttpRequestDecoder;
 use super::server_encoder::{AnswerInTurn, HttpServerEncoder};
 use crate::DecoderHandler;
@@ -55,7 +54,7 @@ use crate::DecoderHandler;
 /// Default most requests decoded ahead of their answers.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
 
-/// The server side of HTTP/1.1: add it once, it links its encoder itself
+/// The server side of HTTP/1.1: requests in, answers out, one handler
 /// (see the module contract).
 ///
 /// ```
@@ -73,19 +72,19 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
 ///     .add_last("http", HttpServerCodec::new())
 ///     .add_last("hello", hello)
 ///     .build();
-/// assert_eq!(ch.pipeline().names(), ["http-encoder", "http", "hello"]);
+/// assert_eq!(ch.pipeline().names(), ["http", "hello"]);
 /// ch.write_inbound(&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
 /// let out = ch.read_outbound_bytes();
 /// assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
 /// assert!(out.ends_with(b"content-length: 13\r\n\r\nHello, World!"));
 /// ```
 pub struct HttpServerCodec {
+    halves: Combined<Ledger, ServerDecoding, HttpServerEncoder>,
+}
+
+/// The decoding half: the request decoder and the in-flight bound.
+struct ServerDecoding {
     inbound: DecoderHandler<HttpRequestDecoder>,
-    ledger: Shared,
-    /// The encoding half, until `handler_added` links it.
-    encoder: Option<HttpServerEncoder>,
-    /// Its name once linked.
-    encoder_name: String,
     /// Auto-read was switched off by the in-flight bound.
     holding_reads: bool,
 }
@@ -104,14 +103,17 @@ impl HttpServerCodec {
 
     /// A codec over a decoder configured by the caller.
     pub fn with_decoder(mut decoder: HttpRequestDecoder) -> HttpServerCodec {
-        let ledger = ledger::shared(DEFAULT_MAX_IN_FLIGHT);
-        decoder.ledger = Some(ledger.clone());
-        HttpServerCodec {
+        decoder.in_codec = true;
+        let decoding = ServerDecoding {
             inbound: DecoderHandler::new(decoder),
-            encoder: Some(HttpServerEncoder::new(ledger.clone())),
-            ledger,
-            encoder_name: String::new(),
             holding_reads: false,
+        };
+        HttpServerCodec {
+            halves: Combined::new(
+                Ledger::new(DEFAULT_MAX_IN_FLIGHT),
+                decoding,
+                HttpServerEncoder::new(),
+            ),
         }
     }
 
@@ -121,18 +123,22 @@ impl HttpServerCodec {
     /// the [`HttpRequestPart::Invalid`](super::HttpRequestPart::Invalid)
     /// part it receives, and the connection still ends after that answer.
     pub fn answer_invalid(mut self, on: bool) -> Self {
-        if let Some(e) = self.encoder.as_mut() {
+        if let Some(e) = self.halves.outbound_mut() {
             e.answer_invalid = on;
         }
         self
     }
 
     /// Most requests decoded ahead of their answers (default 16; at least 1).
-    pub fn max_in_flight(self, n: usize) -> Self {
-        ledger::lock(&self.ledger).max_in_flight = n.max(1);
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        if let Some(l) = self.halves.state_mut() {
+            l.max_in_flight = n.max(1);
+        }
         self
     }
+}
 
+impl ServerDecoding {
     /// After decoding: hold reads if bytes wait behind the bound, and tell
     /// the encoder if an invalid request may be first in line.
     fn after_decoding(&mut self, ctx: &mut Context<'_>) {
@@ -142,7 +148,7 @@ impl HttpServerCodec {
             return;
         }
         let (full, invalid_first) = {
-            let l = ledger::lock(&self.ledger);
+            let l = ctx.shared::<Ledger>();
             (l.unanswered.len() >= l.max_in_flight, l.invalid_first())
         };
         // Not merely at the bound: that would cost two auto-read changes
@@ -151,29 +157,15 @@ impl HttpServerCodec {
             self.holding_reads = true;
             ctx.channel().set_auto_read(false);
         }
-        if invalid_first && ctx.contains(&self.encoder_name) {
-            ctx.write(Msg::user(AnswerInTurn));
+        if invalid_first {
+            ctx.write_to_self(Msg::user(AnswerInTurn));
         }
     }
 }
 
-impl Handler for HttpServerCodec {
+impl Handler for ServerDecoding {
     fn interest(&self) -> Events {
         Events::READ | Events::USER_EVENT | Events::INACTIVE | Events::WRITABILITY
-    }
-
-    fn handler_added(&mut self, ctx: &mut Context<'_>) {
-        let Some(mut encoder) = self.encoder.take() else {
-            return;
-        };
-        encoder.decoder_name = ctx.name().to_string();
-        self.encoder_name = format!("{}-encoder", ctx.name());
-        if let Err(e) = ctx.add_before_self(&self.encoder_name, encoder) {
-            // Without its encoder the codec cannot answer: say why, end.
-            tracing::error!(error = %e, "the HTTP codec could not link its encoder");
-            ctx.fire_exception(e);
-            ctx.close();
-        }
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
@@ -207,18 +199,24 @@ impl Handler for HttpServerCodec {
             ctx.channel().set_auto_read(true);
         }
         self.inbound.handler_removed(ctx);
-        if ctx.contains(&self.encoder_name) {
-            // Removed by the application: the encoder goes too.
-            let _ = ctx.remove(&self.encoder_name);
-        }
+    }
+}
+
+/// A pipeline links the two halves apart (`take_halves`); the codec's own
+/// callbacks are reached only when it is wrapped in another handler, which
+/// `handler_added` reports.
+impl Handler for HttpServerCodec {
+    fn take_halves(&mut self) -> Option<Halves> {
+        self.halves.take_halves()
+    }
+
+    fn handler_added(&mut self, ctx: &mut Context<'_>) {
+        self.halves.handler_added(ctx);
     }
 }
 
 impl fmt::Debug for HttpServerCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpServerCodec")
-            .field("encoder", &self.encoder_name)
-            .field("holding_reads", &self.holding_reads)
-            .finish()
+        f.debug_struct("HttpServerCodec").finish_non_exhaustive()
     }
 }

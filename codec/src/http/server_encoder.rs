@@ -1,6 +1,5 @@
 //! [`HttpServerEncoder`]: the outbound half of
-//! [`HttpServerCodec`](super::HttpServerCodec), installed by it right in
-//! front of itself (towards the transport) as `"<name>-encoder"`.
+//! [`HttpServerCodec`](super::HttpServerCodec) (a `Combined`).
 //!
 //! Contract:
 //! - it encodes full responses (`http::Response<()>`, `Response<Bytes>`,
@@ -16,12 +15,12 @@
 //!   written here in its turn, when the decoder's
 //!   [`AnswerInTurn`] says one waits or the answer before it completes;
 //! - a 101 to a request that asked to switch protocols is written, then
-//!   both halves leave the pipeline (the decoder hands the bytes behind the
-//!   request on); another answer to such a request lets the decoder parse
-//!   on;
+//!   the codec leaves the pipeline (the decoding half hands the bytes
+//!   behind the request on); another answer to such a request lets the
+//!   decoder parse on;
 //! - the encoder never calls the decoder: what an answer changes for it
-//!   goes through the ledger, and a decoder waiting for an answer gets a
-//!   [`LetIn`] event.
+//!   goes through the ledger (`Context::shared`), and a decoder waiting for
+//!   an answer gets a [`LetIn`] event (`Context::fire_user_event_to_self`).
 
 use std::fmt;
 
@@ -29,24 +28,22 @@ use bytes::Bytes;
 use http::StatusCode;
 use weft_core::{Context, Events, Handler, Msg, Promise};
 
-use super::ledger::{self, LetIn, Shared};
+use super::ledger::{Ledger, LetIn};
 use super::response::{
     encode_chunk, encode_end, encode_full, encode_stream_head, says_close, FullBody, HeadWriter,
     HttpResponsePart, RequestInfo, Streaming, PENDING_MAX,
 };
 use crate::encoder::{fail_write, write_parts};
 
-/// The message the decoder writes when an invalid request may be first in
-/// line: the encoder answers it if its turn has come. It never passes the
+/// The message the decoder writes to its encoding half
+/// (`Context::write_to_self`) when an invalid request may be first in line:
+/// the encoder answers it if its turn has come. It never passes the
 /// encoder.
 #[derive(Debug)]
 pub(crate) struct AnswerInTurn;
 
 /// See the module contract.
 pub(crate) struct HttpServerEncoder {
-    ledger: Shared,
-    /// The decoder half's name (both leave on a 101).
-    pub(crate) decoder_name: String,
     /// The request being answered by a streamed response, and its framing.
     streaming: Option<(RequestInfo, Streaming)>,
     /// The last answer is written: shut the output down at the next flush.
@@ -60,10 +57,8 @@ pub(crate) struct HttpServerEncoder {
 }
 
 impl HttpServerEncoder {
-    pub(crate) fn new(ledger: Shared) -> HttpServerEncoder {
+    pub(crate) fn new() -> HttpServerEncoder {
         HttpServerEncoder {
-            ledger,
-            decoder_name: String::new(),
             streaming: None,
             shutdown_due: false,
             answer_invalid: true,
@@ -74,8 +69,8 @@ impl HttpServerEncoder {
 
     /// The request the next answer is for; a default when an answer comes
     /// with no request (it is still encoded, as HTTP/1.1).
-    fn oldest(&self) -> RequestInfo {
-        ledger::lock(&self.ledger)
+    fn oldest(ctx: &mut Context<'_>) -> RequestInfo {
+        ctx.shared::<Ledger>()
             .unanswered
             .front()
             .copied()
@@ -84,8 +79,8 @@ impl HttpServerEncoder {
 
     /// Takes the oldest request off the ledger: its answer is being
     /// written whole. What the decoder must hear is noted on the way.
-    fn take_oldest(&self) -> (RequestInfo, After) {
-        let mut l = ledger::lock(&self.ledger);
+    fn take_oldest(ctx: &mut Context<'_>) -> (RequestInfo, After) {
+        let l = ctx.shared::<Ledger>();
         let req = l
             .unanswered
             .pop_front()
@@ -102,7 +97,7 @@ impl HttpServerEncoder {
 
     /// An answer is complete: the next request's turn.
     fn answered(&mut self, ctx: &mut Context<'_>, req: &RequestInfo) {
-        let (_, after) = self.take_oldest();
+        let (_, after) = Self::take_oldest(ctx);
         self.after_answer(ctx, req, after);
     }
 
@@ -112,7 +107,7 @@ impl HttpServerEncoder {
             self.ended = true;
         }
         if after.let_in {
-            ctx.fire_user_event(Box::new(LetIn));
+            ctx.fire_user_event_to_self(Box::new(LetIn));
         }
         if after.invalid_next {
             self.answer_invalid_in_turn(ctx);
@@ -124,7 +119,7 @@ impl HttpServerEncoder {
         if self.streaming.is_some() {
             return;
         }
-        let req = self.oldest();
+        let req = Self::oldest(ctx);
         let Some(status) = req.invalid else { return };
         if req.mute {
             // Its head was answered already: only the end is left.
@@ -151,14 +146,14 @@ impl HttpServerEncoder {
     }
 
     /// A 101 answers the request that asked to switch protocols: it is
-    /// written, then both halves leave the pipeline.
+    /// written, then the codec leaves the pipeline.
     fn switch_protocols(
         &mut self,
         ctx: &mut Context<'_>,
         resp: http::Response<FullBody>,
         promise: Option<Promise>,
     ) {
-        let req = self.oldest();
+        let req = Self::oldest(ctx);
         if !req.upgrade {
             let err = weft_core::Error::encode(
                 "a 101 answer to a request that did not ask to switch protocols",
@@ -169,13 +164,11 @@ impl HttpServerEncoder {
         let (rest, _) = encode_full(&mut self.heads, resp, &req);
         let head = self.heads.take().map(Msg::Bytes);
         write_parts(ctx, head.into_iter().chain(rest), promise);
-        ledger::lock(&self.ledger).unanswered.pop_front();
+        ctx.shared::<Ledger>().unanswered.pop_front();
         self.ended = true;
         tracing::debug!("protocol switched: the HTTP codec leaves the pipeline");
-        if ctx.contains(&self.decoder_name) {
-            // It hands the bytes that followed the request on as it leaves.
-            let _ = ctx.remove(&self.decoder_name);
-        }
+        // The decoding half hands the bytes that followed the request on as
+        // it leaves.
         ctx.remove_self();
     }
 
@@ -206,10 +199,10 @@ impl HttpServerEncoder {
 
     /// The application's answer says `Connection: close`: it is the last,
     /// and the decoder decodes nothing more.
-    fn closing(&self, req: &mut RequestInfo) {
+    fn closing(ctx: &mut Context<'_>, req: &mut RequestInfo) {
         if !req.last {
             req.last = true;
-            ledger::lock(&self.ledger).stop = true;
+            ctx.shared::<Ledger>().stop = true;
         }
     }
 
@@ -284,9 +277,9 @@ impl Handler for HttpServerEncoder {
             Ok(HttpResponsePart::Head(head)) => {
                 // A 1xx head answers nothing yet: no body follows it.
                 let interim = head.status().is_informational();
-                let mut req = self.oldest();
+                let mut req = Self::oldest(ctx);
                 if !interim && says_close(head.headers()) {
-                    self.closing(&mut req);
+                    Self::closing(ctx, &mut req);
                 }
                 let streaming = encode_stream_head(&mut self.heads, head, &mut req);
                 if !interim {
@@ -307,15 +300,15 @@ impl Handler for HttpServerEncoder {
             }
             Ok(resp) if resp.status().is_informational() => {
                 // It answers nothing yet: the request stays in line.
-                let req = self.oldest();
+                let req = Self::oldest(ctx);
                 let (rest, _) = encode_full(&mut self.heads, resp, &req);
                 self.write_encoded(ctx, rest, promise);
             }
             Ok(resp) => {
-                let (mut req, after) = self.take_oldest();
+                let (mut req, after) = Self::take_oldest(ctx);
                 let (rest, close) = encode_full(&mut self.heads, resp, &req);
                 if close {
-                    self.closing(&mut req);
+                    Self::closing(ctx, &mut req);
                 }
                 self.write_encoded(ctx, rest, promise);
                 self.after_answer(ctx, &req, after);

@@ -225,6 +225,29 @@ impl<'a> Context<'a> {
         self.inner.forward(self.idx, Ev::UserEvent(event));
     }
 
+    /// Delivers a user event to this slot's own inbound handler: the
+    /// inbound half of a [`Combined`](crate::Combined) (how its outbound
+    /// half wakes its partner), or this handler itself. It runs now if that
+    /// handler is idle, else as soon as its current callback returns; it is
+    /// dropped once the handler was removed. It does not travel on unless
+    /// that handler passes it on.
+    pub fn fire_user_event_to_self(&mut self, event: UserEvent) {
+        if self.inner.is_linked(self.idx) {
+            self.inner.invoke(self.idx, Ev::UserEvent(event));
+        }
+    }
+
+    /// Writes `msg` to this slot's own outbound handler: the outbound half
+    /// of a [`Combined`](crate::Combined) (how its inbound half tells its
+    /// partner something in turn with the answers), or this handler itself,
+    /// at once if it is idle, else after its current callback; dropped once
+    /// the handler was removed.
+    pub fn write_to_self(&mut self, msg: impl Into<Msg>) {
+        if self.inner.is_linked(self.idx) {
+            self.inner.invoke(self.idx, Ev::Write(msg.into(), None));
+        }
+    }
+
     /// Passes a writability change on.
     pub fn fire_writability_changed(&mut self, writable: bool) {
         self.inner.forward(self.idx, Ev::Writability(writable));

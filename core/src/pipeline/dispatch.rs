@@ -199,7 +199,7 @@ impl Inner {
         }
     }
 
-    fn invoke(&mut self, idx: usize, ev: Ev) {
+    pub(super) fn invoke(&mut self, idx: usize, ev: Ev) {
         let out = ev.outbound();
         let Some(mut h) = self.slots[idx].take(out) else {
             if self.slots[idx].is_busy(out) {
