@@ -113,7 +113,7 @@ fn the_upgrade_replaces_the_http_handlers_and_keeps_the_bytes_behind_it() {
     assert!(lower.contains("upgrade: websocket\r\n"));
     assert!(lower.contains("sec-websocket-protocol: chat\r\n"), "{head}");
     assert!(!lower.contains("content-length"), "{head}");
-    assert_eq!(ch.pipeline().names(), ["websocket", "websocket-encoder"]);
+    assert_eq!(ch.pipeline().names(), ["websocket"]);
     let done = ch.read_user_event::<HandshakeComplete>().expect("an event");
     assert_eq!(done.subprotocol.as_deref(), Some("chat"));
     let f: Frame = ch.read_inbound().expect("the frame behind the request");
@@ -146,7 +146,7 @@ fn other_requests_are_served_as_http_before_the_upgrade() {
     // Then the same connection upgrades.
     ch.write_inbound(upgrade_request("/ws", "").into_bytes());
     assert!(ch.read_outbound_bytes().starts_with(b"HTTP/1.1 101 "));
-    assert_eq!(ch.pipeline().names(), ["websocket", "websocket-encoder"]);
+    assert_eq!(ch.pipeline().names(), ["websocket"]);
 }
 
 #[test]
@@ -708,10 +708,7 @@ fn a_client_codec_slices_unmasked_payloads_and_masks_what_it_sends() {
 
 #[test]
 fn with_one_upgrade_handler_per_path_the_others_leave_after_an_upgrade() {
-    for (path, left) in [
-        ("/a", &["websocket", "websocket-encoder"][..]),
-        ("/b", &["a", "websocket", "websocket-encoder"][..]),
-    ] {
+    for (path, left) in [("/a", &["websocket"][..]), ("/b", &["a", "websocket"][..])] {
         let mut ch = EmbeddedChannel::builder()
             .add_last("http", HttpServerCodec::new())
             .add_last("a", WebSocketUpgrade::new("/a"))
@@ -731,11 +728,7 @@ fn with_one_upgrade_handler_per_path_the_others_leave_after_an_upgrade() {
         ch.write_inbound(client_frame(true, 0x1, b"first"));
         let f: Frame = ch.read_inbound().expect("the frame passes");
         assert_eq!(f.payload, "first");
-        assert_eq!(
-            ch.pipeline().names(),
-            ["websocket", "websocket-encoder"],
-            "{path}: all left"
-        );
+        assert_eq!(ch.pipeline().names(), ["websocket"], "{path}: all left");
     }
 }
 
@@ -816,7 +809,7 @@ fn the_client_handshake_checks_the_accept_and_keeps_the_frame_behind_the_101() {
     .into_bytes();
     answer.extend(raw_frame(true, 0, 0x1, None, b"first"));
     ch.write_inbound(answer);
-    assert_eq!(ch.pipeline().names(), ["websocket", "websocket-encoder"]);
+    assert_eq!(ch.pipeline().names(), ["websocket"]);
     let done = ch
         .read_user_event::<ClientHandshakeComplete>()
         .expect("an event");

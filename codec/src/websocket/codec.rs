@@ -39,26 +39,26 @@
 //!   `close_timeout`, then the connection is closed anyway; after a close is
 //!   sent, data frames the application writes fail with a closed-channel
 //!   error and data frames that arrive are discarded;
-//! - the codec is two halves, [`WebSocketDecoder`] (all of the above) and
-//!   [`WebSocketEncoder`] (what follows), usable as one handler or as two
-//!   (the handshakes install two, so that an answer written while a read is
-//!   being decoded is encoded at once and leaves in the order of the frames
-//!   it answers); a close the application writes takes effect in the
-//!   decoder at once: frames behind it in the read being decoded are
-//!   dropped too;
+//! - the codec is one handler, a [`Combined`] of two halves: the decoder
+//!   (all of the above) and the encoder (what follows), called apart, so
+//!   that an answer written while a read is being decoded is encoded at
+//!   once and leaves in the order of the frames it answers — which is why
+//!   the close frame the codec sends for a violation can leave at once,
+//!   behind those answers; a close the application writes takes effect in
+//!   the decoder at once (the halves share a plain [`Ends`] value): frames
+//!   behind it in the read being decoded are dropped too;
 //! - outbound, [`Frame`]s are encoded with the shortest length; a server's
 //!   payload follows its header by reference (copied behind it when at most
 //!   1 KiB), a client's is masked with a fresh random key.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use weft_core::{
-    BudgetShare, CompositeBytes, Context, Error, Events, Handler, MemoryBudget, Msg, Promise,
-    TimerId,
+    BudgetShare, Combined, CompositeBytes, Context, Error, Events, Halves, Handler, MemoryBudget,
+    Msg, Promise, TimerId,
 };
 
 use super::boxes;
@@ -191,42 +191,40 @@ impl WebSocketConfig {
 /// contract.
 ///
 /// Installed by the handshakes ([`WebSocketUpgrade`](super::WebSocketUpgrade),
-/// [`WebSocketClientHandshake`](super::WebSocketClientHandshake)) as its two
-/// halves, [`WebSocketDecoder`] (`"websocket"`) and [`WebSocketEncoder`]
-/// (`"websocket-encoder"`, right behind it): a frame written in answer to a
-/// frame read then reaches the encoder at once, instead of waiting behind
-/// the decoder's callback. Add the codec whole, or [`split`](Self::split),
-/// on a connection known to speak WebSocket (tests, a client after its own
-/// handshake).
+/// [`WebSocketClientHandshake`](super::WebSocketClientHandshake)) as
+/// `"websocket"`; add it yourself on a connection known to speak WebSocket
+/// (tests, a client after its own handshake).
+///
+/// ```
+/// use weft_codec::websocket::{Frame, Role, WebSocketCodec, WebSocketConfig};
+/// use weft_core::EmbeddedChannel;
+///
+/// let codec = WebSocketCodec::new(Role::Client, WebSocketConfig::new());
+/// let mut ch = EmbeddedChannel::builder().add_last("websocket", codec).build();
+/// ch.write_inbound(&[0x81, 0x02, b'h', b'i'][..]);
+/// assert_eq!(ch.read_inbound::<Frame>().unwrap().payload, "hi");
+/// ```
 pub struct WebSocketCodec {
-    dec: WebSocketDecoder,
-    enc: WebSocketEncoder,
+    halves: Combined<Ends, WebSocketDecoder, WebSocketEncoder>,
 }
 
-/// What the two halves of one codec both read: whether a close was sent
-/// (the encoder's) and whether parsing ended (the decoder's). One
-/// connection's task runs both, so relaxed atomics suffice: they are only
-/// there because handlers are `Send`.
+/// What the two halves both read: whether a close was sent (the
+/// encoder's) and whether parsing ended (the decoder's); the state of the
+/// codec's [`Combined`], reached through `Context::shared`.
 #[derive(Debug, Default)]
-struct Shared {
-    close_sent: AtomicBool,
-    done: AtomicBool,
+pub(crate) struct Ends {
+    close_sent: bool,
+    /// Nothing more is parsed (a violation, or the close handshake ended).
+    done: bool,
 }
 
-impl Shared {
-    fn close_sent(&self) -> bool {
-        self.close_sent.load(Ordering::Relaxed)
-    }
-
-    /// Nothing more is parsed (a violation, or the close handshake ended).
-    fn done(&self) -> bool {
-        self.done.load(Ordering::Relaxed)
-    }
+fn ends<'c>(ctx: &'c mut Context<'_>) -> &'c mut Ends {
+    ctx.shared::<Ends>()
 }
 
 /// The inbound half of a [`WebSocketCodec`]: bytes to [`Frame`]s, with the
 /// checks, pongs and the close handshake of the module contract.
-pub struct WebSocketDecoder {
+pub(crate) struct WebSocketDecoder {
     role: Role,
     config: WebSocketConfig,
     cum: Cumulation,
@@ -236,59 +234,37 @@ pub struct WebSocketDecoder {
     /// How much of the pending text frame's payload `utf8` has seen.
     text_checked: usize,
     close_received: bool,
-    shared: Arc<Shared>,
     /// What `cum` holds, in the partial-frame budget.
     held: BudgetShare,
 }
 
 /// The outbound half of a [`WebSocketCodec`]: [`Frame`]s to bytes, and the
 /// close the application writes.
-pub struct WebSocketEncoder {
+pub(crate) struct WebSocketEncoder {
     role: Role,
     close_timeout: Duration,
-    shared: Arc<Shared>,
 }
 
 impl WebSocketCodec {
     /// A codec for `role` with `config`.
     pub fn new(role: Role, config: WebSocketConfig) -> WebSocketCodec {
-        let shared = Arc::new(Shared::default());
+        let enc = WebSocketEncoder {
+            role,
+            close_timeout: config.close_timeout,
+        };
+        let dec = WebSocketDecoder {
+            role,
+            held: share_of(&config.budget),
+            config,
+            cum: Cumulation::new(),
+            message: None,
+            utf8: Utf8Validator::default(),
+            text_checked: 0,
+            close_received: false,
+        };
         WebSocketCodec {
-            enc: WebSocketEncoder {
-                role,
-                close_timeout: config.close_timeout,
-                shared: shared.clone(),
-            },
-            dec: WebSocketDecoder {
-                role,
-                held: share_of(&config.budget),
-                config,
-                cum: Cumulation::new(),
-                message: None,
-                utf8: Utf8Validator::default(),
-                text_checked: 0,
-                close_received: false,
-                shared,
-            },
+            halves: Combined::new(Ends::default(), dec, enc),
         }
-    }
-
-    /// The two halves, to add as two handlers: the decoder first (nearer
-    /// the head), the encoder right behind it.
-    ///
-    /// ```
-    /// use weft_codec::websocket::{Role, WebSocketCodec, WebSocketConfig};
-    /// use weft_core::EmbeddedChannel;
-    ///
-    /// let (dec, enc) = WebSocketCodec::new(Role::Server, WebSocketConfig::new()).split();
-    /// let ch = EmbeddedChannel::builder()
-    ///     .add_last("websocket", dec)
-    ///     .add_last("websocket-encoder", enc)
-    ///     .build();
-    /// assert_eq!(ch.pipeline().names(), ["websocket", "websocket-encoder"]);
-    /// ```
-    pub fn split(self) -> (WebSocketDecoder, WebSocketEncoder) {
-        (self.dec, self.enc)
     }
 }
 
@@ -447,7 +423,7 @@ impl WebSocketDecoder {
             OpCode::Ping => {
                 if !self.config.auto_pong {
                     ctx.fire_read(Msg::user(f));
-                } else if !self.shared.close_sent() {
+                } else if !ends(ctx).close_sent {
                     let pong = Frame::pong(f.payload);
                     let bytes = encode(self.role, &pong);
                     ctx.write(bytes);
@@ -458,7 +434,7 @@ impl WebSocketDecoder {
             OpCode::Close => self.on_close(ctx, f)?,
             _ => {
                 self.check_data(&f)?;
-                if !self.shared.close_sent() {
+                if !ends(ctx).close_sent {
                     ctx.fire_read(Msg::from_box(boxes::boxed(f)));
                 }
             }
@@ -485,7 +461,7 @@ impl WebSocketDecoder {
             }
         }
         self.close_received = true;
-        self.end();
+        ends(ctx).done = true;
         let echo = match f.close_code() {
             Some(code) => Frame::close(code, ""),
             None => Frame::close_empty(),
@@ -494,12 +470,8 @@ impl WebSocketDecoder {
         // The server ends the TCP connection (RFC 6455 §7.1.1); a client
         // waits for the server to.
         let server = self.role == Role::Server;
-        end_later(
-            ctx,
-            (!self.shared.close_sent()).then_some(echo),
-            None,
-            server,
-        );
+        let echo = (!ends(ctx).close_sent).then_some(echo);
+        end_now(ctx, echo, None, server);
         if !server {
             arm_close_timer(ctx, self.config.close_timeout);
         }
@@ -507,19 +479,14 @@ impl WebSocketDecoder {
     }
 
     /// Sends the close frame for `err`, reports it, and closes (see
-    /// [`end_later`] for the order).
+    /// [`end_now`] for the order).
     fn fail(&mut self, ctx: &mut Context<'_>, err: WebSocketError) {
         tracing::debug!(error = %err, "failing the WebSocket connection");
-        self.end();
+        ends(ctx).done = true;
         self.cum = Cumulation::new();
         self.held.resize(0);
-        let close = (!self.shared.close_sent()).then(|| Frame::close(err.code(), err.detail()));
-        end_later(ctx, close, Some(err.into_exception()), true);
-    }
-
-    /// Nothing more is parsed.
-    fn end(&mut self) {
-        self.shared.done.store(true, Ordering::Relaxed);
+        let close = (!ends(ctx).close_sent).then(|| Frame::close(err.code(), err.detail()));
+        end_now(ctx, close, Some(err.into_exception()), true);
     }
 }
 
@@ -572,31 +539,25 @@ fn encode(role: Role, f: &Frame) -> Msg {
     }
 }
 
-/// Ends the connection once the current event is over, from the channel's
-/// task: `close` (written from the tail, so through every handler's
-/// `write`, the codec's included), then `err` as an exception, then the
-/// connection's close if `close_conn`.
+/// Ends the connection from the decoding half: `close` to the codec's
+/// own encoder (which notes it was sent), flushed, then `err` as an
+/// exception, then the connection's close if `close_conn`.
 ///
-/// Deferred because handlers after the caller may have written while it
-/// was busy (an echo of the frame before a violation): those writes wait
-/// behind it and must reach the peer before the close.
-pub(crate) fn end_later(
-    ctx: &mut Context<'_>,
-    close: Option<Frame>,
-    err: Option<Error>,
-    close_conn: bool,
-) {
-    ctx.channel().execute(move |p| {
-        if let Some(frame) = close {
-            drop(p.write_and_flush(frame));
-        }
-        if let Some(e) = err {
-            p.fire_exception(e);
-        }
-        if close_conn {
-            p.close();
-        }
-    });
+/// At once: the handlers behind the codec wrote their answers to the
+/// frames before (an echo of the frame before a violation) straight
+/// through the encoder, which is never busy behind the decoder, so the
+/// close leaves after them.
+fn end_now(ctx: &mut Context<'_>, close: Option<Frame>, err: Option<Error>, close_conn: bool) {
+    if let Some(frame) = close {
+        ctx.write_to_self(Msg::user(frame));
+        ctx.flush();
+    }
+    if let Some(e) = err {
+        ctx.fire_exception(e);
+    }
+    if close_conn {
+        ctx.close();
+    }
 }
 
 /// A fresh masking key from the operating system's generator (RFC 6455
@@ -622,11 +583,11 @@ impl Handler for WebSocketDecoder {
             Msg::Composite(c) => c.into_bytes(),
             other => return ctx.fire_read(other),
         };
-        if self.shared.done() {
+        if ends(ctx).done {
             return; // after a violation or the close handshake: discarded
         }
         self.cum.push(data);
-        while !self.shared.done() {
+        while !ends(ctx).done {
             let r = self.next_frame().and_then(|f| match f {
                 Some(f) => self.on_frame(ctx, f).map(|()| true),
                 None => Ok(false),
@@ -637,7 +598,7 @@ impl Handler for WebSocketDecoder {
                 Err(e) => return self.fail(ctx, e),
             }
         }
-        if self.shared.done() {
+        if ends(ctx).done {
             self.cum = Cumulation::new();
         }
         if !self.held.resize(self.cum.len()) {
@@ -663,17 +624,18 @@ impl Handler for WebSocketEncoder {
             Ok(f) => boxes::unbox(f),
             Err(other) => return ctx.write_with(other, promise),
         };
-        if self.shared.close_sent() {
+        if ends(ctx).close_sent {
             if let Some(p) = promise {
                 p.fail(Error::closed());
             }
             return;
         }
         if frame.opcode == OpCode::Close {
-            self.shared.close_sent.store(true, Ordering::Relaxed);
+            let e = ends(ctx);
+            e.close_sent = true;
             // Nothing to wait for once the peer's close came, or when this
             // is our own close for a violation (the connection is closing).
-            if !self.shared.done() {
+            if !e.done {
                 arm_close_timer(ctx, self.close_timeout);
             }
         }
@@ -685,32 +647,22 @@ impl Handler for WebSocketEncoder {
     }
 }
 
+/// A pipeline links the two halves apart (`take_halves`); the codec's own
+/// callbacks are reached only when it is wrapped in another handler, which
+/// `handler_added` reports.
 impl Handler for WebSocketCodec {
-    fn interest(&self) -> Events {
-        Events::READ | Events::WRITE
+    fn take_halves(&mut self) -> Option<Halves> {
+        self.halves.take_halves()
     }
 
-    fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
-        self.dec.channel_read(ctx, msg);
-    }
-
-    fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
-        self.enc.write(ctx, msg, promise);
-    }
-
-    fn timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
-        close_timed_out(ctx);
+    fn handler_added(&mut self, ctx: &mut Context<'_>) {
+        self.halves.handler_added(ctx);
     }
 }
 
 impl fmt::Debug for WebSocketCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebSocketCodec")
-            .field("role", &self.dec.role)
-            .field("buffered", &self.dec.cum.len())
-            .field("close_sent", &self.dec.shared.close_sent())
-            .field("close_received", &self.dec.close_received)
-            .finish()
+        f.debug_struct("WebSocketCodec").finish_non_exhaustive()
     }
 }
 
@@ -728,7 +680,6 @@ impl fmt::Debug for WebSocketEncoder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocketEncoder")
             .field("role", &self.role)
-            .field("close_sent", &self.shared.close_sent())
             .finish()
     }
 }

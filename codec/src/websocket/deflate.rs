@@ -40,9 +40,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use http::HeaderValue;
-use weft_core::{Context, Error, Events, Handler, Msg, Promise};
+use weft_core::{Combined, Context, Error, Events, Handler, Msg, Promise};
 
-use super::codec::{end_later, Role, WebSocketCodec, WebSocketConfig};
+use super::codec::{Role, WebSocketCodec, WebSocketConfig};
 use super::error::{WebSocketError, WebSocketErrorKind};
 use super::frame::{Frame, OpCode};
 use super::utf8::Utf8Validator;
@@ -279,10 +279,9 @@ pub(crate) fn read_answer<'a>(
     Ok(agreed)
 }
 
-/// Puts the halves of a [`WebSocketCodec`] for `role` in the calling
-/// handler's place (the decoder as `"websocket"`, the encoder right after it
-/// as `"websocket-encoder"`), and when compression was agreed a
-/// [`PerMessageDeflate`] after them (as `"websocket-deflate"`), with this
+/// Puts a [`WebSocketCodec`] for `role` in the calling handler's place (as
+/// `"websocket"`), and when compression was agreed a [`PerMessageDeflate`]
+/// after it (as `"websocket-deflate"`), with this
 /// end's `deflate` config: the last step of either handshake.
 pub(crate) fn install_codec(
     ctx: &mut Context<'_>,
@@ -293,12 +292,10 @@ pub(crate) fn install_codec(
     let mut config = config.clone();
     config.compressed = agreed.is_some();
     let max_message = config.max_message_size;
-    let (decoder, encoder) = WebSocketCodec::new(role, config).split();
-    ctx.replace_self("websocket", decoder)?;
-    ctx.add_after("websocket", "websocket-encoder", encoder)?;
+    ctx.replace_self("websocket", WebSocketCodec::new(role, config))?;
     if let Some((agreed, deflate)) = agreed {
         let handler = PerMessageDeflate::new(role, agreed, deflate, max_message);
-        ctx.add_after("websocket-encoder", "websocket-deflate", handler)?;
+        ctx.add_after("websocket", "websocket-deflate", handler)?;
     }
     Ok(())
 }
@@ -313,15 +310,15 @@ struct Inflating {
 /// the handshakes right after the [`WebSocketCodec`](super::WebSocketCodec)
 /// when the extension is agreed.
 pub struct PerMessageDeflate {
-    deflate: Compress,
+    halves: Combined<(), Inflater, Deflater>,
+}
+
+/// The inbound half: compressed messages in, inflated at a bounded pace.
+struct Inflater {
     inflate: Decompress,
-    /// This end's compressor restarts at every message.
-    reset_deflate: bool,
     max_message_size: usize,
     inflating: Option<Inflating>,
     utf8: Utf8Validator,
-    /// An outbound message is being sent in fragments.
-    deflating: bool,
     failed: bool,
     /// The inflating budget.
     pace: crate::token_bucket::TokenBucket,
@@ -329,7 +326,16 @@ pub struct PerMessageDeflate {
     paused: bool,
 }
 
-impl PerMessageDeflate {
+/// The outbound half: data messages out, deflated.
+struct Deflater {
+    deflate: Compress,
+    /// This end's compressor restarts at every message.
+    reset_deflate: bool,
+    /// An outbound message is being sent in fragments.
+    deflating: bool,
+}
+
+impl Inflater {
     /// Stops reading the channel for `pause` (inflating spent its budget),
     /// on the channel's timer: [`Handler::timer`] turns reads back on.
     fn pause_reads(&mut self, ctx: &mut Context<'_>, pause: Duration) {
@@ -341,7 +347,9 @@ impl PerMessageDeflate {
         self.paused = true;
         ctx.schedule(pause);
     }
+}
 
+impl PerMessageDeflate {
     pub(crate) fn new(
         role: Role,
         agreed: &Agreed,
@@ -359,20 +367,27 @@ impl PerMessageDeflate {
             ),
         };
         let bits = bits.unwrap_or(15).max(9);
-        PerMessageDeflate {
-            deflate: Compress::new_with_window_bits(Compression::new(config.level), false, bits),
+        let inflater = Inflater {
             inflate: Decompress::new_with_window_bits(false, 15),
-            reset_deflate: reset || config.no_context_takeover,
             max_message_size,
             inflating: None,
             utf8: Utf8Validator::default(),
-            deflating: false,
             failed: false,
             pace: crate::token_bucket::TokenBucket::new(config.max_inflate_rate),
             paused: false,
+        };
+        let deflater = Deflater {
+            deflate: Compress::new_with_window_bits(Compression::new(config.level), false, bits),
+            reset_deflate: reset || config.no_context_takeover,
+            deflating: false,
+        };
+        PerMessageDeflate {
+            halves: Combined::new((), inflater, deflater),
         }
     }
+}
 
+impl Inflater {
     /// Inflates one frame of a compressed message.
     fn inflate_frame(&mut self, f: Frame) -> Result<Frame, WebSocketError> {
         let m = self.inflating.as_mut().expect("a compressed message");
@@ -450,7 +465,9 @@ impl PerMessageDeflate {
             payload: Bytes::from(out),
         })
     }
+}
 
+impl Deflater {
     /// Deflates one outbound frame of a data message.
     fn deflate_frame(&mut self, f: Frame) -> Frame {
         // `write` sends continuations here only inside a deflated message.
@@ -503,17 +520,38 @@ impl PerMessageDeflate {
             payload: Bytes::from(out),
         }
     }
+}
 
+impl Inflater {
+    /// Sends the close frame for `err` (through the codec, towards the
+    /// transport), reports it, and closes. At once: the answers the
+    /// handlers behind wrote to the frames before went through the
+    /// deflating half, never busy behind this one, so the close follows
+    /// them.
     fn fail(&mut self, ctx: &mut Context<'_>, err: WebSocketError) {
         tracing::debug!(error = %err, "failing the WebSocket connection (permessage-deflate)");
         self.failed = true;
         let close = Frame::close(err.code(), err.detail());
-        // As the codec does: after the writes queued behind this handler.
-        end_later(ctx, Some(close), Some(err.into_exception()), true);
+        ctx.write_and_flush(Msg::user(close));
+        ctx.fire_exception(err.into_exception());
+        ctx.close();
     }
 }
 
+/// A pipeline links the two halves apart (`take_halves`); the handler's own
+/// callbacks are reached only when it is wrapped in another handler, which
+/// `handler_added` reports.
 impl Handler for PerMessageDeflate {
+    fn take_halves(&mut self) -> Option<weft_core::Halves> {
+        self.halves.take_halves()
+    }
+
+    fn handler_added(&mut self, ctx: &mut Context<'_>) {
+        self.halves.handler_added(ctx);
+    }
+}
+
+impl Handler for Inflater {
     /// The pace's pause is over: reads go on.
     fn timer(&mut self, ctx: &mut Context<'_>, _: weft_core::TimerId) {
         if std::mem::take(&mut self.paused) {
@@ -522,7 +560,7 @@ impl Handler for PerMessageDeflate {
     }
 
     fn interest(&self) -> Events {
-        Events::READ | Events::WRITE
+        Events::READ
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
@@ -555,6 +593,12 @@ impl Handler for PerMessageDeflate {
             Err(e) => self.fail(ctx, e),
         }
     }
+}
+
+impl Handler for Deflater {
+    fn interest(&self) -> Events {
+        Events::WRITE
+    }
 
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
         let f = match msg.downcast::<Frame>() {
@@ -573,10 +617,7 @@ impl Handler for PerMessageDeflate {
 
 impl fmt::Debug for PerMessageDeflate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PerMessageDeflate")
-            .field("inflating", &self.inflating.is_some())
-            .field("deflating", &self.deflating)
-            .finish()
+        f.debug_struct("PerMessageDeflate").finish_non_exhaustive()
     }
 }
 

@@ -3,9 +3,8 @@
 //!
 //! Contract:
 //! - [`WebSocketUpgrade`] answers an upgrade request on its path with 101
-//!   and hands the connection over: the HTTP handlers leave, the two
-//!   halves of a [`WebSocketCodec`] ([`WebSocketDecoder`] as `"websocket"`,
-//!   [`WebSocketEncoder`] as `"websocket-encoder"`) take their place, and
+//!   and hands the connection over: the HTTP handlers leave, a
+//!   [`WebSocketCodec`] (`"websocket"`) takes their place, and
 //!   bytes the client sent right behind its request are its first frames;
 //! - handlers after it receive [`Frame`]s (unmasked, payloads sliced from
 //!   the bytes read) and write [`Frame`]s; every protocol rule is checked
@@ -56,9 +55,8 @@ mod utf8;
 pub use aggregator::{Message, WebSocketMessageAggregator};
 pub use client::{ClientHandshakeComplete, WebSocketClientHandshake};
 pub use codec::{
-    Role, WebSocketCodec, WebSocketConfig, WebSocketDecoder, WebSocketEncoder,
-    DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_PARTIAL_FRAME_BUDGET,
+    Role, WebSocketCodec, WebSocketConfig, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PARTIAL_FRAME_BUDGET,
 };
 pub use deflate::{DeflateConfig, PerMessageDeflate, DEFAULT_MAX_INFLATE_RATE};
 pub use error::{WebSocketError, WebSocketErrorKind};

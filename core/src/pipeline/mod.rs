@@ -15,7 +15,9 @@
 //!   further up the call stack (re-entrancy: a handler writes while an outer
 //!   handler is in its `channel_read`) is queued and delivered, in order, as
 //!   soon as that callback returns. Rust's `&mut self` forbids calling it
-//!   twice at once; the queue keeps the order Netty users rely on;
+//!   twice at once; the queue keeps the order Netty users rely on. The two
+//!   halves of a [`Combined`](crate::Combined) are called apart, so an
+//!   event of one direction never waits for a callback of the other;
 //! - a handler that panics is dropped; the pipeline reports the panic as an
 //!   `exception_caught` event and asks the transport to close the channel;
 //! - writability changes are delivered after the event that caused them has
