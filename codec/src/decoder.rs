@@ -29,7 +29,7 @@
 
 use std::fmt;
 
-use weft_core::{Context, Error, Events, Handler, InputShutdown, Msg, UserEvent};
+use weft_core::{Context, Error, Handler, InputShutdown, Msg, UserEvent};
 
 use crate::Cumulation;
 
@@ -241,11 +241,8 @@ impl<D: Decoder> DecoderHandler<D> {
     }
 }
 
+#[weft_core::handler]
 impl<D: Decoder> Handler for DecoderHandler<D> {
-    fn interest(&self) -> Events {
-        Events::READ | Events::USER_EVENT | Events::INACTIVE | Events::WRITABILITY
-    }
-
     fn writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) {
         ctx.fire_writability_changed(writable);
         if writable && self.paused && !ctx.is_removed() {

@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use weft_core::{CompositeBytes, Context, Error, Events, Handler, Msg, Promise};
+use weft_core::{CompositeBytes, Context, Error, Handler, Msg, Promise};
 
 /// Encodes messages of one type into bytes.
 ///
@@ -98,11 +98,8 @@ pub(crate) fn fail_write(ctx: &mut Context<'_>, err: Error, promise: Option<Prom
     ctx.fire_exception(err);
 }
 
+#[weft_core::handler]
 impl<E: Encoder> Handler for EncoderHandler<E> {
-    fn interest(&self) -> Events {
-        Events::WRITE
-    }
-
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
         match msg.downcast::<E::Item>() {
             Ok(item) => {

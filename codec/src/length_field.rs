@@ -20,7 +20,7 @@
 use std::fmt;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use weft_core::{CompositeBytes, Context, Error, Events, Handler, Msg, Promise};
+use weft_core::{CompositeBytes, Context, Error, Handler, Msg, Promise};
 
 use crate::{Cumulation, Decoder};
 
@@ -439,11 +439,8 @@ impl LengthFieldPrependerBuilder {
     }
 }
 
+#[weft_core::handler]
 impl Handler for LengthFieldPrepender {
-    fn interest(&self) -> Events {
-        Events::WRITE
-    }
-
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
         let mut out = match msg {
             Msg::Bytes(b) => CompositeBytes::from(b),

@@ -9,7 +9,7 @@
 use std::any::Any;
 use std::fmt;
 
-use weft_core::{Context, Error, Events, Handler, Msg, Promise};
+use weft_core::{Context, Error, Handler, Msg, Promise};
 
 /// Transforms inbound messages of one type.
 ///
@@ -64,10 +64,8 @@ impl<D: MessageDecoder> MessageDecoderHandler<D> {
     }
 }
 
+#[weft_core::handler]
 impl<D: MessageDecoder> Handler for MessageDecoderHandler<D> {
-    fn interest(&self) -> Events {
-        Events::READ
-    }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         match msg.downcast::<D::In>() {
             Ok(m) => {
@@ -100,10 +98,8 @@ impl<E: MessageEncoder> MessageEncoderHandler<E> {
     }
 }
 
+#[weft_core::handler]
 impl<E: MessageEncoder> Handler for MessageEncoderHandler<E> {
-    fn interest(&self) -> Events {
-        Events::WRITE
-    }
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
         match msg.downcast::<E::In>() {
             Ok(m) => match self.encoder.encode(m, &mut self.out) {

@@ -446,11 +446,8 @@ fn a_write_promise_completes_once_its_answer_is_written() {
 /// head, so it sees what the encoder hands on).
 struct Probe(Arc<Mutex<Vec<String>>>);
 
+#[weft_core::handler]
 impl weft_core::Handler for Probe {
-    fn interest(&self) -> weft_core::Events {
-        weft_core::Events::WRITE
-    }
-
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<weft_core::Promise>) {
         let mut log = self.0.lock().unwrap();
         if log.last().map(String::as_str) != Some("out") {

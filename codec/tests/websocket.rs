@@ -467,11 +467,8 @@ fn a_clients_close_is_echoed_then_the_server_closes() {
 /// Echoes every data frame, as Autobahn's `/echo` peer expects.
 struct Echo;
 
+#[weft_core::handler]
 impl weft_core::Handler for Echo {
-    fn interest(&self) -> weft_core::Events {
-        weft_core::Events::READ
-    }
-
     fn channel_read(&mut self, ctx: &mut weft_core::Context<'_>, msg: Msg) {
         match msg.downcast::<Frame>() {
             Ok(f) if !f.opcode.is_control() => ctx.write_and_flush(f),
@@ -533,11 +530,8 @@ fn an_echo_written_while_the_codec_decodes_leaves_before_its_close() {
 /// Closes on a text frame saying "bye", echoes the others.
 struct CloseOnBye;
 
+#[weft_core::handler]
 impl weft_core::Handler for CloseOnBye {
-    fn interest(&self) -> weft_core::Events {
-        weft_core::Events::READ
-    }
-
     fn channel_read(&mut self, ctx: &mut weft_core::Context<'_>, msg: Msg) {
         if let Ok(f) = msg.downcast::<Frame>() {
             if f.payload == "bye" {

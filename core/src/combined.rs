@@ -27,10 +27,8 @@ use crate::{Context, Handler};
 ///
 /// /// Remembers the last message read...
 /// struct Remember;
+/// #[weft_core::handler]
 /// impl Handler for Remember {
-///     fn interest(&self) -> Events {
-///         Events::READ
-///     }
 ///     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
 ///         if let Msg::Bytes(b) = &msg {
 ///             *ctx.shared::<Vec<u8>>() = b.to_vec();
@@ -40,10 +38,8 @@ use crate::{Context, Handler};
 /// }
 /// /// ...and answers every write with it.
 /// struct Answer;
+/// #[weft_core::handler]
 /// impl Handler for Answer {
-///     fn interest(&self) -> Events {
-///         Events::WRITE
-///     }
 ///     fn write(&mut self, ctx: &mut Context<'_>, _: Msg, p: Option<Promise>) {
 ///         let last = ctx.shared::<Vec<u8>>().clone();
 ///         ctx.write_with(Msg::from(last), p);

@@ -373,10 +373,8 @@ impl EmbeddedChannel {
     ///
     /// /// Writes a tick every second.
     /// struct Ticker;
+    /// #[weft_core::handler]
     /// impl Handler for Ticker {
-    ///     fn interest(&self) -> Events {
-    ///         Events::ACTIVE
-    ///     }
     ///     fn channel_active(&mut self, ctx: &mut Context<'_>) {
     ///         ctx.schedule(Duration::from_secs(1));
     ///     }

@@ -9,11 +9,14 @@
 //!   handler implements only what it cares about;
 //! - methods take `&mut self` and are never called concurrently for one
 //!   channel, so handlers need no locks;
-//! - a handler declares in [`Handler::interest`] which events it takes part
-//!   in; the pipeline jumps over it for the others. The default is
-//!   [`Events::ALL`], which is always correct; declaring less is an
-//!   optimisation, and **leaving out an event whose method you implement is
-//!   a bug: that method is never called** (see [`Handler::interest`]).
+//! - a handler's [`Handler::interest`] says which events it takes part in;
+//!   the pipeline jumps over it for the others. Mark the `impl Handler`
+//!   block [`#[handler]`](crate::handler) and the mask is derived from the
+//!   methods the block defines, so the events a handler receives are the
+//!   ones it implements; without it the default is [`Events::ALL`], always
+//!   correct and a few nanoseconds slower per skipped event. A mask kept by
+//!   hand (for one computed at run time) that leaves out an implemented
+//!   method silently loses it, which is why the attribute exists.
 
 use std::any::Any;
 use std::fmt;
@@ -68,16 +71,26 @@ impl Events {
     pub const READ_REQUEST: Events = Events(1 << 9);
     /// `close`.
     pub const CLOSE: Events = Events(1 << 10);
+    /// `timer`: the handler arms timers ([`Context::schedule`]) and takes
+    /// them. Not an event that travels: a timer goes to the handler that
+    /// armed it only.
+    pub const TIMER: Events = Events(1 << 11);
     /// Every inbound event.
     pub const INBOUND: Events = Events(0x7f);
     /// Every outbound operation.
     pub const OUTBOUND: Events = Events(0x780);
     /// Everything.
-    pub const ALL: Events = Events(0x7ff);
+    pub const ALL: Events = Events(0xfff);
 
     /// Whether every event of `other` is in `self`.
     pub const fn contains(self, other: Events) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    /// The events of `self` and of `other` (`|` in a `const`; what
+    /// [`#[handler]`](crate::handler) generates).
+    pub const fn union(self, other: Events) -> Events {
+        Events(self.0 | other.0)
     }
 
     /// Whether `self` and `other` share an event.
@@ -111,7 +124,7 @@ impl BitOrAssign for Events {
 
 impl fmt::Debug for Events {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [&str; 11] = [
+        const NAMES: [&str; 12] = [
             "ACTIVE",
             "READ",
             "READ_COMPLETE",
@@ -123,6 +136,7 @@ impl fmt::Debug for Events {
             "FLUSH",
             "READ_REQUEST",
             "CLOSE",
+            "TIMER",
         ];
         let mut set = f.debug_set();
         for (i, n) in NAMES.iter().enumerate() {
@@ -143,10 +157,8 @@ impl fmt::Debug for Events {
 /// #[derive(Debug, Default)]
 /// struct Counter(usize);
 ///
+/// #[weft_core::handler]
 /// impl Handler for Counter {
-///     fn interest(&self) -> Events {
-///         Events::READ
-///     }
 ///     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
 ///         self.0 += 1;
 ///         ctx.fire_read(msg);
@@ -162,16 +174,32 @@ pub trait Handler: Send + 'static {
     /// The events this handler takes part in; the pipeline skips it for the
     /// others. Called once, when the handler is added.
     ///
-    /// # Every method you implement needs its bit
+    /// # Let `#[handler]` write it
     ///
-    /// The pipeline does not call a method whose event is missing here, and
-    /// Rust cannot tell it which methods a handler overrides, so nothing
-    /// warns you: a handler that implements `channel_inactive` but declares
-    /// `Events::READ` never hears that its channel closed. Declare the bit
-    /// of every method you implement (`channel_read` → [`Events::READ`],
-    /// `channel_inactive` → [`Events::INACTIVE`], `write` →
-    /// [`Events::WRITE`], ...), or keep the default, [`Events::ALL`], which
-    /// is always correct and costs a few nanoseconds per event.
+    /// The pipeline does not call a method whose event is missing here.
+    /// Mark the impl block [`#[weft_core::handler]`](crate::handler): it
+    /// generates this method from the methods the block defines
+    /// (`channel_read` → [`Events::READ`], `write` → [`Events::WRITE`],
+    /// `timer` → [`Events::TIMER`], ...), so the mask cannot disagree with
+    /// them, and it refuses a block that also writes `interest` by hand.
+    /// Write it by hand only for a mask decided at run time, and then
+    /// include the bit of every method you implement; the default,
+    /// [`Events::ALL`], is always correct.
+    ///
+    /// ```compile_fail
+    /// use weft_core::{Context, Events, Handler, Msg};
+    ///
+    /// struct Twice;
+    /// #[weft_core::handler] // error: remove the hand-written `interest`
+    /// impl Handler for Twice {
+    ///     fn interest(&self) -> Events {
+    ///         Events::READ
+    ///     }
+    ///     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+    ///         ctx.fire_read(msg);
+    ///     }
+    /// }
+    /// ```
     fn interest(&self) -> Events {
         Events::ALL
     }

@@ -39,10 +39,8 @@
 //! #[derive(Debug)]
 //! struct Echo;
 //!
+//! #[weft_core::handler]
 //! impl Handler for Echo {
-//!     fn interest(&self) -> Events {
-//!         Events::READ | Events::READ_COMPLETE
-//!     }
 //!     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
 //!         ctx.write(msg);
 //!     }
@@ -58,6 +56,9 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![deny(unsafe_code)]
+
+// `#[handler]` names `::weft_core::Events`, also inside this crate.
+extern crate self as weft_core;
 
 mod channel;
 mod combined;
@@ -109,3 +110,4 @@ pub use promise::{Promise, WriteFuture};
 pub use read_budget::ReadBudget;
 pub use small_bytes::{small_bytes, SMALL_MAX};
 pub use typed::{from_fn, FnInbound, Typed, TypedInbound};
+pub use weft_macros::handler;

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use weft_core::{Context, EmbeddedChannel, Error, Events, Handler};
+use weft_core::{Context, EmbeddedChannel, Error, Handler};
 
 /// Records the writability changes and errors it sees.
 #[derive(Clone, Default)]
@@ -13,10 +13,8 @@ struct Seen {
     errors: Arc<Mutex<Vec<Error>>>,
 }
 
+#[weft_core::handler]
 impl Handler for Seen {
-    fn interest(&self) -> Events {
-        Events::WRITABILITY | Events::EXCEPTION
-    }
     fn writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) {
         self.writability.lock().unwrap().push(writable);
         ctx.fire_writability_changed(writable);

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use weft_core::{
-    from_fn, Combined, Context, EmbeddedChannel, ErrorKind, Events, Handler, Msg, Promise, TimerId,
+    from_fn, Combined, Context, EmbeddedChannel, ErrorKind, Handler, Msg, Promise, TimerId,
 };
 
 type Log = Arc<Mutex<Vec<String>>>;
@@ -21,10 +21,8 @@ fn entries(l: &Log) -> Vec<String> {
 /// The inbound half: logs around passing each read on, counts reads in the
 /// shared state.
 struct In(Log);
+#[weft_core::handler]
 impl Handler for In {
-    fn interest(&self) -> Events {
-        Events::READ | Events::USER_EVENT
-    }
     fn handler_added(&mut self, _: &mut Context<'_>) {
         log(&self.0, "in added");
     }
@@ -44,10 +42,8 @@ impl Handler for In {
 
 /// The outbound half: logs each write with the reads counted so far.
 struct Out(Log);
+#[weft_core::handler]
 impl Handler for Out {
-    fn interest(&self) -> Events {
-        Events::WRITE
-    }
     fn handler_added(&mut self, _: &mut Context<'_>) {
         log(&self.0, "out added");
     }
@@ -166,10 +162,8 @@ fn a_combined_removed_while_its_outbound_half_writes_finishes_leaving_after_the_
 #[test]
 fn each_half_hears_its_own_timers() {
     struct Timed(&'static str, u64, Log);
+    #[weft_core::handler]
     impl Handler for Timed {
-        fn interest(&self) -> Events {
-            Events::NONE
-        }
         fn handler_added(&mut self, ctx: &mut Context<'_>) {
             ctx.schedule(Duration::from_millis(self.1));
         }
@@ -251,10 +245,8 @@ fn a_combined_wrapped_in_another_handler_is_reported() {
 fn a_write_reaching_a_busy_outbound_half_queues_and_leaves_in_order() {
     /// Tells the handlers after it about each write before passing it on.
     struct Announce;
+    #[weft_core::handler]
     impl Handler for Announce {
-        fn interest(&self) -> Events {
-            Events::WRITE
-        }
         fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, p: Option<Promise>) {
             ctx.fire_user_event(Box::new(()));
             ctx.write_with(msg, p);
@@ -262,10 +254,8 @@ fn a_write_reaching_a_busy_outbound_half_queues_and_leaves_in_order() {
     }
     /// Writes "second" when told about a write (once).
     struct Follow(bool);
+    #[weft_core::handler]
     impl Handler for Follow {
-        fn interest(&self) -> Events {
-            Events::USER_EVENT
-        }
         fn user_event(&mut self, ctx: &mut Context<'_>, _: weft_core::UserEvent) {
             if !std::mem::replace(&mut self.0, true) {
                 ctx.write_and_flush("second");

@@ -414,10 +414,8 @@ fn typed_handler_downcasts_and_reports_mismatch() {
 #[test]
 fn writability_changes_fire_after_the_event() {
     struct Watch(Log);
+    #[weft_core::handler]
     impl Handler for Watch {
-        fn interest(&self) -> Events {
-            Events::WRITABILITY
-        }
         fn writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) {
             self.0.lock().unwrap().push(format!("writable={writable}"));
             ctx.fire_writability_changed(writable);
@@ -467,10 +465,8 @@ fn events_skipping_a_busy_handler_keep_their_order() {
     }
     /// Writes and flushes from inside `channel_active`, while Outer is busy.
     struct Greeter;
+    #[weft_core::handler]
     impl Handler for Greeter {
-        fn interest(&self) -> Events {
-            Events::ACTIVE
-        }
         fn channel_active(&mut self, ctx: &mut Context<'_>) {
             ctx.write_and_flush("welcome");
             ctx.fire_active();

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use weft_core::{Context, EmbeddedChannel, Events, Handler, Msg, TimerId};
+use weft_core::{Context, EmbeddedChannel, Handler, Msg, TimerId};
 
 /// Arms the delays it is given (in ms) when active; logs each firing with
 /// its name and the virtual time since the start.
@@ -16,10 +16,8 @@ struct Arms {
     cancel_second: bool,
 }
 
+#[weft_core::handler]
 impl Handler for Arms {
-    fn interest(&self) -> Events {
-        Events::ACTIVE | Events::READ
-    }
     fn channel_active(&mut self, ctx: &mut Context<'_>) {
         self.start = Some(ctx.now());
         let ids: Vec<TimerId> = self
@@ -113,10 +111,8 @@ fn a_timer_armed_in_a_callback_fires_from_that_moment() {
 
 /// Panics in its timer.
 struct Boom;
+#[weft_core::handler]
 impl Handler for Boom {
-    fn interest(&self) -> Events {
-        Events::ACTIVE
-    }
     fn channel_active(&mut self, ctx: &mut Context<'_>) {
         ctx.schedule(Duration::from_secs(1));
         ctx.fire_active();

@@ -138,13 +138,11 @@ fn a_first_frame_in_the_same_write_as_the_upgrade_is_answered() {
 fn the_weft_client_upgrades_and_is_echoed() {
     use weft_codec::http::HttpClientCodec;
     use weft_codec::websocket::{ClientHandshakeComplete, Frame, OpCode, WebSocketClientHandshake};
-    use weft_core::{Context, Events, Handler, Msg, UserEvent};
+    use weft_core::{Context, Handler, Msg, UserEvent};
 
     struct App(Option<tokio::sync::oneshot::Sender<Frame>>);
+    #[weft_core::handler]
     impl Handler for App {
-        fn interest(&self) -> Events {
-            Events::READ | Events::USER_EVENT
-        }
         fn user_event(&mut self, ctx: &mut Context<'_>, e: UserEvent) {
             if e.is::<ClientHandshakeComplete>() {
                 ctx.write_and_flush(Frame::text("through weft's client"));

@@ -34,10 +34,8 @@
 //! use weft_transport::ServerBootstrap;
 //!
 //! struct Echo;
+//! #[weft_core::handler]
 //! impl Handler for Echo {
-//!     fn interest(&self) -> Events {
-//!         Events::READ | Events::READ_COMPLETE
-//!     }
 //!     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
 //!         ctx.write(msg);
 //!     }

@@ -206,10 +206,8 @@ impl IdleStateHandler {
     }
 }
 
+#[weft_core::handler]
 impl Handler for IdleStateHandler {
-    fn interest(&self) -> Events {
-        Events::ACTIVE | Events::READ | Events::WRITE
-    }
     fn handler_added(&mut self, ctx: &mut Context<'_>) {
         if ctx.channel().is_open() {
             self.start(ctx);
@@ -350,11 +348,13 @@ impl ReadTimeoutHandler {
 }
 
 impl Handler for ReadTimeoutHandler {
+    /// Kept by hand: watching the transport's count of reads, it skips
+    /// `channel_read` (no hop in the read path).
     fn interest(&self) -> Events {
         if self.transport_reads {
-            Events::ACTIVE
+            Events::ACTIVE | Events::TIMER
         } else {
-            Events::ACTIVE | Events::READ
+            Events::ACTIVE | Events::READ | Events::TIMER
         }
     }
     fn handler_added(&mut self, ctx: &mut Context<'_>) {
@@ -448,11 +448,8 @@ impl fmt::Debug for WriteTimeoutHandler {
     }
 }
 
+#[weft_core::handler]
 impl Handler for WriteTimeoutHandler {
-    fn interest(&self) -> Events {
-        Events::WRITE
-    }
-
     /// Watches the write's promise (the writer's own, if any, completes as
     /// before): no task, one flag per write, one timer for the oldest.
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use weft_core::{Context, Events, FileRegion, Handler, Msg};
+use weft_core::{Context, FileRegion, Handler, Msg};
 use weft_transport::ServerBootstrap;
 
 use common::{bounded, random_bytes, TempFile};
@@ -26,10 +26,8 @@ struct Stats {
 /// the handler a newcomer writes first.
 struct Amplify(Arc<Stats>);
 
+#[weft_core::handler]
 impl Handler for Amplify {
-    fn interest(&self) -> Events {
-        Events::READ | Events::READ_COMPLETE | Events::WRITABILITY
-    }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         if !ctx.is_writable() {
             self.0
@@ -111,10 +109,8 @@ struct Answer {
     file: Option<std::path::PathBuf>,
 }
 
+#[weft_core::handler]
 impl Handler for Answer {
-    fn interest(&self) -> Events {
-        Events::READ
-    }
     fn channel_read(&mut self, ctx: &mut Context<'_>, _msg: Msg) {
         if let Some(body) = self.body.take() {
             for piece in body.chunks(64 * 1024) {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use weft_core::{Channel, Context, Events, Handler, Msg, WriteFuture};
+use weft_core::{Channel, Context, Handler, Msg, WriteFuture};
 use weft_transport::{Bootstrap, ChannelOptions, Server, ServerBootstrap};
 
 use common::bounded;
@@ -35,10 +35,8 @@ impl AnswerFromTask {
     }
 }
 
+#[weft_core::handler]
 impl Handler for AnswerFromTask {
-    fn interest(&self) -> Events {
-        Events::ACTIVE | Events::READ | Events::INACTIVE
-    }
     fn channel_active(&mut self, ctx: &mut Context<'_>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
         let ch = ctx.channel().clone();
@@ -64,10 +62,8 @@ impl Handler for AnswerFromTask {
 /// Hands every read to the test's task.
 struct Forward(mpsc::UnboundedSender<Bytes>);
 
+#[weft_core::handler]
 impl Handler for Forward {
-    fn interest(&self) -> Events {
-        Events::READ
-    }
     fn channel_read(&mut self, _ctx: &mut Context<'_>, msg: Msg) {
         let _ = self
             .0

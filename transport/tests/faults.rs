@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{bounded, fd_count, random_bytes, Echo, TempFile};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use weft_core::{from_fn, Context, Events, FileRegion, Handler, Msg, Promise};
+use weft_core::{from_fn, Context, FileRegion, Handler, Msg, Promise};
 use weft_transport::{ChannelOptions, ReadTimeoutHandler, ServerBootstrap};
 
 /// Raises the soft descriptor limit to the hard one (load tests need
@@ -139,10 +139,8 @@ impl Flood {
     }
 }
 
+#[weft_core::handler]
 impl Handler for Flood {
-    fn interest(&self) -> Events {
-        Events::ACTIVE | Events::WRITABILITY
-    }
     fn channel_active(&mut self, ctx: &mut Context<'_>) {
         self.pump(ctx);
     }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use common::bounded;
 use weft_codec::http::http::Response;
 use weft_codec::http::{HttpRequestPart, HttpServerCodec};
-use weft_core::{Context, Events, Handler, Msg};
+use weft_core::{Context, Handler, Msg};
 use weft_transport::ServerBootstrap;
 
 async fn hello_server() -> weft_transport::Server {
@@ -27,10 +27,8 @@ async fn hello_server() -> weft_transport::Server {
 /// Answers every request head; flushes at the end of each read burst.
 struct Hello;
 
+#[weft_core::handler]
 impl Handler for Hello {
-    fn interest(&self) -> Events {
-        Events::READ | Events::READ_COMPLETE
-    }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         if let Ok(HttpRequestPart::Head { request, .. }) = msg.downcast::<HttpRequestPart>() {
             let body = Bytes::from(format!("hello {}", request.uri().path()));
@@ -78,10 +76,8 @@ async fn a_thousand_pipelined_requests_get_a_thousand_answers_in_order() {
 /// a task of its own, which answers through the channel handle.
 struct Remote(Option<tokio::sync::mpsc::UnboundedSender<String>>);
 
+#[weft_core::handler]
 impl Handler for Remote {
-    fn interest(&self) -> Events {
-        Events::ACTIVE | Events::READ
-    }
     fn channel_active(&mut self, ctx: &mut Context<'_>) {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         self.0 = Some(tx);

@@ -13,15 +13,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{bounded, random_bytes, Echo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use weft_core::{from_fn, Context, Events, Handler, InputShutdown, Msg, UserEvent};
+use weft_core::{from_fn, Context, Handler, InputShutdown, Msg, UserEvent};
 use weft_transport::{ChannelGroup, ChannelOptions, ServerBootstrap};
 
 /// Counts the bytes it reads; on end of input answers with the count and closes.
 struct CountThenReply(usize);
+#[weft_core::handler]
 impl Handler for CountThenReply {
-    fn interest(&self) -> Events {
-        Events::READ | Events::USER_EVENT
-    }
     fn channel_read(&mut self, _ctx: &mut Context<'_>, msg: Msg) {
         self.0 += msg.buffered_len();
     }
@@ -387,10 +385,8 @@ struct ByeThenShutdown {
     closed: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+#[weft_core::handler]
 impl Handler for ByeThenShutdown {
-    fn interest(&self) -> Events {
-        Events::READ | Events::INACTIVE
-    }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         self.read
             .fetch_add(msg.buffered_len() as u64, Ordering::Relaxed);

@@ -13,7 +13,7 @@ use std::io::Write;
 
 use common::{bounded, on_uring, random_bytes};
 use tokio::sync::oneshot;
-use weft_core::{Context, Error, Events, Handler, Msg};
+use weft_core::{Context, Error, Handler, Msg};
 use weft_transport::ServerBootstrap;
 
 /// What one connection's reads were.
@@ -32,10 +32,8 @@ struct Probe {
     done: Option<oneshot::Sender<Seen>>,
 }
 
+#[weft_core::handler]
 impl Handler for Probe {
-    fn interest(&self) -> Events {
-        Events::READ | Events::INACTIVE | Events::EXCEPTION
-    }
     fn channel_read(&mut self, _ctx: &mut Context<'_>, msg: Msg) {
         if let Msg::Bytes(b) = msg {
             if b.len() >= 4096 {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
-use weft_core::{Context, DatagramPacket, Events, Handler, TimerId};
+use weft_core::{Context, DatagramPacket, Handler, TimerId};
 use weft_transport::{DatagramBootstrap, ServerBootstrap};
 
 use common::bounded;
@@ -19,10 +19,8 @@ struct Letters {
     armed: Vec<(TimerId, u8)>,
 }
 
+#[weft_core::handler]
 impl Handler for Letters {
-    fn interest(&self) -> Events {
-        Events::ACTIVE
-    }
     fn channel_active(&mut self, ctx: &mut Context<'_>) {
         for (ms, letter) in [(30, b'c'), (10, b'a'), (20, b'b')] {
             let id = ctx.schedule(Duration::from_millis(ms));
@@ -67,10 +65,8 @@ struct Later {
     to: std::net::SocketAddr,
 }
 
+#[weft_core::handler]
 impl Handler for Later {
-    fn interest(&self) -> Events {
-        Events::ACTIVE
-    }
     fn channel_active(&mut self, ctx: &mut Context<'_>) {
         ctx.schedule(Duration::from_millis(10));
         ctx.fire_active();

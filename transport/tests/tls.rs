@@ -12,7 +12,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use weft_codec::{DecoderHandler, LineBasedFrameDecoder};
-use weft_core::{from_fn, Context, Error, Events, FileRegion, Handler, Msg, UserEvent};
+use weft_core::{from_fn, Context, Error, FileRegion, Handler, Msg, UserEvent};
 use weft_transport::tls::{client_config, server_config};
 use weft_transport::{Bootstrap, ServerBootstrap, TlsHandler, TlsHandshakeCompleted};
 
@@ -44,10 +44,8 @@ struct Seen {
 }
 
 struct Sink(Seen, Option<mpsc::UnboundedSender<()>>);
+#[weft_core::handler]
 impl Handler for Sink {
-    fn interest(&self) -> Events {
-        Events::READ | Events::USER_EVENT | Events::EXCEPTION
-    }
     fn channel_read(&mut self, _ctx: &mut Context<'_>, msg: Msg) {
         let b: Bytes = msg.downcast().unwrap();
         self.0.bytes.lock().unwrap().extend_from_slice(&b);
@@ -169,10 +167,8 @@ async fn file_region_through_tls_is_streamed_and_exact() {
 
 /// A line protocol: `PING` → `PONG`; `STARTTLS` → `OK`, then TLS.
 struct LineApp(Arc<rustls::ServerConfig>);
+#[weft_core::handler]
 impl Handler for LineApp {
-    fn interest(&self) -> Events {
-        Events::READ
-    }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         let line: Bytes = msg.downcast().unwrap();
         match &line[..] {
@@ -351,10 +347,8 @@ async fn bad_tls_input_is_a_typed_error_and_a_closed_connection() {
 }
 
 struct ErrorsTo(mpsc::UnboundedSender<Error>);
+#[weft_core::handler]
 impl Handler for ErrorsTo {
-    fn interest(&self) -> Events {
-        Events::EXCEPTION
-    }
     fn exception_caught(&mut self, ctx: &mut Context<'_>, err: Error) {
         let _ = self.0.send(err.clone());
         ctx.fire_exception(err);

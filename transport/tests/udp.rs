@@ -16,16 +16,14 @@ use bytes::Bytes;
 use common::bounded;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use weft_core::{Context, DatagramPacket, Error, ErrorKind, Events, Handler, Msg};
+use weft_core::{Context, DatagramPacket, Error, ErrorKind, Handler, Msg};
 use weft_transport::{DatagramBootstrap, DatagramChannel, DatagramOptions};
 
 /// Echoes every datagram to its sender, flushing once per read burst.
 struct Echo;
 
+#[weft_core::handler]
 impl Handler for Echo {
-    fn interest(&self) -> Events {
-        Events::READ | Events::READ_COMPLETE
-    }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         let p: DatagramPacket = msg.downcast().expect("datagram channels read packets");
         ctx.write(p.reply(p.content().clone()));
@@ -42,10 +40,8 @@ struct Sink {
     bursts: Arc<Mutex<usize>>,
 }
 
+#[weft_core::handler]
 impl Handler for Sink {
-    fn interest(&self) -> Events {
-        Events::READ | Events::READ_COMPLETE | Events::EXCEPTION
-    }
     fn channel_read(&mut self, _ctx: &mut Context<'_>, msg: Msg) {
         let _ = self.packets.send(msg.downcast().expect("a packet"));
     }
@@ -430,10 +426,8 @@ struct OnWritable {
     to: SocketAddr,
 }
 
+#[weft_core::handler]
 impl Handler for OnWritable {
-    fn interest(&self) -> Events {
-        Events::WRITABILITY
-    }
     fn writability_changed(&mut self, ctx: &mut Context<'_>, writable: bool) {
         if writable {
             ctx.write_and_flush(DatagramPacket::new("resumed", self.to));

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use common::bounded;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
-use weft_core::{Context, Events, Handler, WriteBufferWaterMark};
+use weft_core::{Context, Handler, WriteBufferWaterMark};
 use weft_transport::{Bootstrap, ChannelOptions};
 
 const CHUNK: usize = 16 * 1024;
@@ -35,10 +35,8 @@ impl Producer {
     }
 }
 
+#[weft_core::handler]
 impl Handler for Producer {
-    fn interest(&self) -> Events {
-        Events::ACTIVE | Events::WRITABILITY
-    }
     fn channel_active(&mut self, ctx: &mut Context<'_>) {
         self.pump(ctx);
     }

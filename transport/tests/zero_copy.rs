@@ -185,7 +185,7 @@ const SAME_CODE_LEN: usize = 8 * 1024 * 1024;
 #[ignore = "run by same_code_sendfile_plain_chunks_over_tls under strace"]
 async fn same_code_child() {
     use std::sync::Mutex;
-    use weft_core::{Context, Events, Handler, Msg};
+    use weft_core::{Context, Handler, Msg};
     use weft_transport::tls::{client_config, server_config};
     use weft_transport::{ServerBootstrap, TlsHandler};
 
@@ -229,10 +229,8 @@ async fn same_code_child() {
             .await
             .unwrap();
         struct Collect(Arc<Mutex<Vec<u8>>>, tokio::sync::mpsc::UnboundedSender<()>);
+        #[weft_core::handler]
         impl Handler for Collect {
-            fn interest(&self) -> Events {
-                Events::READ
-            }
             fn channel_read(&mut self, _ctx: &mut Context<'_>, m: Msg) {
                 let b: Bytes = m.downcast().unwrap();
                 self.0.lock().unwrap().extend_from_slice(&b);

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use weft_core::{Context, Events, Handler, Msg};
+use weft_core::{Context, Handler, Msg};
 use weft_transport::ServerBootstrap;
 
 struct Counting;
@@ -49,10 +49,8 @@ const MSG: usize = 64;
 const PIPELINE: usize = 16;
 
 struct Echo;
+#[weft_core::handler]
 impl Handler for Echo {
-    fn interest(&self) -> Events {
-        Events::READ | Events::READ_COMPLETE
-    }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         ctx.write(msg);
     }

@@ -25,10 +25,8 @@ impl Handler for Skipped {
 
 #[derive(Debug)]
 struct Forwarding;
+#[weft_core::handler]
 impl Handler for Forwarding {
-    fn interest(&self) -> Events {
-        Events::READ
-    }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         ctx.fire_read(msg);
     }
@@ -44,10 +42,8 @@ impl Consumer {
         self.bytes += black_box(msg).buffered_len();
     }
 }
+#[weft_core::handler]
 impl Handler for Consumer {
-    fn interest(&self) -> Events {
-        Events::READ
-    }
     fn channel_read(&mut self, _ctx: &mut Context<'_>, msg: Msg) {
         self.consume(msg);
     }

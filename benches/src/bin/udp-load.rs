@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use weft_core::{Context, DatagramPacket, Events, Handler, Msg};
+use weft_core::{Context, DatagramPacket, Handler, Msg};
 use weft_transport::{DatagramBootstrap, DatagramOptions};
 
 const USAGE: &str = "usage: udp-load --addr HOST:PORT [--flows 4] [--window 32] [--size 64] \
@@ -102,10 +102,8 @@ struct Reflect {
     counts: Arc<Counts>,
 }
 
+#[weft_core::handler]
 impl Handler for Reflect {
-    fn interest(&self) -> Events {
-        Events::READ | Events::READ_COMPLETE
-    }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         let Ok(p) = msg.downcast::<DatagramPacket>() else {
             return;

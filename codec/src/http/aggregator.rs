@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
-use weft_core::{BudgetShare, Context, Events, Handler, MemoryBudget, Msg};
+use weft_core::{BudgetShare, Context, Handler, MemoryBudget, Msg};
 
 use super::expect::{answer_expect, status_response};
 use super::request::{BodyKind, HttpRequestPart};
@@ -222,11 +222,8 @@ impl HttpObjectAggregator {
     }
 }
 
+#[weft_core::handler]
 impl Handler for HttpObjectAggregator {
-    fn interest(&self) -> Events {
-        Events::READ
-    }
-
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         let part = match msg.downcast::<HttpRequestPart>() {
             Ok(p) => p,

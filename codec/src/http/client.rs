@@ -26,7 +26,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, Request, Version};
 use weft_core::{
-    Combined, CompositeBytes, Context, Error, Events, FileRegion, Halves, Handler, Msg, Promise,
+    Combined, CompositeBytes, Context, Error, FileRegion, Halves, Handler, Msg, Promise,
 };
 
 use super::response::put_fields;
@@ -195,11 +195,8 @@ impl Handler for HttpClientCodec {
     }
 }
 
+#[weft_core::handler]
 impl Handler for RequestEncoder {
-    fn interest(&self) -> Events {
-        Events::WRITE
-    }
-
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
         let req = match Body::from_msg(msg) {
             Ok(r) => r,

@@ -38,7 +38,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, VARY};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use weft_core::{Context, Events, Handler, Msg, Promise};
+use weft_core::{Context, Handler, Msg, Promise};
 
 use super::coding::{choose, compress, Coding, Encoder};
 use super::compress_budget::{self, Bucket, FileKey};
@@ -305,11 +305,8 @@ fn write_maybe(ctx: &mut Context<'_>, bytes: Bytes, promise: Option<Promise>) {
     crate::encoder::write_parts(ctx, piece, promise);
 }
 
+#[weft_core::handler]
 impl Handler for HttpContentCompressor {
-    fn interest(&self) -> Events {
-        Events::READ | Events::WRITE
-    }
-
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         if let Some(HttpRequestPart::Head { request, .. }) = msg.downcast_ref::<HttpRequestPart>() {
             // A HEAD gets what its GET would: the codec leaves the body out.

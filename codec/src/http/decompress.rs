@@ -27,7 +27,7 @@
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use http::{HeaderMap, StatusCode};
-use weft_core::{Context, Events, Handler, Msg};
+use weft_core::{Context, Handler, Msg};
 
 use super::coding::{Decoder, TOO_LARGE};
 use super::error::{HttpError, HttpErrorKind};
@@ -223,11 +223,8 @@ impl HttpContentDecompressor {
     }
 }
 
+#[weft_core::handler]
 impl Handler for HttpContentDecompressor {
-    fn interest(&self) -> Events {
-        Events::READ
-    }
-
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         if self.refused {
             return;

@@ -16,7 +16,7 @@
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, EXPECT};
 use http::{HeaderValue, Request, Response, StatusCode, Version};
-use weft_core::{Context, Events, Handler, Msg};
+use weft_core::{Context, Handler, Msg};
 
 use super::request::{BodyKind, HttpRequestPart};
 
@@ -146,11 +146,8 @@ impl HttpExpectContinue {
     }
 }
 
+#[weft_core::handler]
 impl Handler for HttpExpectContinue {
-    fn interest(&self) -> Events {
-        Events::READ
-    }
-
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         let part = match msg.downcast::<HttpRequestPart>() {
             Ok(p) => p,

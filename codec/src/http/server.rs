@@ -44,7 +44,7 @@
 
 use std::fmt;
 
-use weft_core::{Combined, Context, Events, Halves, Handler, Msg, UserEvent};
+use weft_core::{Combined, Context, Halves, Handler, Msg, UserEvent};
 
 use super::ledger::{Ledger, LetIn};
 use super::request::HttpRequestDecoder;
@@ -163,11 +163,8 @@ impl ServerDecoding {
     }
 }
 
+#[weft_core::handler]
 impl Handler for ServerDecoding {
-    fn interest(&self) -> Events {
-        Events::READ | Events::USER_EVENT | Events::INACTIVE | Events::WRITABILITY
-    }
-
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         self.inbound.channel_read(ctx, msg);
         self.after_decoding(ctx);

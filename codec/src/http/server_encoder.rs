@@ -26,7 +26,7 @@ use std::fmt;
 
 use bytes::Bytes;
 use http::StatusCode;
-use weft_core::{Context, Events, Handler, Msg, Promise};
+use weft_core::{Context, Handler, Msg, Promise};
 
 use super::ledger::{Ledger, LetIn};
 use super::response::{
@@ -250,11 +250,8 @@ struct After {
     invalid_next: bool,
 }
 
+#[weft_core::handler]
 impl Handler for HttpServerEncoder {
-    fn interest(&self) -> Events {
-        Events::WRITE | Events::FLUSH | Events::CLOSE
-    }
-
     fn handler_removed(&mut self, ctx: &mut Context<'_>) {
         self.write_pending(ctx);
     }

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use weft_core::{BudgetShare, Context, Error, ErrorKind, Events, Handler, MemoryBudget, Msg};
+use weft_core::{BudgetShare, Context, Error, ErrorKind, Handler, MemoryBudget, Msg};
 
 use super::codec::share_of;
 use super::frame::{CloseCode, Frame, OpCode};
@@ -124,11 +124,8 @@ fn message(kind: OpCode, payload: Bytes) -> Message {
     }
 }
 
+#[weft_core::handler]
 impl Handler for WebSocketMessageAggregator {
-    fn interest(&self) -> Events {
-        Events::READ
-    }
-
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         let f = match msg.downcast::<Frame>() {
             Ok(f) => f,

@@ -28,7 +28,7 @@ use http::header::{
     SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
-use weft_core::{Context, Error, Events, Handler, Msg, TimerId};
+use weft_core::{Context, Error, Handler, Msg, TimerId};
 
 use super::codec::{Role, WebSocketConfig};
 use super::deflate::{self, Agreed, DeflateConfig};
@@ -197,11 +197,8 @@ impl WebSocketClientHandshake {
     }
 }
 
+#[weft_core::handler]
 impl Handler for WebSocketClientHandshake {
-    fn interest(&self) -> Events {
-        Events::ACTIVE | Events::READ
-    }
-
     fn channel_active(&mut self, ctx: &mut Context<'_>) {
         self.send_request(ctx);
         ctx.fire_active();

@@ -57,8 +57,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use weft_core::{
-    BudgetShare, Combined, CompositeBytes, Context, Error, Events, Halves, Handler, MemoryBudget,
-    Msg, Promise, TimerId,
+    BudgetShare, Combined, CompositeBytes, Context, Error, Halves, Handler, MemoryBudget, Msg,
+    Promise, TimerId,
 };
 
 use super::boxes;
@@ -572,11 +572,8 @@ fn mask_key() -> [u8; 4] {
     key
 }
 
+#[weft_core::handler]
 impl Handler for WebSocketDecoder {
-    fn interest(&self) -> Events {
-        Events::READ
-    }
-
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         let data = match msg {
             Msg::Bytes(b) => b,
@@ -612,11 +609,8 @@ impl Handler for WebSocketDecoder {
     }
 }
 
+#[weft_core::handler]
 impl Handler for WebSocketEncoder {
-    fn interest(&self) -> Events {
-        Events::WRITE
-    }
-
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
         // Unboxed, the box goes back for the next frame read (an echo
         // costs no allocation for it).

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use http::HeaderValue;
-use weft_core::{Combined, Context, Error, Events, Handler, Msg, Promise};
+use weft_core::{Combined, Context, Error, Handler, Msg, Promise};
 
 use super::codec::{Role, WebSocketCodec, WebSocketConfig};
 use super::error::{WebSocketError, WebSocketErrorKind};
@@ -551,16 +551,13 @@ impl Handler for PerMessageDeflate {
     }
 }
 
+#[weft_core::handler]
 impl Handler for Inflater {
     /// The pace's pause is over: reads go on.
     fn timer(&mut self, ctx: &mut Context<'_>, _: weft_core::TimerId) {
         if std::mem::take(&mut self.paused) {
             ctx.channel().set_auto_read(true);
         }
-    }
-
-    fn interest(&self) -> Events {
-        Events::READ
     }
 
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
@@ -595,11 +592,8 @@ impl Handler for Inflater {
     }
 }
 
+#[weft_core::handler]
 impl Handler for Deflater {
-    fn interest(&self) -> Events {
-        Events::WRITE
-    }
-
     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
         let f = match msg.downcast::<Frame>() {
             Ok(f) => f,

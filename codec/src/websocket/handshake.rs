@@ -39,7 +39,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use sha1::{Digest, Sha1};
-use weft_core::{Context, Events, Handler, Msg, TimerId};
+use weft_core::{Context, Handler, Msg, TimerId};
 
 use super::codec::{Role, WebSocketConfig};
 use super::deflate::{self, DeflateConfig};
@@ -259,11 +259,8 @@ fn refusal(status: StatusCode, why: &str) -> Response<Bytes> {
     r
 }
 
+#[weft_core::handler]
 impl Handler for WebSocketUpgrade {
-    fn interest(&self) -> Events {
-        Events::READ | Events::USER_EVENT
-    }
-
     fn user_event(&mut self, ctx: &mut Context<'_>, event: weft_core::UserEvent) {
         if event.is::<HandshakeComplete>() {
             // Another upgrade handler before this one switched the

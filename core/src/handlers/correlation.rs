@@ -28,7 +28,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use tokio::sync::oneshot;
 
-use crate::{Channel, Context, Error, Events, Handler, Msg};
+use crate::{Channel, Context, Error, Handler, Msg};
 
 /// Requests in flight a [`Correlator`] allows unless told otherwise.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 65_536;
@@ -267,16 +267,13 @@ pub struct CorrelationHandler<K, R, F> {
     _r: PhantomData<fn() -> R>,
 }
 
+#[crate::handler]
 impl<K, R, F> Handler for CorrelationHandler<K, R, F>
 where
     K: Eq + Hash + Send + 'static,
     R: Send + 'static,
     F: Fn(&R) -> K + Send + 'static,
 {
-    fn interest(&self) -> Events {
-        Events::READ | Events::EXCEPTION | Events::INACTIVE
-    }
-
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         match msg.downcast::<R>() {
             Ok(response) => {

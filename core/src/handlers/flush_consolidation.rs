@@ -9,7 +9,7 @@
 //! default), in which case flushes outside a burst go through at once.
 //! Nothing written is ever left unflushed at the end of a burst or on close.
 
-use crate::{Context, Events, Handler, Msg, Promise};
+use crate::{Context, Handler, Msg, Promise};
 
 /// Coalesces flushes within a read burst (Netty's
 /// `FlushConsolidationHandler`). Put it near the head.
@@ -72,16 +72,8 @@ impl FlushConsolidationHandler {
     }
 }
 
+#[crate::handler]
 impl Handler for FlushConsolidationHandler {
-    fn interest(&self) -> Events {
-        Events::READ
-            | Events::READ_COMPLETE
-            | Events::EXCEPTION
-            | Events::INACTIVE
-            | Events::WRITABILITY
-            | Events::FLUSH
-            | Events::CLOSE
-    }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         self.in_read = true;
         ctx.fire_read(msg);

@@ -169,10 +169,8 @@ impl<'a> Context<'a> {
     ///
     /// /// Closes the channel a second after it became active.
     /// struct CloseLater;
+    /// #[weft_core::handler]
     /// impl Handler for CloseLater {
-    ///     fn interest(&self) -> Events {
-    ///         Events::ACTIVE
-    ///     }
     ///     fn channel_active(&mut self, ctx: &mut Context<'_>) {
     ///         ctx.schedule(Duration::from_secs(1));
     ///         ctx.fire_active();
@@ -188,7 +186,26 @@ impl<'a> Context<'a> {
     /// ch.advance_time(Duration::from_millis(1));
     /// assert!(!ch.is_open());
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// When the handler does not take timers (its
+    /// [`interest`](Handler::interest) lacks [`Events::TIMER`](crate::Events::TIMER)):
+    /// the timer would fire into nothing, or into a `timer` the mask
+    /// hides. Implement [`Handler::timer`] in a block marked
+    /// [`#[handler]`](crate::handler), which derives the bit, or add it to
+    /// a mask kept by hand. The pipeline contains the panic: the channel
+    /// closes with an error that says this.
+    #[track_caller]
     pub fn schedule(&mut self, after: std::time::Duration) -> super::TimerId {
+        if !self.inner.takes_timers(self.idx) {
+            panic!(
+                "handler `{}` armed a timer but does not take timers: implement \
+                 Handler::timer in an impl block marked #[weft_core::handler] (or add \
+                 Events::TIMER to the interest it declares by hand)",
+                self.name()
+            );
+        }
         let at = self.inner.now() + after;
         self.inner.arm_timer(self.idx, self.out, at)
     }
@@ -337,10 +354,8 @@ impl<'a> Context<'a> {
     /// use weft_core::{Context, EmbeddedChannel, Events, Handler, Msg, Promise};
     ///
     /// struct Watch(Arc<AtomicBool>);
+    /// #[weft_core::handler]
     /// impl Handler for Watch {
-    ///     fn interest(&self) -> Events {
-    ///         Events::WRITE
-    ///     }
     ///     fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, promise: Option<Promise>) {
     ///         let seen = self.0.clone();
     ///         let p = ctx.watch_write(promise, move |r| seen.store(r.is_ok(), Ordering::Relaxed));

@@ -313,6 +313,11 @@ impl Inner {
         self.timers.arm(Owner { slot, out }, deadline)
     }
 
+    /// Whether the handler in `slot` declared [`Events::TIMER`].
+    pub(super) fn takes_timers(&self, slot: usize) -> bool {
+        self.slots[slot].interest & crate::Events::TIMER.bits() != 0
+    }
+
     /// Disarms the timer `id` of the handler in `slot`.
     pub(super) fn cancel_timer(&mut self, slot: usize, id: super::TimerId) -> bool {
         self.timers.cancel(slot, id)

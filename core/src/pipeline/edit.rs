@@ -115,8 +115,10 @@ impl Inner {
                 outbound,
                 shared,
             }) => {
-                let interest = (inbound.interest().bits() & Events::INBOUND.bits())
-                    | (outbound.interest().bits() & Events::OUTBOUND.bits());
+                let (i, o) = (inbound.interest().bits(), outbound.interest().bits());
+                let interest = (i & Events::INBOUND.bits())
+                    | (o & Events::OUTBOUND.bits())
+                    | ((i | o) & Events::TIMER.bits());
                 (interest, Some((inbound, outbound, shared)))
             }
             None => (handler.interest().bits(), None),

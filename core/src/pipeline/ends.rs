@@ -276,15 +276,13 @@ impl Inner {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use crate::{Channel, Context, Events, Handler, Pipeline};
+    use crate::{Channel, Context, Handler, Pipeline};
 
     #[derive(Debug)]
     struct Watch(Arc<Mutex<Vec<bool>>>);
 
+    #[crate::handler]
     impl Handler for Watch {
-        fn interest(&self) -> Events {
-            Events::WRITABILITY
-        }
         fn writability_changed(&mut self, _ctx: &mut Context<'_>, writable: bool) {
             self.0.lock().unwrap().push(writable);
         }

@@ -64,10 +64,8 @@ use crate::{Channel, Error, Handler, Msg, Promise, WriteFuture};
 ///
 /// #[derive(Debug)]
 /// struct Noop;
+/// #[weft_core::handler]
 /// impl Handler for Noop {
-///     fn interest(&self) -> Events {
-///         Events::NONE
-///     }
 /// }
 ///
 /// let mut p = Pipeline::new(Channel::new(None, None));

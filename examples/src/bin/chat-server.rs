@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use clap::Parser;
 use weft_codec::{DecoderHandler, LineBasedFrameDecoder};
-use weft_core::{CompositeBytes, Context, Error, Events, Handler, Msg, UserEvent};
+use weft_core::{CompositeBytes, Context, Error, Handler, Msg, UserEvent};
 use weft_transport::{
     ChannelGroup, ChannelOptions, IdleState, IdleStateEvent, IdleStateHandler, ServerBootstrap,
 };
@@ -36,11 +36,8 @@ struct Chat {
     name: Bytes,
 }
 
+#[weft_core::handler]
 impl Handler for Chat {
-    fn interest(&self) -> Events {
-        Events::ACTIVE | Events::READ | Events::USER_EVENT | Events::EXCEPTION
-    }
-
     fn channel_active(&mut self, ctx: &mut Context<'_>) {
         let me = ctx.channel().clone();
         self.name = Bytes::from(format!(

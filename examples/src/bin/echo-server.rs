@@ -7,7 +7,7 @@
 //! `--tls-cert` and `--tls-key` it speaks TLS.
 
 use clap::Parser;
-use weft_core::{Context, Events, Handler, Msg};
+use weft_core::{Context, Handler, Msg};
 use weft_transport::{tls, TlsHandler};
 
 /// A TCP echo server.
@@ -32,10 +32,8 @@ struct Args {
 
 struct Echo;
 
+#[weft_core::handler]
 impl Handler for Echo {
-    fn interest(&self) -> Events {
-        Events::READ | Events::READ_COMPLETE | Events::WRITABILITY
-    }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         ctx.write(msg);
     }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use clap::Parser;
 use weft_codec::http::http::{header, HeaderValue, Method, Response, StatusCode};
 use weft_codec::http::{HttpRequestPart, HttpServerCodec};
-use weft_core::{Context, Events, Handler, Msg};
+use weft_core::{Context, Handler, Msg};
 
 /// TechEmpower-style plaintext and JSON server.
 #[derive(Parser, Debug)]
@@ -62,11 +62,8 @@ fn answer(method: &Method, path: &str) -> Response<Bytes> {
     r
 }
 
+#[weft_core::handler]
 impl Handler for Hello {
-    fn interest(&self) -> Events {
-        Events::READ | Events::READ_COMPLETE | Events::EXCEPTION
-    }
-
     fn exception_caught(&mut self, ctx: &mut Context<'_>, err: weft_core::Error) {
         // A reset by a load generator that is done is routine here.
         tracing::debug!(error = %err, "closing the connection");

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use clap::Parser;
-use weft_core::{Channel, Context, Error, Events, Handler, InputShutdown, Msg, UserEvent};
+use weft_core::{Channel, Context, Error, Handler, InputShutdown, Msg, UserEvent};
 use weft_transport::{Bootstrap, ChannelOptions};
 
 /// A TCP relay with backpressure.
@@ -39,14 +39,8 @@ struct Relay {
     ended: Arc<AtomicUsize>,
 }
 
+#[weft_core::handler]
 impl Handler for Relay {
-    fn interest(&self) -> Events {
-        Events::READ
-            | Events::WRITABILITY
-            | Events::USER_EVENT
-            | Events::INACTIVE
-            | Events::EXCEPTION
-    }
     fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) {
         if !event.is::<InputShutdown>() {
             return ctx.fire_user_event(event);
@@ -103,10 +97,8 @@ struct Inbound {
     upstream: String,
 }
 
+#[weft_core::handler]
 impl Handler for Inbound {
-    fn interest(&self) -> Events {
-        Events::ACTIVE
-    }
     fn channel_active(&mut self, ctx: &mut Context<'_>) {
         let client = ctx.channel().clone();
         // Read nothing from the client until the upstream side is there.

@@ -7,7 +7,7 @@
 //! (`SO_REUSEPORT`) and the kernel spreads clients among them.
 
 use clap::Parser;
-use weft_core::{Context, DatagramPacket, Events, Handler, Msg};
+use weft_core::{Context, DatagramPacket, Handler, Msg};
 use weft_transport::{DatagramBootstrap, DatagramOptions};
 
 /// A UDP echo server.
@@ -34,10 +34,8 @@ struct Args {
 /// Writes each datagram back to where it came from.
 struct Echo;
 
+#[weft_core::handler]
 impl Handler for Echo {
-    fn interest(&self) -> Events {
-        Events::READ | Events::READ_COMPLETE
-    }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         if let Ok(p) = msg.downcast::<DatagramPacket>() {
             let content = p.content().clone();

@@ -23,7 +23,7 @@ use weft_codec::http::{HttpRequestPart, HttpServerCodec};
 use weft_codec::websocket::{
     DeflateConfig, Frame, HandshakeComplete, OpCode, WebSocketConfig, WebSocketUpgrade,
 };
-use weft_core::{Context, Error, Events, Handler, Msg, UserEvent};
+use weft_core::{Context, Error, Handler, Msg, UserEvent};
 use weft_transport::{ChannelGroup, ChannelOptions, SlowMembers};
 
 /// A chat room over WebSocket, with an echo endpoint.
@@ -86,11 +86,8 @@ fn page(method: &Method, path: &str) -> Response<Bytes> {
     r
 }
 
+#[weft_core::handler]
 impl Handler for Chat {
-    fn interest(&self) -> Events {
-        Events::READ | Events::USER_EVENT | Events::EXCEPTION
-    }
-
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         if self.mode == Mode::Http {
             if let Ok(HttpRequestPart::Head { request, .. }) = msg.downcast::<HttpRequestPart>() {

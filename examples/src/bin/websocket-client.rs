@@ -24,7 +24,7 @@ use weft_codec::websocket::{
     ClientHandshakeComplete, CloseCode, DeflateConfig, Frame, OpCode, WebSocketClientHandshake,
     WebSocketConfig,
 };
-use weft_core::{Channel, Context, Error, Events, Handler, Msg, UserEvent};
+use weft_core::{Channel, Context, Error, Handler, Msg, UserEvent};
 use weft_transport::Bootstrap;
 
 /// A WebSocket client: send messages, or run Autobahn's client cases.
@@ -72,11 +72,8 @@ struct App {
     echo: bool,
 }
 
+#[weft_core::handler]
 impl Handler for App {
-    fn interest(&self) -> Events {
-        Events::READ | Events::USER_EVENT | Events::EXCEPTION
-    }
-
     fn user_event(&mut self, ctx: &mut Context<'_>, event: UserEvent) {
         if event.is::<ClientHandshakeComplete>() {
             let _ = self.tx.send(Event::Open);

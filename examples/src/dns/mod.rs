@@ -39,7 +39,7 @@ use std::time::Instant;
 use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordSet, RecordType, RrKey};
 use hickory_proto::serialize::txt::Parser;
-use weft_core::{Context, DatagramPacket, Error, Events, Handler, Msg};
+use weft_core::{Context, DatagramPacket, Error, Handler, Msg};
 
 /// The zone `dns-server` serves unless given another.
 pub const EXAMPLE_ZONE: &str = include_str!("example.zone");
@@ -305,10 +305,8 @@ impl DnsHandler {
     }
 }
 
+#[weft_core::handler]
 impl Handler for DnsHandler {
-    fn interest(&self) -> Events {
-        Events::READ | Events::READ_COMPLETE
-    }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         let Ok(p) = msg.downcast::<DatagramPacket>() else {
             return;
@@ -366,10 +364,8 @@ struct DnsStream {
     zone: Arc<Zone>,
 }
 
+#[weft_core::handler]
 impl Handler for DnsStream {
-    fn interest(&self) -> Events {
-        Events::READ | Events::READ_COMPLETE | Events::EXCEPTION
-    }
     /// An idle timeout or a bad frame ends the connection: routine for a
     /// DNS client (RFC 7766 §6.2.3), so not worth a warning each.
     fn exception_caught(&mut self, ctx: &mut Context<'_>, err: Error) {

@@ -11,8 +11,7 @@ use bytes::Bytes;
 use weft_codec::http::http::{Method, Request};
 use weft_codec::http::{BodyKind, HttpRequestPart};
 use weft_core::{
-    BudgetShare, Context, Error, Events, FileRegion, Handler, MemoryBudget, Msg, ReadBudget,
-    UserEvent,
+    BudgetShare, Context, Error, FileRegion, Handler, MemoryBudget, Msg, ReadBudget, UserEvent,
 };
 
 use super::response::*;
@@ -509,11 +508,8 @@ impl FileHandler {
     }
 }
 
+#[weft_core::handler]
 impl Handler for FileHandler {
-    fn interest(&self) -> Events {
-        Events::READ | Events::USER_EVENT | Events::EXCEPTION
-    }
-
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         let part = match msg.downcast::<HttpRequestPart>() {
             Ok(p) => p,

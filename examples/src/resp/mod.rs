@@ -30,7 +30,7 @@ mod decode;
 mod store;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use weft_core::{Context, Error, Events, Handler, Msg, Promise};
+use weft_core::{Context, Error, Handler, Msg, Promise};
 
 pub use decode::{RespDecoder, RespFrame, MAX_ARGS, MAX_BULK, MAX_INLINE, PARTIAL_BUDGET};
 pub use store::{execute, Replies, Store};
@@ -75,11 +75,8 @@ impl RespHandler {
     }
 }
 
+#[weft_core::handler]
 impl Handler for RespHandler {
-    fn interest(&self) -> Events {
-        Events::READ | Events::READ_COMPLETE | Events::EXCEPTION
-    }
-
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         if self.closing {
             return;

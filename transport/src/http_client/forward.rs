@@ -10,7 +10,7 @@
 
 use tokio::sync::mpsc;
 use weft_codec::http::HttpResponseIn;
-use weft_core::{Context, Error, Events, Handler, Msg, ReadBudget};
+use weft_core::{Context, Error, Handler, Msg, ReadBudget};
 
 /// Body bytes held for the reader before reads stop.
 pub(crate) const HIGH_WATER: usize = 1024 * 1024;
@@ -32,11 +32,8 @@ pub(crate) struct Forward {
     pub(crate) budget: ReadBudget,
 }
 
+#[weft_core::handler]
 impl Handler for Forward {
-    fn interest(&self) -> Events {
-        Events::READ | Events::EXCEPTION | Events::INACTIVE
-    }
-
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         let part = match msg.downcast::<HttpResponseIn>() {
             Ok(p) => p,

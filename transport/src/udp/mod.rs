@@ -34,10 +34,8 @@
 //! use weft_transport::DatagramBootstrap;
 //!
 //! struct Echo;
+//! #[weft_core::handler]
 //! impl Handler for Echo {
-//!     fn interest(&self) -> Events {
-//!         Events::READ | Events::READ_COMPLETE
-//!     }
 //!     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
 //!         if let Ok(p) = msg.downcast::<DatagramPacket>() {
 //!             ctx.write(p.reply(p.content().clone())); // the payload by reference

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use weft_core::{Context, Events, Handler, Msg};
+use weft_core::{Context, Handler, Msg};
 
 /// Runs `f` under the bound every network test has (60 s): a hang fails
 /// the test instead of stalling the suite.
@@ -232,10 +232,8 @@ pub fn client_with_recv_buffer(addr: &str, bytes: usize) -> std::net::TcpStream 
 #[derive(Debug)]
 pub struct Echo;
 
+#[weft_core::handler]
 impl Handler for Echo {
-    fn interest(&self) -> Events {
-        Events::READ | Events::READ_COMPLETE
-    }
     fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
         ctx.write(msg);
     }

@@ -41,10 +41,8 @@ impl Collect {
     }
 }
 
+#[weft_core::handler]
 impl Handler for Collect {
-    fn interest(&self) -> Events {
-        Events::ACTIVE | Events::READ | Events::READ_COMPLETE | Events::INACTIVE
-    }
     fn channel_active(&mut self, ctx: &mut Context<'_>) {
         if !self.auto_read {
             ctx.read();
