@@ -385,6 +385,7 @@ impl Decoder for HttpRequestDecoder {
 
     /// Under the server codec, the ledger comes from the state its halves
     /// share.
+    #[inline]
     fn decode_with(
         &mut self,
         ctx: &mut Context<'_>,

@@ -234,6 +234,9 @@ pub(crate) struct WebSocketDecoder {
     /// How much of the pending text frame's payload `utf8` has seen.
     text_checked: usize,
     close_received: bool,
+    /// Nothing more is parsed: this half's own copy of [`Ends::done`],
+    /// which only it sets (the encoder reads the shared one, rarely).
+    done: bool,
     /// What `cum` holds, in the partial-frame budget.
     held: BudgetShare,
 }
@@ -243,6 +246,8 @@ pub(crate) struct WebSocketDecoder {
 pub(crate) struct WebSocketEncoder {
     role: Role,
     close_timeout: Duration,
+    /// This half's own copy of [`Ends::close_sent`], which only it sets.
+    close_sent: bool,
 }
 
 impl WebSocketCodec {
@@ -251,6 +256,7 @@ impl WebSocketCodec {
         let enc = WebSocketEncoder {
             role,
             close_timeout: config.close_timeout,
+            close_sent: false,
         };
         let dec = WebSocketDecoder {
             role,
@@ -261,6 +267,7 @@ impl WebSocketCodec {
             utf8: Utf8Validator::default(),
             text_checked: 0,
             close_received: false,
+            done: false,
         };
         WebSocketCodec {
             halves: Combined::new(Ends::default(), dec, enc),
@@ -461,7 +468,7 @@ impl WebSocketDecoder {
             }
         }
         self.close_received = true;
-        ends(ctx).done = true;
+        self.end(ctx);
         let echo = match f.close_code() {
             Some(code) => Frame::close(code, ""),
             None => Frame::close_empty(),
@@ -482,11 +489,17 @@ impl WebSocketDecoder {
     /// [`end_now`] for the order).
     fn fail(&mut self, ctx: &mut Context<'_>, err: WebSocketError) {
         tracing::debug!(error = %err, "failing the WebSocket connection");
-        ends(ctx).done = true;
+        self.end(ctx);
         self.cum = Cumulation::new();
         self.held.resize(0);
         let close = (!ends(ctx).close_sent).then(|| Frame::close(err.code(), err.detail()));
         end_now(ctx, close, Some(err.into_exception()), true);
+    }
+
+    /// Nothing more is parsed.
+    fn end(&mut self, ctx: &mut Context<'_>) {
+        self.done = true;
+        ends(ctx).done = true;
     }
 }
 
@@ -580,11 +593,11 @@ impl Handler for WebSocketDecoder {
             Msg::Composite(c) => c.into_bytes(),
             other => return ctx.fire_read(other),
         };
-        if ends(ctx).done {
+        if self.done {
             return; // after a violation or the close handshake: discarded
         }
         self.cum.push(data);
-        while !ends(ctx).done {
+        while !self.done {
             let r = self.next_frame().and_then(|f| match f {
                 Some(f) => self.on_frame(ctx, f).map(|()| true),
                 None => Ok(false),
@@ -595,7 +608,7 @@ impl Handler for WebSocketDecoder {
                 Err(e) => return self.fail(ctx, e),
             }
         }
-        if ends(ctx).done {
+        if self.done {
             self.cum = Cumulation::new();
         }
         if !self.held.resize(self.cum.len()) {
@@ -618,13 +631,14 @@ impl Handler for WebSocketEncoder {
             Ok(f) => boxes::unbox(f),
             Err(other) => return ctx.write_with(other, promise),
         };
-        if ends(ctx).close_sent {
+        if self.close_sent {
             if let Some(p) = promise {
                 p.fail(Error::closed());
             }
             return;
         }
         if frame.opcode == OpCode::Close {
+            self.close_sent = true;
             let e = ends(ctx);
             e.close_sent = true;
             // Nothing to wait for once the peer's close came, or when this

@@ -79,22 +79,16 @@ impl<'a> Context<'a> {
     /// assert_eq!(ch.read_outbound_bytes(), "2");
     /// ```
     #[track_caller]
+    #[inline]
     pub fn shared<S: Send + 'static>(&mut self) -> &mut S {
         let slot = &mut self.inner.slots[self.idx];
-        match slot.duplex.as_mut().map(|d| d.shared.downcast_mut::<S>()) {
-            Some(Some(s)) => s,
-            Some(None) => panic!(
-                "ctx.shared::<{}>() in handler `{}`: the state of its Combined is another type; \
-                 ask for the type given to Combined::new",
-                std::any::type_name::<S>(),
-                slot.name
-            ),
-            None => panic!(
-                "ctx.shared::<{}>() in handler `{}`, which is not a half of a Combined: \
-                 install the two halves with Combined::new(state, inbound, outbound)",
-                std::any::type_name::<S>(),
-                slot.name
-            ),
+        let (name, duplex) = (&slot.name, &mut slot.duplex);
+        match duplex.as_mut() {
+            Some(d) => match d.shared.downcast_mut::<S>() {
+                Some(s) => s,
+                None => not_shared(name, std::any::type_name::<S>(), true),
+            },
+            None => not_shared(name, std::any::type_name::<S>(), false),
         }
     }
 
@@ -472,6 +466,23 @@ impl<'a> Context<'a> {
     pub fn names(&self) -> Vec<&str> {
         self.inner.names()
     }
+}
+
+/// The panic of [`Context::shared`] asked for a state that is not there.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn not_shared(handler: &str, ty: &str, wrong_type: bool) -> ! {
+    if wrong_type {
+        panic!(
+            "ctx.shared::<{ty}>() in handler `{handler}`: the state of its Combined is another \
+             type; ask for the type given to Combined::new"
+        )
+    }
+    panic!(
+        "ctx.shared::<{ty}>() in handler `{handler}`, which is not a half of a Combined: install \
+         the two halves with Combined::new(state, inbound, outbound)"
+    )
 }
 
 impl fmt::Debug for Context<'_> {

@@ -216,7 +216,7 @@ impl Inner {
 
     /// After a callback of the handler (half) of direction `out`: deliver
     /// what queued up meanwhile, then put it back, or finish removing it.
-    #[inline]
+    #[inline(always)]
     pub(super) fn finish_call(&mut self, idx: usize, out: bool, h: Box<dyn Handler>) {
         let slot = &mut self.slots[idx];
         if !slot.has_queued(out) && slot.link == Link::Linked {
