@@ -158,17 +158,13 @@ struct Shared {
     queued: AtomicUsize,
     /// The outbound buffer's bytes, as the connection task last saw them.
     outbound: AtomicUsize,
-    /// The high watermark and the cap (`usize::MAX`: none), published by
-    /// the pipeline.
-    high: AtomicUsize,
-    cap: AtomicUsize,
+    /// The watermarks, the cap and the drop flag: the outbound buffer's
+    /// own, shared (`outbound.rs`).
+    limits: std::sync::Arc<crate::outbound::OutboundLimits>,
     /// Bytes the transport has handed to the kernel so far.
     written: std::sync::atomic::AtomicU64,
     /// Messages the transport has read and fired so far.
     read: std::sync::atomic::AtomicU64,
-    /// A write past the cap is dropped (the channel stays open) rather than
-    /// closing the channel: set by datagram transports.
-    drops: AtomicBool,
     /// Writes dropped so far (past the cap, with `drops` set).
     dropped: std::sync::atomic::AtomicU64,
     closed: Notify,
@@ -207,11 +203,9 @@ impl Channel {
                 commands: Mailbox::new(),
                 queued: AtomicUsize::new(0),
                 outbound: AtomicUsize::new(0),
-                high: AtomicUsize::new(crate::outbound::DEFAULT_HIGH_WATERMARK),
-                cap: AtomicUsize::new(crate::outbound::DEFAULT_OUTBOUND_CAP),
+                limits: Default::default(),
                 written: std::sync::atomic::AtomicU64::new(0),
                 read: std::sync::atomic::AtomicU64::new(0),
-                drops: AtomicBool::new(false),
                 dropped: std::sync::atomic::AtomicU64::new(0),
                 closed: Notify::new(),
                 writable_again: Notify::new(),
@@ -290,12 +284,6 @@ impl Channel {
             .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Makes writes past the cap drop instead of closing (see
-    /// [`Transport::set_overflow_drops`](crate::transport::Transport::set_overflow_drops)).
-    pub(crate) fn set_overflow_drops(&self, on: bool) {
-        self.shared.drops.store(on, Ordering::Release);
-    }
-
     /// Whether the channel is still open.
     pub fn is_open(&self) -> bool {
         self.shared.open.load(Ordering::Acquire)
@@ -327,10 +315,10 @@ impl Channel {
             let held = sh.queued.fetch_add(len, Ordering::AcqRel)
                 + len
                 + sh.outbound.load(Ordering::Acquire);
-            let cap = sh.cap.load(Ordering::Acquire);
+            let cap = sh.limits.cap();
             if held > cap {
                 sh.queued.fetch_sub(len, Ordering::AcqRel);
-                if sh.drops.load(Ordering::Acquire) {
+                if sh.limits.drops() {
                     self.record_dropped(1);
                     if let Some(p) = promise {
                         p.fail(crate::outbound::dropped_error(len, held - len, cap));
@@ -344,7 +332,7 @@ impl Channel {
                 let _ = self.push(Command::Overflow(err));
                 return;
             }
-            if held > sh.high.load(Ordering::Acquire) {
+            if held > sh.limits.high() {
                 sh.writable.store(false, Ordering::Release);
             }
         }
@@ -489,17 +477,16 @@ impl Channel {
         self.shared.queued.load(Ordering::Acquire)
     }
 
-    /// Publishes what the pipeline's outbound buffer holds and its limits,
-    /// for the checks writes from other tasks make.
+    /// Publishes what the pipeline's outbound buffer holds, for the checks
+    /// writes from other tasks make (its limits they read from the same
+    /// place as the buffer: [`limits`](Self::limits)).
     pub(crate) fn publish_outbound(&self, bytes: usize) {
         self.shared.outbound.store(bytes, Ordering::Release);
     }
 
-    pub(crate) fn publish_limits(&self, high: usize, cap: Option<usize>) {
-        self.shared.high.store(high, Ordering::Release);
-        self.shared
-            .cap
-            .store(cap.unwrap_or(usize::MAX), Ordering::Release);
+    /// The outbound limits this channel's outbound buffer keeps.
+    pub(crate) fn limits(&self) -> std::sync::Arc<crate::outbound::OutboundLimits> {
+        self.shared.limits.clone()
     }
 
     pub(crate) fn set_writable(&self, writable: bool) {

@@ -28,11 +28,19 @@
 //!   promise fails with [`ErrorKind::Dropped`](crate::ErrorKind::Dropped),
 //!   the drop is counted, and the channel stays open;
 //! - [`fail_all`](OutboundBuffer::fail_all) fails every pending promise (on
-//!   close).
+//!   close);
+//! - the watermarks, the cap and the drop flag are kept once, in
+//!   `OutboundLimits`, which the buffer shares with its channel's handle:
+//!   writes from other tasks check the same values, with nothing to copy
+//!   or keep in step (the writability hang of issue 14 came from such a
+//!   copy).
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::IoSlice;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::Arc;
 
 use bytes::Buf;
 
@@ -145,18 +153,67 @@ pub struct Entry {
     pub promise: Option<Promise>,
 }
 
+/// A channel's outbound limits, held once: the outbound buffer reads them
+/// for the pipeline's writes and the [`Channel`](crate::Channel) handle
+/// (which shares them) for writes from other tasks. Only the channel's own
+/// task changes them (the bootstrap's options, `Context::set_max_outbound_bytes`,
+/// `Transport::set_*`), so relaxed loads and stores suffice: no other
+/// memory is published through them.
+#[derive(Debug)]
+pub(crate) struct OutboundLimits {
+    low: AtomicUsize,
+    high: AtomicUsize,
+    /// `usize::MAX`: no cap.
+    cap: AtomicUsize,
+    /// A write past the cap is dropped, not a reason to close (datagrams).
+    drops: AtomicBool,
+}
+
+impl Default for OutboundLimits {
+    fn default() -> Self {
+        OutboundLimits {
+            low: AtomicUsize::new(DEFAULT_LOW_WATERMARK),
+            high: AtomicUsize::new(DEFAULT_HIGH_WATERMARK),
+            cap: AtomicUsize::new(DEFAULT_OUTBOUND_CAP),
+            drops: AtomicBool::new(false),
+        }
+    }
+}
+
+impl OutboundLimits {
+    #[inline]
+    pub(crate) fn high(&self) -> usize {
+        self.high.load(Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn low(&self) -> usize {
+        self.low.load(Relaxed)
+    }
+
+    /// The cap; `usize::MAX` when there is none.
+    #[inline]
+    pub(crate) fn cap(&self) -> usize {
+        self.cap.load(Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn drops(&self) -> bool {
+        self.drops.load(Relaxed)
+    }
+}
+
 /// The queue of writes between the pipeline's head and the socket.
 pub struct OutboundBuffer {
     unflushed: VecDeque<Entry>,
     flushed: VecDeque<Entry>,
     buffered: usize,
-    watermark: WriteBufferWaterMark,
     writable: bool,
-    cap: usize,
+    /// The watermarks, the cap and the drop flag (shared with the channel
+    /// handle: the one place they are kept).
+    limits: Arc<OutboundLimits>,
     /// Set when a write was refused for the cap; taken by the pipeline.
     overflow: Option<Error>,
-    /// A write past the cap is dropped, not a reason to close (datagrams).
-    drops: bool,
     /// Writes dropped since the last [`take_dropped`](Self::take_dropped).
     dropped: u64,
 }
@@ -182,24 +239,34 @@ impl Default for OutboundBuffer {
 impl OutboundBuffer {
     /// An empty buffer with the given watermarks.
     pub fn new(watermark: WriteBufferWaterMark) -> OutboundBuffer {
+        let ob = OutboundBuffer::with_limits(Arc::default());
+        ob.set_watermark_values(watermark);
+        ob
+    }
+
+    /// An empty buffer whose limits are `limits` (a channel's).
+    pub(crate) fn with_limits(limits: Arc<OutboundLimits>) -> OutboundBuffer {
         OutboundBuffer {
             unflushed: VecDeque::new(),
             flushed: VecDeque::new(),
             buffered: 0,
-            watermark,
             writable: true,
-            cap: DEFAULT_OUTBOUND_CAP,
+            limits,
             overflow: None,
-            drops: false,
             dropped: 0,
         }
+    }
+
+    fn set_watermark_values(&self, watermark: WriteBufferWaterMark) {
+        self.limits.low.store(watermark.low, Relaxed);
+        self.limits.high.store(watermark.high, Relaxed);
     }
 
     /// Whether a write past the cap is dropped (its promise fails with
     /// [`ErrorKind::Dropped`](crate::ErrorKind::Dropped), the channel stays
     /// open) instead of refused with an overflow that closes the channel.
     pub(crate) fn set_overflow_drops(&mut self, on: bool) {
-        self.drops = on;
+        self.limits.drops.store(on, Relaxed);
     }
 
     /// How many writes were dropped at the cap since the last call.
@@ -209,12 +276,13 @@ impl OutboundBuffer {
 
     /// Sets the cap (`None`: no cap).
     pub(crate) fn set_cap(&mut self, cap: Option<usize>) {
-        self.cap = cap.unwrap_or(usize::MAX);
+        self.limits.cap.store(cap.unwrap_or(usize::MAX), Relaxed);
     }
 
     /// The cap, if any.
     pub fn cap(&self) -> Option<usize> {
-        (self.cap != usize::MAX).then_some(self.cap)
+        let cap = self.limits.cap();
+        (cap != usize::MAX).then_some(cap)
     }
 
     /// The error of a write refused for the cap since the last call.
@@ -231,19 +299,22 @@ impl OutboundBuffer {
     /// Writable again if what is held is below the low watermark (after a
     /// forced change whose drain may already have happened).
     pub(crate) fn recheck_low_watermark(&mut self) {
-        if !self.writable && self.buffered < self.watermark.low {
+        if !self.writable && self.buffered < self.limits.low() {
             self.writable = true;
         }
     }
 
     /// The watermarks.
     pub fn watermark(&self) -> WriteBufferWaterMark {
-        self.watermark
+        WriteBufferWaterMark {
+            low: self.limits.low(),
+            high: self.limits.high(),
+        }
     }
 
     /// Changes the watermarks; writability is re-evaluated on the next change.
     pub(crate) fn set_watermark(&mut self, watermark: WriteBufferWaterMark) {
-        self.watermark = watermark;
+        self.set_watermark_values(watermark);
         self.update_writability();
     }
 
@@ -251,13 +322,14 @@ impl OutboundBuffer {
     /// module docs).
     pub fn push(&mut self, msg: Msg, promise: Option<Promise>) {
         let w = weight(&msg, false);
-        if self.buffered.saturating_add(w) > self.cap {
-            if self.drops {
+        let cap = self.limits.cap();
+        if self.buffered.saturating_add(w) > cap {
+            if self.limits.drops() {
                 self.dropped += 1;
-                complete(promise, Err(dropped_error(w, self.buffered, self.cap)));
+                complete(promise, Err(dropped_error(w, self.buffered, cap)));
                 return;
             }
-            let err = over_cap_error(w, self.buffered, self.cap);
+            let err = over_cap_error(w, self.buffered, cap);
             complete(promise, Err(err.clone()));
             self.overflow.get_or_insert(err);
             return;
@@ -465,9 +537,9 @@ impl OutboundBuffer {
     }
 
     fn update_writability(&mut self) {
-        if self.writable && self.buffered > self.watermark.high {
+        if self.writable && self.buffered > self.limits.high() {
             self.writable = false;
-        } else if !self.writable && self.buffered < self.watermark.low {
+        } else if !self.writable && self.buffered < self.limits.low() {
             self.writable = true;
         }
     }

@@ -170,3 +170,24 @@ fn user_messages_from_another_thread_count_toward_the_cap_too() {
     ch.run_pending_tasks();
     assert!(!ch.is_open(), "the channel closed");
 }
+
+/// The cap a handler sets is the one other tasks' writes are checked
+/// against, at once: it is kept in one place, not copied to the handle.
+#[test]
+fn a_cap_a_handler_sets_holds_for_writes_from_other_threads_at_once() {
+    let lower = weft_core::from_fn(|ctx: &mut Context<'_>, _: Bytes| {
+        ctx.set_max_outbound_bytes(Some(1000));
+    });
+    let mut ch = EmbeddedChannel::builder()
+        .add_last("lower", lower)
+        .outbound_cap(Some(1 << 20))
+        .build();
+    ch.write_inbound("member");
+    let handle = ch.channel().clone();
+    let mut over = std::thread::spawn(move || handle.write_and_flush(Bytes::from(vec![0u8; 2000])))
+        .join()
+        .unwrap();
+    let err = over.try_result().unwrap().unwrap_err();
+    assert!(err.is_outbound_full(), "{err}");
+    assert!(err.to_string().contains("cap of 1000"), "{err}");
+}

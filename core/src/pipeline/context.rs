@@ -143,7 +143,6 @@ impl<'a> Context<'a> {
     /// endpoint that must hold whole 16 MiB messages.
     pub fn set_max_outbound_bytes(&mut self, cap: Option<usize>) {
         self.inner.head.outbound.set_cap(cap);
-        self.inner.publish_limits();
     }
 
     /// The channel's time: tokio's clock on a socket, the virtual clock of

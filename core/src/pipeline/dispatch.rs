@@ -62,12 +62,13 @@ pub(super) struct WatchedWrite {
 
 impl Inner {
     pub(super) fn new(channel: Channel) -> Inner {
+        let head = Head::new(&channel);
         let mut inner = Inner {
             slots: vec![Slot::sentinel(HEAD, TAIL), Slot::sentinel(HEAD, TAIL)],
             free: Vec::new(),
             pending_queues: 0,
             channel,
-            head: Head::new(),
+            head,
             tail: None,
             timers: Timers::default(),
             virtual_now: None,

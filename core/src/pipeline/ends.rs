@@ -71,9 +71,11 @@ pub(crate) struct Tail {
 }
 
 impl Head {
-    pub(super) fn new() -> Head {
+    /// The head of `channel`'s pipeline: its outbound buffer keeps the
+    /// limits the channel handle shares.
+    pub(super) fn new(channel: &crate::Channel) -> Head {
         Head {
-            outbound: OutboundBuffer::default(),
+            outbound: OutboundBuffer::with_limits(channel.limits()),
             read_requested: false,
             close_requested: false,
             shutdown: None,
@@ -228,12 +230,6 @@ impl Inner {
     pub(crate) fn publish_outbound(&self) {
         self.channel
             .publish_outbound(self.head.outbound.buffered_bytes());
-    }
-
-    /// Publishes the watermark and the cap for those checks.
-    pub(crate) fn publish_limits(&self) {
-        let ob = &self.head.outbound;
-        self.channel.publish_limits(ob.watermark().high(), ob.cap());
     }
 
     /// Records an output shutdown for the transport (after the flush the

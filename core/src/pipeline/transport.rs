@@ -205,7 +205,6 @@ impl<'a> Transport<'a> {
     /// Sets the write-buffer watermarks.
     pub fn set_watermark(&mut self, wm: WriteBufferWaterMark) {
         self.pipeline.inner.head.outbound.set_watermark(wm);
-        self.pipeline.inner.publish_limits();
         let _ = self.pipeline.enter(|_| {});
     }
 
@@ -215,7 +214,6 @@ impl<'a> Transport<'a> {
     /// the channel closes.
     pub fn set_outbound_cap(&mut self, cap: Option<usize>) {
         self.pipeline.inner.head.outbound.set_cap(cap);
-        self.pipeline.inner.publish_limits();
     }
 
     /// Makes a write past the cap drop (its promise fails with
@@ -224,7 +222,6 @@ impl<'a> Transport<'a> {
     /// policy of a datagram transport, whose messages are droppable.
     pub fn set_overflow_drops(&mut self, on: bool) {
         self.pipeline.inner.head.outbound.set_overflow_drops(on);
-        self.pipeline.inner.channel.set_overflow_drops(on);
     }
 
     /// Whether a handler asked for a read since the last call; clears it.
