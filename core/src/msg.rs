@@ -65,6 +65,11 @@ pub trait AnyMsg: Any + Send {
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
     /// Upcast for downcasting by reference.
     fn as_any(&self) -> &(dyn Any + Send);
+    /// The payload a datagram transport writes of it: a
+    /// [`DatagramPacket`](crate::DatagramPacket)'s length, 0 for any other
+    /// type (known per type when it is compiled: no downcast at run time).
+    #[doc(hidden)]
+    fn payload_len(&self) -> usize;
 }
 
 impl<T: Any + Send> AnyMsg for T {
@@ -76,6 +81,12 @@ impl<T: Any + Send> AnyMsg for T {
     }
     fn as_any(&self) -> &(dyn Any + Send) {
         self
+    }
+    #[inline]
+    fn payload_len(&self) -> usize {
+        (self as &dyn Any)
+            .downcast_ref::<crate::DatagramPacket>()
+            .map_or(0, |p| p.len())
     }
 }
 
@@ -283,10 +294,7 @@ impl Msg {
             Msg::Bytes(b) => b.len(),
             Msg::Composite(c) => c.len(),
             Msg::File(_) => 0,
-            Msg::User(u) => (**u)
-                .as_any()
-                .downcast_ref::<crate::DatagramPacket>()
-                .map_or(0, |p| p.len()),
+            Msg::User(u) => (**u).payload_len(),
         }
     }
 
