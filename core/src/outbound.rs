@@ -394,6 +394,15 @@ impl OutboundBuffer {
         self.flushed.front_mut()
     }
 
+    /// The first flushed entry's file region, when it is one (what a
+    /// transport sends with `sendfile` or `splice`).
+    pub fn front_region(&mut self) -> Option<&mut crate::FileRegion> {
+        match self.flushed.front_mut().map(|e| &mut e.msg) {
+            Some(Msg::File(r)) => Some(r),
+            _ => None,
+        }
+    }
+
     /// Removes the first flushed entry without completing its promise.
     pub fn pop_front(&mut self) -> Option<Entry> {
         let e = self.flushed.pop_front()?;

@@ -66,6 +66,7 @@ mod driver;
 mod group;
 #[cfg(feature = "http")]
 pub mod http_client;
+mod lifecycle;
 mod linger;
 mod options;
 mod recv_pool;

@@ -7,7 +7,9 @@
 //!   writable (while a write is blocked), or readable (while it wants to
 //!   read);
 //! - reads and writes are the read half's ([`read`]) and the write half's
-//!   ([`write`]) business;
+//!   ([`write`]) business; what happens next — read or not, drain,
+//!   half-closure, the output shutdown's linger, close — the
+//!   [`Lifecycle`](crate::lifecycle) decides, as for the other drivers;
 //! - while the channel is unwritable (above its high watermark) it reads
 //!   nothing, and reads again below the low watermark, unless
 //!   `pause_read_when_unwritable` is off;
@@ -39,13 +41,13 @@ use std::task::Poll;
 use weft_core::transport::CommandWaiter;
 use weft_core::{Error, Pipeline};
 
-use crate::control::{Phase, ServerCtl};
-use crate::linger::Linger;
+use crate::control::ServerCtl;
+use crate::lifecycle::{shutdown_write, Lifecycle};
 use crate::options::ChannelOptions;
 use crate::stream::Stream;
-use read::{Input, Reader};
+use read::Reader;
 #[cfg(feature = "uring")]
-pub(crate) use write::{merge_adjacent, unsupported, EMPTY_IOVEC, SENDFILE_STEP};
+pub(crate) use write::{merge_adjacent, unsupported, EMPTY_IOVEC, FRONT_IS_FILE, SENDFILE_STEP};
 use write::{Flushed, Writer};
 
 /// Whether the socket takes writes now.
@@ -54,14 +56,6 @@ enum Output {
     Ready,
     /// The send buffer was full: wait until the socket is writable.
     Blocked,
-}
-
-/// Whether the channel still serves, or only finishes what it flushed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Serving,
-    /// The server shuts down: no more reads; close once flushed.
-    Draining,
 }
 
 /// What ended a wait.
@@ -95,8 +89,8 @@ struct Conn<S> {
     reader: Reader,
     writer: Writer,
     output: Output,
-    mode: Mode,
-    linger: Option<Linger>,
+    /// What the connection does next (`lifecycle.rs`).
+    lc: Lifecycle,
     timer: crate::timer::ChannelTimer,
 }
 
@@ -110,13 +104,12 @@ pub(crate) async fn drive<S: Stream>(
     let mut conn = Conn {
         reader: Reader::new(&opts),
         writer: Writer::new(opts.sendfile, opts.write_spin),
+        lc: Lifecycle::new(&opts),
         stream,
         pipeline,
         opts,
         ctl,
         output: Output::Ready,
-        mode: Mode::Serving,
-        linger: None,
         timer: crate::timer::ChannelTimer::default(),
     };
     tracing::debug!("channel active");
@@ -149,17 +142,7 @@ impl<S: Stream> Conn<S> {
     fn run_due(&mut self) -> Next {
         let mut t = self.pipeline.transport();
         t.run_commands();
-        if t.take_read_request() {
-            self.reader.requested = true;
-        }
-        if let Some(ctl) = &self.ctl {
-            match ctl.phase() {
-                Phase::Running => {}
-                Phase::Draining => self.mode = Mode::Draining,
-                Phase::Abort => return Next::Close,
-            }
-        }
-        if t.close_requested() {
+        if self.lc.admit(&mut t, self.ctl.as_deref()) {
             return Next::Close;
         }
         let mut next = Next::Wait;
@@ -178,37 +161,16 @@ impl<S: Stream> Conn<S> {
             t.sync_writability();
         }
         if let Some(shutdown) = t.take_due_shutdown() {
-            let r = nix::sys::socket::shutdown(
-                self.stream.as_raw_fd(),
-                nix::sys::socket::Shutdown::Write,
-            )
-            .map_err(|e| Error::io(io::Error::from(e)));
-            tracing::debug!("output shut down");
-            if r.is_ok() {
-                self.linger = Linger::start(&self.opts, self.reader.bytes);
-                if let Some(l) = &self.linger {
-                    self.reader.limit = l.limit();
-                    self.reader.discard = true;
-                }
-            }
+            let r = shutdown_write(self.stream.as_raw_fd());
+            self.lc.output_shut(r.is_ok(), &self.opts);
             shutdown.complete(r);
         }
-        if t.close_requested()
-            || self
-                .linger
-                .as_ref()
-                .is_some_and(|l| l.spent(self.reader.bytes))
-        {
+        // Shutting down, or the peer's input ended without half-closure,
+        // and everything flushed is out; a requested close; a spent linger.
+        if self.lc.closes(&mut t, true) {
             return Next::Close;
         }
         let flushed_out = t.outbound().flushed_is_empty();
-        let ending = self.mode == Mode::Draining
-            || (self.reader.input == Input::Ended && !self.opts.allow_half_closure);
-        if ending && flushed_out && !t.has_commands() {
-            // Shutting down, or the peer's input ended without half-closure:
-            // everything flushed is out, so the channel can close.
-            return Next::Close;
-        }
         if matches!(next, Next::Wait) && self.output == Output::Ready && !flushed_out {
             // A handler flushed more while reacting to the last write (a
             // writability change, an error): write it before waiting.
@@ -219,14 +181,10 @@ impl<S: Stream> Conn<S> {
 
     /// Waits for a command, or the socket's readiness the channel wants.
     async fn wait(&mut self, waiter: &mut CommandWaiter) -> Wake {
-        let ch = self.pipeline.channel();
-        let want_read = self.reader.input == Input::Open
-            && self.mode == Mode::Serving
-            && (ch.is_auto_read() || self.reader.requested)
-            && (!self.opts.pause_read_when_unwritable || ch.is_writable());
+        let want_read = self.lc.wants_read(self.pipeline.channel());
         let want_write = self.output == Output::Blocked;
         let (stream, mut t) = (&self.stream, self.pipeline.transport());
-        let linger = &mut self.linger;
+        let lc = &mut self.lc;
         let timer = &mut self.timer;
         timer.arm(t.next_timer());
         poll_fn(|cx| {
@@ -236,10 +194,7 @@ impl<S: Stream> Conn<S> {
             if timer.poll_due(cx).is_ready() {
                 return Poll::Ready(Wake::Timer);
             }
-            if linger
-                .as_mut()
-                .is_some_and(|l| l.poll_expired(cx).is_ready())
-            {
+            if lc.poll_linger(cx).is_ready() {
                 return Poll::Ready(Wake::Lingered);
             }
             if want_write {
@@ -272,7 +227,7 @@ impl<S: Stream> Conn<S> {
             Wake::Readable(r) => {
                 r?;
                 self.reader
-                    .read_burst(&self.stream, &mut self.pipeline, &self.opts)
+                    .read_burst(&self.stream, &mut self.pipeline, &self.opts, &mut self.lc)
             }
         }
     }

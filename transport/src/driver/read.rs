@@ -13,15 +13,17 @@
 //!   handler closed the channel, auto-read is off, or (with
 //!   `pause_read_when_unwritable`) the handlers' writes made the channel
 //!   unwritable;
-//! - end of input fires [`InputShutdown`]; the caller decides whether the
-//!   channel then closes.
+//! - what it read, and the end of input, it tells the connection's
+//!   [`Lifecycle`] (which drops the bytes while lingering, fires
+//!   `InputShutdown`, and decides whether the channel then closes).
 //!
 //! The size of each read follows [`ReadStrategy`].
 
 use std::io;
 
-use weft_core::{Error, InputShutdown, Pipeline};
+use weft_core::{Error, Pipeline};
 
+use crate::lifecycle::{Fate, Lifecycle};
 use crate::options::ChannelOptions;
 use crate::stream::Stream;
 
@@ -73,52 +75,32 @@ impl ReadStrategy {
     }
 }
 
-/// Whether the peer's side of the stream still sends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Input {
-    Open,
-    /// The peer shut its output down (a read returned 0).
-    Ended,
-}
-
 /// The read half's state.
 #[derive(Debug)]
 pub(crate) struct Reader {
     pub(crate) strategy: ReadStrategy,
-    pub(crate) input: Input,
-    /// A handler asked for a read (auto-read off).
-    pub(crate) requested: bool,
-    /// Bytes read since the channel opened.
-    pub(crate) bytes: u64,
-    /// A burst stops once `bytes` passes this (the linger's limit).
-    pub(crate) limit: u64,
-    /// Lingering: what is read is dropped, unseen by the handlers (and so
-    /// by an idle guard: it is not activity).
-    pub(crate) discard: bool,
 }
 
 impl Reader {
     pub(crate) fn new(opts: &ChannelOptions) -> Reader {
         Reader {
             strategy: ReadStrategy::new(opts.read_min, opts.read_initial, opts.read_max),
-            input: Input::Open,
-            requested: false,
-            bytes: 0,
-            limit: u64::MAX,
-            discard: false,
         }
     }
 
-    /// Reads a burst from `stream` into the pipeline.
+    /// Reads a burst from `stream` into the pipeline, telling `lc` what it
+    /// read.
     pub(crate) fn read_burst<S: Stream>(
         &mut self,
         stream: &S,
         pipeline: &mut Pipeline,
         opts: &ChannelOptions,
+        lc: &mut Lifecycle,
     ) -> Result<(), Error> {
         let mut buf = crate::recv_pool::take(self.strategy.next_size());
         let mut reads = 0;
         let mut got_any = false;
+        let mut ended = false;
         let r = loop {
             if reads >= opts.max_reads_per_wakeup {
                 break Ok(());
@@ -129,16 +111,15 @@ impl Reader {
             let offered = buf.capacity() - buf.len();
             match stream.try_read_drain(&mut buf) {
                 Ok(0) => {
-                    self.input = Input::Ended;
+                    ended = true;
                     break Ok(());
                 }
                 Ok(n) => {
                     reads += 1;
-                    self.bytes = self.bytes.saturating_add(n as u64);
                     self.strategy.record(n, offered);
-                    if self.discard {
+                    if lc.read(n) == Fate::Drop {
                         buf.clear(); // lingering: read only to be dropped
-                        if n < offered || self.bytes > self.limit {
+                        if n < offered || lc.read_spent() {
                             break Ok(());
                         }
                         continue;
@@ -151,11 +132,7 @@ impl Reader {
                         buf.split().freeze()
                     };
                     t.fire_read(data);
-                    if t.close_requested()
-                        || t.is_closed()
-                        || n < offered
-                        || self.bytes > self.limit
-                    {
+                    if t.close_requested() || t.is_closed() || n < offered || lc.read_spent() {
                         break Ok(()); // closing, or drained: the next read would block
                     }
                     let ch = t.channel();
@@ -172,15 +149,11 @@ impl Reader {
         crate::recv_pool::give(buf);
         r?;
         if got_any {
-            self.requested = false;
+            lc.fired();
             pipeline.transport().fire_read_complete();
         }
-        if self.input == Input::Ended {
-            tracing::debug!(
-                half_closure = opts.allow_half_closure,
-                "input shut down by peer"
-            );
-            pipeline.fire_user_event(Box::new(InputShutdown));
+        if ended {
+            lc.input_ended(pipeline);
         }
         Ok(())
     }

@@ -31,7 +31,7 @@ use std::os::fd::AsFd;
 use bytes::Bytes;
 use tokio::io::Interest;
 use weft_core::transport::{OutboundBuffer, Transport, WrittenCounter};
-use weft_core::{Error, FileRegion, Msg};
+use weft_core::{Error, Msg};
 
 use crate::stream::Stream;
 use nix::libc;
@@ -203,7 +203,7 @@ impl Writer {
         ob: &mut OutboundBuffer,
         written: WrittenCounter<'_>,
     ) -> Result<Step, Error> {
-        let region = front_region(ob);
+        let region = ob.front_region().expect(FRONT_IS_FILE);
         let file = region.file().clone();
         let mut offset = region.position() as i64;
         let count = region.remaining().min(SENDFILE_STEP as u64) as usize;
@@ -243,7 +243,11 @@ impl Writer {
     ) -> Result<Step, Error> {
         let chunk = match &mut self.chunk {
             Some(c) => c,
-            None => match front_region(ob).read_chunk(FALLBACK_CHUNK) {
+            None => match ob
+                .front_region()
+                .expect(FRONT_IS_FILE)
+                .read_chunk(FALLBACK_CHUNK)
+            {
                 Ok(c) => self.chunk.insert(c),
                 Err(e) => {
                     ob.complete_front(Err(e.clone()));
@@ -323,13 +327,9 @@ pub(crate) fn merge_adjacent(iov: &[IoSlice<'_>], raw: &mut [libc::iovec]) -> us
     n
 }
 
-/// The front entry's region (the caller matched it).
-fn front_region(ob: &mut OutboundBuffer) -> &mut FileRegion {
-    match ob.front_mut().map(|e| &mut e.msg) {
-        Some(Msg::File(r)) => r,
-        _ => unreachable!("the front entry is a FileRegion"),
-    }
-}
+/// What a driver says when the front entry it matched as a file is not one
+/// (it never happens: the entry was just matched).
+pub(crate) const FRONT_IS_FILE: &str = "the front entry is a FileRegion";
 
 /// Sorts a write's outcome, given as `(written, offered)`.
 fn io_step(r: io::Result<(usize, usize)>) -> Result<Step, Error> {

@@ -100,7 +100,9 @@ pub(crate) struct Udp {
     /// Entries per planned message.
     pub(crate) counts: Vec<usize>,
     pub(crate) blocked: bool,
-    pub(crate) read_requested: bool,
+    /// What the channel does next (`lifecycle.rs`): a read request,
+    /// reading only while writable, closing when asked.
+    pub(crate) lc: crate::lifecycle::Lifecycle,
     pub(crate) timer: crate::timer::ChannelTimer,
 }
 
@@ -152,15 +154,13 @@ impl Udp {
     fn run_due(&mut self) -> Next {
         let mut t = self.pipeline.transport();
         t.run_commands();
-        if t.take_read_request() {
-            self.read_requested = true;
-        }
+        let close = self.lc.admit(&mut t, None);
         if let Some(shutdown) = t.take_due_shutdown() {
             shutdown.complete(Err(Error::invalid_argument(
                 "a datagram channel has no output to shut down; close it",
             )));
         }
-        if t.close_requested() {
+        if close {
             return Next::Close;
         }
         let mut next = Next::Wait;
@@ -173,7 +173,7 @@ impl Udp {
             self.pipeline.transport().sync_writability();
         }
         let mut t = self.pipeline.transport();
-        if t.close_requested() {
+        if self.lc.closes(&mut t, !self.blocked) {
             return Next::Close;
         }
         if matches!(next, Next::Wait) && !self.blocked && !t.outbound().flushed_is_empty() {
@@ -185,8 +185,7 @@ impl Udp {
     }
 
     async fn wait(&mut self, waiter: &mut CommandWaiter) -> Wake {
-        let ch = self.pipeline.channel();
-        let want_read = (ch.is_auto_read() || self.read_requested) && ch.is_writable();
+        let want_read = self.lc.wants_read(self.pipeline.channel());
         let want_write = self.blocked;
         let (socket, mut t) = (&self.socket, self.pipeline.transport());
         let timer = &mut self.timer;
@@ -215,7 +214,7 @@ impl Udp {
 
     /// Up to [`READ_CALLS`] batches, each datagram fired as a packet.
     fn read_burst(&mut self) -> io::Result<()> {
-        self.read_requested = false;
+        self.lc.fired();
         let fd = self.socket.as_raw_fd();
         let mut fired = false;
         for _ in 0..READ_CALLS {

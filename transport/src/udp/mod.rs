@@ -207,7 +207,7 @@ impl DatagramBootstrap {
             counts: Vec::with_capacity(opts.batch),
             timer: crate::timer::ChannelTimer::default(),
             blocked: false,
-            read_requested: false,
+            lc: crate::lifecycle::Lifecycle::datagram(),
         };
         let span = tracing::debug_span!("datagram", id = %channel.id(), local = %local);
         tokio::spawn(tracing::Instrument::instrument(udp.run(), span));

@@ -44,11 +44,12 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use io_uring::{cqueue, opcode, types};
 use weft_core::transport::{CommandWaiter, OutboundBuffer};
-use weft_core::{Error, InputShutdown, Msg, Pipeline};
+use weft_core::{Error, Msg, Pipeline};
 
 use super::ring::{Cqe, Kind, RingRef, Sink};
-use crate::control::{Phase, ServerCtl};
-use crate::driver::Mode;
+use crate::control::ServerCtl;
+use crate::driver::FRONT_IS_FILE;
+use crate::lifecycle::{shutdown_write, Fate, Lifecycle};
 use crate::options::ChannelOptions;
 
 /// A single `Bytes` at least this long is sent with `SEND_ZC`.
@@ -108,10 +109,8 @@ struct Conn {
     opts: Arc<ChannelOptions>,
     ctl: Option<Arc<ServerCtl>>,
     recv: Recv,
-    input_ended: bool,
     /// The peer's end of input was received, behind `inbox`'s bytes.
     eof: bool,
-    requested: bool,
     /// Received bytes not yet handed on.
     inbox: VecDeque<Bytes>,
     write: Write,
@@ -123,10 +122,9 @@ struct Conn {
     /// Whether `SEND_ZC` is worth trying (TCP to another host, until the
     /// kernel refuses).
     zc: bool,
-    mode: Mode,
-    /// Bytes handed on since the channel opened.
-    bytes_read: u64,
-    linger: Option<crate::linger::Linger>,
+    /// What the connection does next (`lifecycle.rs`), as for the
+    /// readiness driver.
+    lc: Lifecycle,
     cqes: Vec<Cqe>,
     /// Cancels and stashes are done (by `close` or on drop).
     finished: bool,
@@ -154,6 +152,7 @@ pub(crate) async fn drive(
         pipeline.channel().remote_addr(),
         Some(weft_core::Address::Inet(a)) if a.ip().is_loopback()
     );
+    let lc = Lifecycle::new(&opts);
     let mut conn = Conn {
         fd,
         corks,
@@ -163,18 +162,14 @@ pub(crate) async fn drive(
         opts,
         ctl,
         recv: Recv::Idle,
-        input_ended: false,
         eof: false,
-        requested: false,
         inbox: VecDeque::new(),
         write: Write::Idle,
         pipe: None,
         zc_seq: 0,
         sendfile: true,
         zc: corks && !loopback,
-        mode: Mode::Serving,
-        bytes_read: 0,
-        linger: None,
+        lc,
         cqes: Vec::new(),
         finished: false,
         timer: crate::timer::ChannelTimer::default(),
@@ -213,11 +208,7 @@ fn errno(res: i32) -> Error {
 
 impl Conn {
     fn wants_read(&self) -> bool {
-        let ch = self.pipeline.channel();
-        !self.input_ended
-            && self.mode == Mode::Serving
-            && (ch.is_auto_read() || self.requested)
-            && (!self.opts.pause_read_when_unwritable || ch.is_writable())
+        self.lc.wants_read(self.pipeline.channel())
     }
 
     /// Runs what is due; `Ok(true)` when the channel closes.
@@ -225,19 +216,9 @@ impl Conn {
         {
             let mut t = self.pipeline.transport();
             t.run_commands();
-            if t.take_read_request() {
-                self.requested = true;
+            if self.lc.admit(&mut t, self.ctl.as_deref()) {
+                return Ok(true);
             }
-        }
-        if let Some(ctl) = &self.ctl {
-            match ctl.phase() {
-                Phase::Running => {}
-                Phase::Draining => self.mode = Mode::Draining,
-                Phase::Abort => return Ok(true),
-            }
-        }
-        if self.pipeline.transport().close_requested() {
-            return Ok(true);
         }
         // Reads first: bytes that waited in the inbox are handed on here
         // when reads resume, and what the handlers flush in answer must be
@@ -249,29 +230,11 @@ impl Conn {
         }
         let mut t = self.pipeline.transport();
         if let Some(shutdown) = t.take_due_shutdown() {
-            let r =
-                nix::sys::socket::shutdown(self.fd.as_raw_fd(), nix::sys::socket::Shutdown::Write)
-                    .map_err(|e| Error::io(io::Error::from(e)));
-            tracing::debug!("output shut down");
-            if r.is_ok() {
-                self.linger = crate::linger::Linger::start(&self.opts, self.bytes_read);
-            }
+            let r = shutdown_write(self.fd.as_raw_fd());
+            self.lc.output_shut(r.is_ok(), &self.opts);
             shutdown.complete(r);
         }
-        if t.close_requested()
-            || self
-                .linger
-                .as_ref()
-                .is_some_and(|l| l.spent(self.bytes_read))
-        {
-            return Ok(true);
-        }
-        let ending =
-            self.mode == Mode::Draining || (self.input_ended && !self.opts.allow_half_closure);
-        Ok(ending
-            && self.write == Write::Idle
-            && t.outbound().flushed_is_empty()
-            && !t.has_commands())
+        Ok(self.lc.closes(&mut t, self.write == Write::Idle))
     }
 
     /// Hands on what waits in the inbox, arms or cancels the receive.
@@ -314,12 +277,10 @@ impl Conn {
             } else {
                 self.inbox.pop_front().expect("a front")
             };
-            self.bytes_read = self.bytes_read.saturating_add(b.len() as u64);
-            if let Some(l) = &self.linger {
-                // Lingering: read only to be dropped, unseen by the
-                // handlers (and by an idle guard: it is not activity).
+            if self.lc.read(b.len()) == Fate::Drop {
+                // Lingering: read only to be dropped.
                 drop(b);
-                if l.spent(self.bytes_read) {
+                if self.lc.read_spent() {
                     break; // run_due closes the channel
                 }
                 continue;
@@ -330,32 +291,23 @@ impl Conn {
             if t.close_requested() || t.is_closed() {
                 break;
             }
-            if self
-                .linger
-                .as_ref()
-                .is_some_and(|l| l.spent(self.bytes_read))
-            {
+            if self.lc.read_spent() {
                 break; // run_due closes the channel
             }
         }
         if fired {
-            self.requested = false;
+            self.lc.fired();
             self.pipeline.transport().fire_read_complete();
         }
-        if self.eof && !self.input_ended && self.inbox.is_empty() {
-            self.input_ended = true;
-            tracing::debug!(
-                half_closure = self.opts.allow_half_closure,
-                "input shut down by peer"
-            );
-            self.pipeline.fire_user_event(Box::new(InputShutdown));
+        if self.eof && !self.lc.is_input_ended() && self.inbox.is_empty() {
+            self.lc.input_ended(&mut self.pipeline);
         }
     }
 
     async fn wait(&mut self, waiter: &mut CommandWaiter) -> Wake {
         let sink = self.sink.clone();
         let cqes = &mut self.cqes;
-        let linger = &mut self.linger;
+        let lc = &mut self.lc;
         let mut t = self.pipeline.transport();
         let timer = &mut self.timer;
         timer.arm(t.next_timer());
@@ -366,10 +318,7 @@ impl Conn {
             if timer.poll_due(cx).is_ready() {
                 return Poll::Ready(Wake::Timer);
             }
-            if linger
-                .as_mut()
-                .is_some_and(|l| l.poll_expired(cx).is_ready())
-            {
+            if lc.poll_linger(cx).is_ready() {
                 return Poll::Ready(Wake::Lingered);
             }
             if sink.poll_take(cx, cqes).is_ready() {
@@ -492,7 +441,7 @@ impl Conn {
         match c.kind {
             Kind::SpliceIn => {
                 into_pipe = None;
-                let region = front_region(ob);
+                let region = ob.front_region().expect(FRONT_IS_FILE);
                 match c.res {
                     0 if !region.is_done() => err = Some(region.shrank_error()),
                     n if n >= 0 => {
@@ -522,7 +471,7 @@ impl Conn {
             return Err(e);
         }
         self.write = if into_pipe.is_none() && out.is_none() {
-            if pipe.held == 0 && front_region(ob).is_done() {
+            if pipe.held == 0 && ob.front_region().expect(FRONT_IS_FILE).is_done() {
                 ob.complete_front(Ok(()));
             }
             Write::Idle
@@ -646,7 +595,7 @@ impl Conn {
         let fd = self.fd.as_raw_fd();
         let mut t = self.pipeline.transport();
         let (ob, written) = t.outbound_and_counter();
-        let region = front_region(ob);
+        let region = ob.front_region().expect(FRONT_IS_FILE);
         let file = region.file().clone();
         set_nonblocking(fd, true).map_err(Error::io)?;
         let mut outcome = Ok(None);
@@ -728,7 +677,7 @@ impl Conn {
             return Ok(());
         }
         let mut t = self.pipeline.transport();
-        let region = front_region(t.outbound());
+        let region = t.outbound().front_region().expect(FRONT_IS_FILE);
         let len = region.remaining().min(pipe.size as u64) as u32;
         let file = types::Fd(region.file().as_raw_fd());
         let at = region.position() as i64;
@@ -865,13 +814,6 @@ fn merge_into(iov: &[IoSlice<'_>], out: &mut Vec<libc::iovec>) {
     out.resize(iov.len(), crate::driver::EMPTY_IOVEC);
     let n = crate::driver::merge_adjacent(iov, out);
     out.truncate(n);
-}
-
-fn front_region(ob: &mut OutboundBuffer) -> &mut weft_core::FileRegion {
-    match ob.front_mut().map(|e| &mut e.msg) {
-        Some(Msg::File(r)) => r,
-        _ => unreachable!("the front entry is a FileRegion"),
-    }
 }
 
 fn make_pipe() -> io::Result<Pipe> {
