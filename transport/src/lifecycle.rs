@@ -70,33 +70,30 @@ pub(crate) struct Lifecycle {
 
 impl Lifecycle {
     pub(crate) fn new(opts: &ChannelOptions) -> Lifecycle {
-        Lifecycle {
-            mode: Mode::Serving,
-            input_ended: false,
-            read_requested: false,
-            bytes_read: 0,
-            linger: None,
-            half_closure: opts.allow_half_closure,
-            pause_when_unwritable: opts.pause_read_when_unwritable,
-        }
+        Lifecycle::with(opts.allow_half_closure, opts.pause_read_when_unwritable)
     }
 
     /// A datagram channel's: no half-closure to speak of, and never reads
     /// while unwritable (its answers must drain first).
     pub(crate) fn datagram() -> Lifecycle {
+        Lifecycle::with(true, true)
+    }
+
+    fn with(half_closure: bool, pause_when_unwritable: bool) -> Lifecycle {
         Lifecycle {
             mode: Mode::Serving,
             input_ended: false,
             read_requested: false,
             bytes_read: 0,
             linger: None,
-            half_closure: true,
-            pause_when_unwritable: true,
+            half_closure,
+            pause_when_unwritable,
         }
     }
 
     /// The start of a round, after the commands ran: `true` when the
     /// channel closes at once.
+    #[inline]
     pub(crate) fn admit(&mut self, t: &mut Transport<'_>, ctl: Option<&ServerCtl>) -> bool {
         if t.take_read_request() {
             self.read_requested = true;
@@ -112,6 +109,7 @@ impl Lifecycle {
     }
 
     /// Whether the driver reads now.
+    #[inline]
     pub(crate) fn wants_read(&self, ch: &Channel) -> bool {
         !self.input_ended
             && self.mode == Mode::Serving
@@ -140,11 +138,13 @@ impl Lifecycle {
 
     /// Reads were fired (and `channel_read_complete`): a read request is
     /// answered.
+    #[inline]
     pub(crate) fn fired(&mut self) {
         self.read_requested = false;
     }
 
     /// Whether the peer's input ended.
+    #[inline]
     pub(crate) fn is_input_ended(&self) -> bool {
         self.input_ended
     }
@@ -169,6 +169,7 @@ impl Lifecycle {
 
     /// Whether the channel closes now; `output_idle`: no write is under
     /// way in the driver.
+    #[inline]
     pub(crate) fn closes(&self, t: &mut Transport<'_>, output_idle: bool) -> bool {
         if t.close_requested() || self.read_spent() {
             return true;
@@ -178,6 +179,7 @@ impl Lifecycle {
     }
 
     /// Ready once the linger's time is over (never when not lingering).
+    #[inline]
     pub(crate) fn poll_linger(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
         match self.linger.as_mut() {
             Some(l) => l.poll_expired(cx),
