@@ -143,12 +143,6 @@ impl Lifecycle {
         self.read_requested = false;
     }
 
-    /// Whether the peer's input ended.
-    #[inline]
-    pub(crate) fn is_input_ended(&self) -> bool {
-        self.input_ended
-    }
-
     /// The peer's input ended (and every byte before it was handed on):
     /// fires [`InputShutdown`] once.
     pub(crate) fn input_ended(&mut self, pipeline: &mut Pipeline) {

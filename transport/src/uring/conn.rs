@@ -299,7 +299,8 @@ impl Conn {
             self.lc.fired();
             self.pipeline.transport().fire_read_complete();
         }
-        if self.eof && !self.lc.is_input_ended() && self.inbox.is_empty() {
+        if self.eof && self.inbox.is_empty() {
+            // Once: the lifecycle fires `InputShutdown` the first time only.
             self.lc.input_ended(&mut self.pipeline);
         }
     }
