@@ -24,20 +24,14 @@ pub struct Context<'a> {
 
 impl<'a> Context<'a> {
     pub(crate) fn new(inner: &'a mut Inner, idx: usize) -> Context<'a> {
-        Context {
-            inner,
-            idx,
-            out: false,
-        }
+        Context::of_half(inner, idx, false)
     }
 
-    /// The context of the outbound half of the `Combined` in slot `idx`.
-    pub(crate) fn new_out(inner: &'a mut Inner, idx: usize) -> Context<'a> {
-        Context {
-            inner,
-            idx,
-            out: true,
-        }
+    /// The context of the handler in slot `idx`, or of the outbound half
+    /// of the `Combined` there when `out`.
+    #[inline]
+    pub(crate) fn of_half(inner: &'a mut Inner, idx: usize, out: bool) -> Context<'a> {
+        Context { inner, idx, out }
     }
 
     /// The state the two halves of this [`Combined`](crate::Combined)

@@ -129,7 +129,7 @@ impl Inner {
         let Some(mut h) = self.slots[i].take(true) else {
             return self.invoke(i, Ev::Write(msg, promise));
         };
-        h.write(&mut Context::new_out(self, i), msg, promise);
+        h.write(&mut Context::of_half(self, i, true), msg, promise);
         self.finish_call(i, true, h);
     }
 
@@ -251,11 +251,7 @@ impl Inner {
     /// Calls `h` — the handler in slot `idx`, or its half of direction
     /// `out` — with `ev`.
     pub(super) fn call(&mut self, h: &mut dyn Handler, idx: usize, out: bool, ev: Ev) {
-        let mut ctx = if out {
-            Context::new_out(self, idx)
-        } else {
-            Context::new(self, idx)
-        };
+        let mut ctx = Context::of_half(self, idx, out);
         match ev {
             Ev::Active => h.channel_active(&mut ctx),
             Ev::Read(m) => h.channel_read(&mut ctx, m),
@@ -335,23 +331,11 @@ impl Inner {
             return false;
         };
         if self.slots[owner.slot].link == Link::Linked {
-            self.invoke_timer(owner, id);
+            // Queued if the handler is busy; dropped if it is dead (a timer
+            // is never forwarded).
+            self.invoke(owner.slot, Ev::Timer(id, owner.out));
         }
         true
-    }
-
-    /// Delivers a timer to its handler (queued if it is busy; dropped if it
-    /// is dead).
-    fn invoke_timer(&mut self, owner: Owner, id: super::TimerId) {
-        let (idx, out) = (owner.slot, owner.out);
-        let Some(mut h) = self.slots[idx].take(out) else {
-            if self.slots[idx].is_busy(out) {
-                self.enqueue(idx, Ev::Timer(id, out));
-            }
-            return;
-        };
-        self.call(&mut *h, idx, out, Ev::Timer(id, out));
-        self.finish_call(idx, out, h);
     }
 
     /// Calls `handler_removed` on a removed handler (or one half of it),
@@ -359,11 +343,7 @@ impl Inner {
     /// left in it.
     pub(super) fn call_removed(&mut self, idx: usize, out: bool, mut h: Box<dyn Handler>) {
         *self.slots[idx].occupant_mut(out) = Occupant::Busy;
-        let mut ctx = if out {
-            Context::new_out(self, idx)
-        } else {
-            Context::new(self, idx)
-        };
+        let mut ctx = Context::of_half(self, idx, out);
         h.handler_removed(&mut ctx);
         while let Some(ev) = self.dequeue(idx, out) {
             self.forward(idx, ev);
