@@ -99,9 +99,8 @@ impl Events {
     }
 
     /// The events whose bits are set in `bits` (unknown bits are dropped).
-    #[cfg(test)]
-    pub(crate) const fn from_bits(bits: u16) -> Events {
-        Events(bits & Events::ALL.0)
+    pub(crate) const fn from_raw(bits: u16) -> Events {
+        Events(bits & Events::ALL.bits())
     }
 
     pub(crate) const fn bits(self) -> u16 {

@@ -287,3 +287,39 @@ fn handlers_share_pipeline_locals_by_type() {
     ch.write_inbound("y");
     assert_eq!(ch.pipeline_mut().local::<Seen>().0, 4);
 }
+
+#[test]
+fn a_half_implementing_the_other_directions_methods_is_refused_naming_them() {
+    /// An inbound half that also implements `write`: it would never be
+    /// called, the outbound half takes the writes.
+    struct ReadsAndWrites;
+    #[weft_core::handler]
+    impl Handler for ReadsAndWrites {
+        fn channel_read(&mut self, ctx: &mut Context<'_>, msg: Msg) {
+            ctx.fire_read(msg);
+        }
+        fn write(&mut self, ctx: &mut Context<'_>, msg: Msg, p: Option<Promise>) {
+            ctx.write_with(msg, p);
+        }
+    }
+    let mut p = weft_core::Pipeline::new(weft_core::Channel::new(None, None));
+    let err = p
+        .add_last(
+            "codec",
+            Combined::new((), ReadsAndWrites, Out(Log::default())),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Pipeline);
+    let text = err.to_string();
+    assert!(text.contains("inbound half of Combined `codec`"), "{text}");
+    assert!(
+        text.contains("WRITE") && text.contains("move those methods"),
+        "{text}"
+    );
+    assert!(p.names().is_empty());
+    // A half with the default mask (Events::ALL) claims nothing in particular.
+    struct Plain;
+    impl Handler for Plain {}
+    p.add_last("plain", Combined::new((), Plain, Plain))
+        .unwrap();
+}

@@ -103,11 +103,18 @@ impl Inner {
             At::Before(t) => self.slots[self.resolve(t)?].prev,
         };
         self.check_name_free(name)?;
-        self.link_new(prev, name, handler);
-        Ok(())
+        self.link_new(prev, name, handler)
     }
 
-    fn link_new(&mut self, prev: usize, name: &str, mut handler: Box<dyn Handler>) {
+    /// Links `handler` after `prev`; refuses a `Combined` whose halves
+    /// implement events of the other half's direction (see
+    /// [`crossed_halves`]).
+    fn link_new(
+        &mut self,
+        prev: usize,
+        name: &str,
+        mut handler: Box<dyn Handler>,
+    ) -> Result<(), Error> {
         let next = self.slots[prev].next;
         let (interest, halves) = match handler.take_halves() {
             Some(Halves {
@@ -116,6 +123,7 @@ impl Inner {
                 shared,
             }) => {
                 let (i, o) = (inbound.interest().bits(), outbound.interest().bits());
+                crossed_halves(name, i, o)?;
                 let interest = (i & Events::INBOUND.bits())
                     | (o & Events::OUTBOUND.bits())
                     | ((i | o) & Events::TIMER.bits());
@@ -149,7 +157,8 @@ impl Inner {
         self.rehop();
         let Some((mut inbound, mut outbound)) = halves else {
             self.call(&mut *handler, idx, false, Ev::Added);
-            return self.finish_call(idx, false, handler);
+            self.finish_call(idx, false, handler);
+            return Ok(());
         };
         drop(handler);
         // Each half is told it was added, the inbound half first; the
@@ -158,6 +167,7 @@ impl Inner {
         self.finish_call(idx, false, inbound);
         self.call(&mut *outbound, idx, true, Ev::Added);
         self.finish_call(idx, true, outbound);
+        Ok(())
     }
 
     /// Removes a handler (see the contract for a busy one).
@@ -197,7 +207,7 @@ impl Inner {
         if &*self.slots[idx].name != new_name {
             self.check_name_free(new_name)?;
         }
-        self.link_new(idx, new_name, handler);
+        self.link_new(idx, new_name, handler)?;
         self.remove(Target::Slot(idx))
     }
 
@@ -288,6 +298,39 @@ impl Inner {
     }
 }
 
+/// A `Combined` whose inbound half takes outbound operations, or whose
+/// outbound half takes inbound events, by a mask that says so (a mask
+/// derived by `#[handler]`, or kept by hand; not the default
+/// [`Events::ALL`], which claims everything): those methods would never be
+/// called, since each half hears its own direction only. Refused with an
+/// error that names them.
+fn crossed_halves(name: &str, inbound: u16, outbound: u16) -> Result<(), Error> {
+    let all = Events::ALL.bits();
+    let stray_out = if inbound == all {
+        0
+    } else {
+        inbound & Events::OUTBOUND.bits()
+    };
+    let stray_in = if outbound == all {
+        0
+    } else {
+        outbound & Events::INBOUND.bits()
+    };
+    if stray_out == 0 && stray_in == 0 {
+        return Ok(());
+    }
+    let (half, other, bits) = if stray_out != 0 {
+        ("inbound", "outbound", stray_out)
+    } else {
+        ("outbound", "inbound", stray_in)
+    };
+    Err(Error::pipeline(format!(
+        "the {half} half of Combined `{name}` implements {:?}, which only its {other} half \
+         receives: move those methods to the {other} half",
+        Events::from_raw(bits)
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     //! The skip tables against a naive walk of the list, over random
@@ -353,16 +396,16 @@ mod tests {
                 let name = format!("h{next_name}");
                 match op {
                     Op::Add { at, pos, interest } => {
-                        // Odd interests make a Combined whose halves declare
-                        // the same bits (each counts for its direction only).
+                        // Odd interests make a Combined whose halves share
+                        // the bits out, each its own direction's.
                         let h: Box<dyn Handler> = if interest % 2 == 1 {
                             Box::new(crate::Combined::new(
                                 (),
-                                Declares(Events::from_bits(interest)),
-                                Declares(Events::from_bits(interest)),
+                                Declares(Events::from_raw(interest & Events::INBOUND.bits())),
+                                Declares(Events::from_raw(interest & Events::OUTBOUND.bits())),
                             ))
                         } else {
-                            Box::new(Declares(Events::from_bits(interest)))
+                            Box::new(Declares(Events::from_raw(interest)))
                         };
                         let base = pick(pos);
                         let at = match (at, base.as_deref()) {
@@ -380,7 +423,7 @@ mod tests {
                     }
                     Op::Replace { pos, interest } => {
                         if let Some(b) = pick(pos) {
-                            let h = Box::new(Declares(Events::from_bits(interest)));
+                            let h = Box::new(Declares(Events::from_raw(interest)));
                             p.replace(Target::Named(&b), &name, h).unwrap();
                         }
                     }
